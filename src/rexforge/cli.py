@@ -1,0 +1,128 @@
+"""The ``rexforge`` command line: one entry point, one module per subcommand.
+
+Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int | None``.
+Every subcommand also takes ``--config FILE.yaml``: the file's keys (option names with ``-`` or
+``_``) become defaults, so a YAML recipe is a saved command line and explicit flags still win.
+Library errors (``RexforgeError``) become ``error: <message>`` on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from rexforge.errors import ConfigError, RexforgeError
+
+# name -> (module, one-line help). Modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "forecast": ("rexforge.forecast.command", "forecast series from a CSV/Parquet file"),
+    "info": ("rexforge.io.command", "show a checkpoint's config, size and notice"),
+    "evaluate": ("rexforge.eval.command", "backtest models and baselines, write a report"),
+    "pretrain": ("rexforge.train.command", "pretrain a TiRex model from scratch"),
+    "finetune": ("rexforge.train.command", "fine-tune a TiRex model on your data"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit with status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def _available_commands() -> dict[str, object]:
+    modules = {}
+    for name, (module_name, _) in COMMANDS.items():
+        try:
+            modules[name] = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # A command whose module is not part of this install (or whose optional
+            # dependency is missing) is left out of the parser rather than breaking all others.
+            if exc.name and (exc.name == module_name or not exc.name.startswith("rexforge")):
+                logging.getLogger(__name__).debug("command %s unavailable: %s", name, exc)
+                continue
+            raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rexforge import __version__
+
+    parser = _Parser(prog="rexforge", description="TiRex forecasting, training and evaluation.")
+    parser.add_argument("--version", action="version", version=f"rexforge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module in _available_commands().items():
+        p = sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1])
+        p.add_argument(
+            "--config", type=Path, default=None, help="YAML file whose keys set option defaults"
+        )
+        module.add_arguments(p, name) if _takes_name(module) else module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def _takes_name(module) -> bool:
+    import inspect
+
+    return len(inspect.signature(module.add_arguments).parameters) > 1
+
+
+def apply_yaml_defaults(parser: argparse.ArgumentParser, path: Path) -> dict:
+    """Set ``parser``'s defaults from a YAML mapping; unknown keys are an error."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option names to values")
+    dests = {a.dest for a in parser._actions}
+    defaults, unknown = {}, []
+    for key, value in data.items():
+        dest = str(key).replace("-", "_")
+        (defaults.__setitem__(dest, value) if dest in dests else unknown.append(str(key)))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown option(s): {', '.join(sorted(unknown))}")
+    parser.set_defaults(**defaults)
+    # Options that YAML now provides are no longer required on the command line.
+    for action in parser._actions:
+        if action.dest in defaults:
+            action.required = False
+    return defaults
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(message)s",
+        )
+        if args.config is not None:
+            sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
+            apply_yaml_defaults(sub, args.config)
+            args = parser.parse_args(argv)
+        code = args._module.run(args)
+        return int(code or 0)
+    except RexforgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

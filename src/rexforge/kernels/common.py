@@ -1,0 +1,73 @@
+"""Layout, numerics modes and the pointwise sLSTM cell shared by every kernel.
+
+Every kernel has the signature::
+
+    kernel(wx, state, recurrent_kernel, bias, numerics) -> (h, final_state)
+
+with the checkpoint's parameter layout (so a checkpoint never depends on the kernel):
+
+    wx                [B, S, 4, NH, DH]  input projections per step, gate slots in the order the
+                                         cell reads them: (i, f, z, o)
+    state             [4, B, NH * DH] or None   (y, c, n, m); None = all zeros
+    recurrent_kernel  [NH, DH, 4 * DH]   per head, output laid out (gate slot, DH)
+    bias              [NH * 4 * DH]      laid out (NH, gate slot, DH)
+    h                 [B, S, NH, DH]     hidden output of every step
+    final_state       [4, B, NH * DH]
+
+``numerics`` is ``"bf16"`` (reproduce the official CPU path: the input projections, the
+recurrent weights, the recurrent matmul result and all four states are rounded to bfloat16,
+the gate arithmetic is fp32; we emulate the rounding in fp32 arithmetic because this is far
+faster than bf16 arithmetic on CPUs without native bf16) or ``"fp32"`` (no rounding).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+Numerics = Literal["bf16", "fp32"]
+NUMERICS: tuple[str, ...] = ("bf16", "fp32")
+
+
+def round_bf16(x: torch.Tensor) -> torch.Tensor:
+    """Round fp32 values to the nearest bfloat16 value, keeping the fp32 dtype."""
+    return x.to(torch.bfloat16).to(x.dtype)
+
+
+def maybe_round(x: torch.Tensor, numerics: str) -> torch.Tensor:
+    return round_bf16(x) if numerics == "bf16" else x
+
+
+def check_numerics(numerics: str) -> None:
+    if numerics not in NUMERICS:
+        raise ValueError(f"numerics must be one of {NUMERICS}, got {numerics!r}")
+
+
+def initial_state(batch: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(4, batch, width, dtype=torch.float32, device=like.device)
+
+
+def slstm_pointwise(
+    raw: torch.Tensor,  # [B, 4, NH*DH] pre-activations, slots (i, f, z, o)
+    c: torch.Tensor,  # [B, NH*DH]
+    n: torch.Tensor,  # [B, NH*DH]
+    m: torch.Tensor,  # [B, NH*DH]
+    fresh: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of the stabilised exponential-gating cell (xLSTM paper, eqs. 8-17).
+
+    ``fresh`` is true on the first step from an all-zero state: the stabiliser m then starts at
+    the input-gate pre-activation instead of max(i, log f + m).
+    """
+    i_raw, f_raw, z_raw, o_raw = raw.unbind(dim=1)
+    # The clamp keeps logsigmoid away from subnormal results for very open forget gates.
+    log_f_plus_m = m + F.logsigmoid(torch.clamp(f_raw, max=15.0))
+    m_new = i_raw if fresh else torch.maximum(i_raw, log_f_plus_m)
+    i_gate = torch.clamp(torch.exp(i_raw - m_new), max=1.0)
+    f_gate = torch.clamp(torch.exp(log_f_plus_m - m_new), max=1.0)
+    c_new = f_gate * c + i_gate * torch.tanh(z_raw)
+    n_new = f_gate * n + i_gate
+    h_new = torch.sigmoid(o_raw) * c_new / n_new
+    return h_new, c_new, n_new, m_new
