@@ -1,0 +1,20 @@
+"""Files shipped inside the package: the starter model and sample data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rexforge.errors import CheckpointError
+
+ASSETS = Path(__file__).resolve().parent
+STARTER_DIR = ASSETS / "starter"
+SAMPLE_DATA = ASSETS / "sample_data.csv"
+
+
+def starter_model_path() -> Path:
+    """Folder of the bundled starter model (config.json + model.safetensors)."""
+    if not (STARTER_DIR / "config.json").is_file():
+        raise CheckpointError(
+            "the bundled starter model is not part of this install; pass --model PATH"
+        )
+    return STARTER_DIR

@@ -1,0 +1,191 @@
+"""The public forecasting API: ``load_model`` and ``TiRexForecaster``.
+
+``forecast`` mirrors the official ``tirex`` signature so existing code switches by changing
+the import; ``predict_quantiles`` and ``predict_df`` follow Chronos' verbs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from rexforge.config import TiRexConfig
+from rexforge.errors import InputError
+from rexforge.forecast.engine import PadStateCache, forecast_quantiles
+from rexforge.forecast.inputs import iter_series, left_pad_batch
+from rexforge.io.checkpoint import Checkpoint, load_state_dict_strict, read_checkpoint
+from rexforge.model.tirex import TiRexModel, count_parameters
+
+logger = logging.getLogger(__name__)
+
+# Horizons longer than this are almost surely a mistake (and would run for hours).
+MAX_PREDICTION_LENGTH = 100_000
+
+
+class TiRexForecaster:
+    """A TiRex network plus everything needed to forecast with it.
+
+    Results are float32 on the CPU: ``quantiles`` [B, H, Q] for the model's quantile levels
+    (0.1 ... 0.9 for official models) and ``mean`` [B, H] (the 0.5 quantile, as officially).
+    """
+
+    def __init__(self, model: TiRexModel, metadata: dict | None = None, source: str = ""):
+        self.model = model.eval()
+        self.metadata = dict(metadata or {})
+        self.source = source
+        self._pad_cache = PadStateCache()
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(
+        cls, ckpt: Checkpoint, device: str = "cpu", kernel: str = "auto", numerics: str = "bf16"
+    ) -> TiRexForecaster:
+        model = TiRexModel(ckpt.config, kernel=kernel, numerics=numerics)
+        load_state_dict_strict(model, ckpt.state_dict, ckpt.source or "checkpoint")
+        return cls(model.to(device), ckpt.metadata, ckpt.source)
+
+    @property
+    def config(self) -> TiRexConfig:
+        return self.model.config
+
+    @property
+    def quantiles(self) -> list[float]:
+        return list(self.config.quantiles)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def num_parameters(self) -> int:
+        return count_parameters(self.model)
+
+    def to_checkpoint(self) -> Checkpoint:
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        return Checkpoint(self.config, state, dict(self.metadata), self.source)
+
+    def save(self, path: str | Path) -> Path:
+        """Save as an official ``.ckpt`` (path ends in .ckpt) or a rexforge folder."""
+        from rexforge.io.checkpoint import save_checkpoint
+
+        return save_checkpoint(path, self.to_checkpoint())
+
+    # -- forecasting -----------------------------------------------------------------------
+    def forecast(
+        self,
+        context,
+        prediction_length: int | None = None,
+        batch_size: int = 512,
+        output_type: Literal["torch", "numpy"] = "torch",
+        yield_per_batch: bool = False,
+        max_accelerated_rollout_steps: int = 1,
+        output_device: str = "cpu",
+        resample_strategy: str | None = None,
+    ):
+        """Quantile forecasts for each series of ``context``.
+
+        context: 1-D or 2-D tensor/array (rows are series) or a list of 1-D series of any
+            lengths; NaN marks missing values anywhere.
+        prediction_length: steps to forecast (default one patch, 32).
+        Returns ``(quantiles [B, H, Q], mean [B, H])`` as torch tensors or numpy arrays; with
+        ``yield_per_batch`` an iterator of such pairs, one per batch.
+        """
+        if resample_strategy is not None:
+            raise InputError("resample_strategy is not supported by rexforge; pass None")
+        if output_type not in ("torch", "numpy"):
+            raise InputError(f"output_type must be 'torch' or 'numpy', got {output_type!r}")
+        horizon = self._check_horizon(prediction_length)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if max_accelerated_rollout_steps < 1:
+            raise InputError("max_accelerated_rollout_steps must be >= 1")
+        batches = self._iter_batches(context, horizon, batch_size, max_accelerated_rollout_steps)
+
+        def convert(q: torch.Tensor, m: torch.Tensor):
+            q, m = q.to(output_device), m.to(output_device)
+            return (q.numpy(), m.numpy()) if output_type == "numpy" else (q, m)
+
+        if yield_per_batch:
+            return (convert(q, m) for q, m in batches)
+        pairs = list(batches)
+        return convert(torch.cat([q for q, _ in pairs]), torch.cat([m for _, m in pairs]))
+
+    def predict_quantiles(
+        self,
+        context,
+        prediction_length: int | None = None,
+        quantile_levels: Sequence[float] | None = None,
+        batch_size: int = 512,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chronos-style: ``(quantiles [B, H, len(levels)], mean [B, H])`` as torch tensors."""
+        quantiles, mean = self.forecast(context, prediction_length, batch_size=batch_size)
+        if quantile_levels is None:
+            return quantiles, mean
+        missing = [q for q in quantile_levels if q not in self.quantiles]
+        if missing:
+            raise InputError(
+                f"quantile level(s) {missing} are not predicted; available: {self.quantiles}"
+            )
+        idx = [self.quantiles.index(q) for q in quantile_levels]
+        return quantiles[..., idx], mean
+
+    def forecast_df(self, df, prediction_length: int, **kwargs):
+        """Forecast a long DataFrame; see ``rexforge.forecast.frames.forecast_df``."""
+        from rexforge.forecast.frames import forecast_df
+
+        return forecast_df(self, df, prediction_length, **kwargs)
+
+    predict_df = forecast_df
+
+    # -- internals -------------------------------------------------------------------------
+    def _check_horizon(self, prediction_length) -> int:
+        if prediction_length is None:
+            return self.config.output_patch_size
+        if isinstance(prediction_length, bool) or not isinstance(prediction_length, (int, np.integer)):
+            raise InputError(f"prediction_length must be an integer, got {prediction_length!r}")
+        if prediction_length <= 0:
+            raise InputError(f"prediction_length must be > 0, got {prediction_length}")
+        if prediction_length > MAX_PREDICTION_LENGTH:
+            raise InputError(
+                f"prediction_length {prediction_length} is larger than the supported "
+                f"maximum {MAX_PREDICTION_LENGTH}"
+            )
+        return int(prediction_length)
+
+    def _iter_batches(
+        self, context, horizon: int, batch_size: int, patches_per_step: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        series = iter_series(context)
+        median = self.config.median_index
+        while chunk := list(itertools.islice(series, batch_size)):
+            batch = left_pad_batch(chunk).to(self.device)
+            quantiles = forecast_quantiles(
+                self.model, batch, horizon, self._pad_cache, patches_per_step
+            ).cpu()
+            yield quantiles, quantiles[..., median].clone()
+
+
+def load_model(
+    path: str | Path,
+    device: str = "cpu",
+    kernel: str = "auto",
+    numerics: Literal["bf16", "fp32"] = "bf16",
+) -> TiRexForecaster:
+    """Load a TiRex model for forecasting.
+
+    path: an official ``model.ckpt`` (torch file with ``hyper_parameters`` and ``state_dict``),
+        a rexforge folder (``config.json`` + ``model.safetensors``), or ``"starter"`` for the
+        model bundled with rexforge.
+    numerics: ``"bf16"`` reproduces the official CPU forecasts; ``"fp32"`` skips the rounding.
+    """
+    if str(path) == "starter":
+        from rexforge.assets import starter_model_path
+
+        path = starter_model_path()
+    ckpt = read_checkpoint(path)
+    return TiRexForecaster.from_checkpoint(ckpt, device=device, kernel=kernel, numerics=numerics)

@@ -1,0 +1,185 @@
+"""Forecasting with a TiRex network, numerically as the official package does it, only faster.
+
+The official forecaster left-pads (or cuts) every context with NaN to ``train_ctx_len`` steps
+and runs every patch through every block. A fully masked patch becomes the same token for
+every series, so the recurrent states after k masked patches are the same for every series:
+we compute them once per set of weights (``PadStateCache``) and start each series at its first
+observed patch. Series in a batch are grouped by where they start, so short ones cost little.
+The head runs only on the positions that are returned.
+
+Everything here works on float32 tensors [B, T] with NaN for missing values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from rexforge.model.tirex import TiRexModel
+from rexforge.model.tokenizer import masked_tokens, standard_scale, unscale
+
+
+class PadStateCache:
+    """Per-block sLSTM states after k = 0..K fully masked tokens, for one set of weights."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._states: list[list[torch.Tensor] | None] = []
+
+    @staticmethod
+    def _weights_key(model: TiRexModel) -> tuple:
+        # Parameter version counters change on every in-place update (optimizer steps,
+        # load_state_dict), so a cache built for older weights is never reused.
+        params = tuple((p.data_ptr(), p._version) for p in model.parameters())
+        return (model.kernel, model.numerics, params)
+
+    def states(self, model: TiRexModel, k: int) -> list[torch.Tensor] | None:
+        """Per-block states [4, 1, E] after ``k`` masked tokens (None for k = 0)."""
+        key = self._weights_key(model)
+        if key != self._key:
+            self._key = key
+            self._states = masked_prefix_states(model, model.config.train_ctx_len // model.config.input_patch_size)
+        return self._states[k]
+
+
+@torch.no_grad()
+def masked_prefix_states(model: TiRexModel, num_tokens: int) -> list[list[torch.Tensor] | None]:
+    """States of every block after k = 0..num_tokens fully masked tokens.
+
+    Computed the way a full forward pass over ``num_tokens`` masked tokens computes them (all
+    positions through each projection at once; only the recurrence steps one at a time), so
+    the states equal, bit for bit, those of the official forward over a padded window. Running
+    the model one token at a time instead would use matrix-vector kernels whose different
+    summation order changes the last bits, which the bf16 rounding then amplifies.
+    """
+    P = model.config.input_patch_size
+    tokens = masked_tokens(1, num_tokens, P, next(model.parameters()))
+    x = model.embed(tokens)  # [1, K, E]
+    per_block: list[list[torch.Tensor]] = []  # [block][k] -> state [4, 1, E] after k+1 tokens
+    for block in model.blocks:
+        layer = block.slstm_layer
+        wx = layer.gate_inputs(block.norm_slstm(x))  # [1, K, 4, NH, DH]
+        cell = layer.slstm_cell
+        state, hs, states = None, [], []
+        for t in range(num_tokens):
+            h, state = model.kernel(
+                wx[:, t : t + 1], state, cell._recurrent_kernel_, cell._bias_, model.numerics
+            )
+            hs.append(h)
+            states.append(state)
+        x = x + layer.group_norm(torch.cat(hs, dim=1))
+        x = x + block.ffn(block.norm_ffn(x))
+        per_block.append(states)
+    return [None] + [[per_block[b][k] for b in range(len(model.blocks))] for k in range(num_tokens)]
+
+
+def first_observed_patch(window: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Index of the first patch holding any observed value, per row of ``window`` [B, T]
+    (T a multiple of the patch size); all-NaN rows give the last patch index."""
+    B, T = window.shape
+    observed = ~torch.isnan(window).reshape(B, T // patch_size, patch_size).all(dim=-1)  # [B, N]
+    any_obs = observed.any(dim=1)
+    first = observed.float().argmax(dim=1)
+    return torch.where(any_obs, first, torch.full_like(first, T // patch_size - 1))
+
+
+def group_by_start(starts: list[int], num_patches: int) -> list[tuple[int, list[int]]]:
+    """Group row indices so that each group runs from its smallest start.
+
+    A row that starts later than its group's start pays for the extra masked steps; a new
+    group pays a fixed overhead. Greedy on sorted starts: open a new group when the extra
+    steps of the next row would exceed a quarter of the group's run length (at least 2).
+    """
+    order = sorted(range(len(starts)), key=lambda i: starts[i])
+    groups: list[tuple[int, list[int]]] = []
+    for i in order:
+        s = starts[i]
+        if groups:
+            g_start, members = groups[-1]
+            if s - g_start <= max(2, (num_patches - g_start) // 4):
+                members.append(i)
+                continue
+        groups.append((s, [i]))
+    return groups
+
+
+def fit_window(context: torch.Tensor, length: int) -> torch.Tensor:
+    """Left-pad with NaN or cut ``context`` [B, T] to exactly ``length`` steps."""
+    B, T = context.shape
+    if T >= length:
+        return context[:, T - length :]
+    pad = torch.full((B, length - T), float("nan"), dtype=context.dtype, device=context.device)
+    return torch.cat((pad, context), dim=1)
+
+
+@torch.no_grad()
+def forecast_next_patches(
+    model: TiRexModel,
+    context: torch.Tensor,
+    cache: PadStateCache,
+    new_patches: int = 1,
+) -> torch.Tensor:
+    """Quantiles of the next ``new_patches`` patches after ``context`` [B, T].
+
+    Returns [B, Q, new_patches * P] in the data's units. With ``new_patches`` > 1 the extra
+    patches are fed as masked tokens (the official "accelerated rollout").
+    """
+    cfg = model.config
+    P, L = cfg.input_patch_size, cfg.train_ctx_len
+    N = L // P
+    window = fit_window(context.float(), L)  # [B, L], exactly the official model input
+    scale = standard_scale(window)
+    starts = first_observed_patch(window, P)
+    B = window.shape[0]
+    Q = cfg.num_quantiles
+    out = torch.empty(B, new_patches, Q, P, dtype=torch.float32, device=window.device)
+    scaled = (window - scale.loc) / scale.scale  # [B, L]
+    for start, rows in group_by_start(starts.tolist(), N):
+        idx = torch.tensor(rows, device=window.device)
+        part = scaled[idx, start * P :].reshape(len(rows), N - start, P)
+        observed = ~torch.isnan(part)
+        tokens = torch.cat((torch.nan_to_num(part, nan=0.0), observed.float()), dim=-1)
+        if new_patches > 1:
+            extra = masked_tokens(len(rows), new_patches - 1, P, tokens)
+            tokens = torch.cat((tokens, extra), dim=1)
+        init = cache.states(model, start)
+        if init is not None:
+            init = [s.expand(-1, len(rows), -1).contiguous() for s in init]
+        out[idx] = model(tokens, states=init, last_n=new_patches).quantiles
+    # [B, n, Q, P] -> [B, Q, n*P]
+    flat = out.permute(0, 2, 1, 3).reshape(B, Q, new_patches * P)
+    return unscale(flat, scale)
+
+
+@torch.no_grad()
+def forecast_quantiles(
+    model: TiRexModel,
+    context: torch.Tensor,
+    prediction_length: int,
+    cache: PadStateCache,
+    patches_per_step: int = 1,
+) -> torch.Tensor:
+    """Autoregressive patch rollout as the official forecaster does it.
+
+    For each further patch the context grows by one all-NaN patch (the model's own predictions
+    are not fed back), is re-cut to ``train_ctx_len`` and re-scaled, and the model reruns.
+    Returns [B, prediction_length, Q] in the data's units.
+    """
+    P = model.config.input_patch_size
+    remaining = math.ceil(prediction_length / P)
+    pieces = []
+    context = context.float()
+    while remaining > 0:
+        step = min(remaining, patches_per_step)
+        pred = forecast_next_patches(model, context, cache, new_patches=step)  # [B, Q, step*P]
+        pieces.append(pred)
+        remaining -= step
+        if remaining > 0:
+            # One NaN patch per patch just predicted, as the official rollout appends.
+            nan_patch = torch.full(
+                (context.shape[0], step * P), float("nan"), dtype=context.dtype, device=context.device
+            )
+            context = torch.cat((context, nan_patch), dim=1)
+    quantiles = torch.cat(pieces, dim=-1)[..., :prediction_length]  # [B, Q, H]
+    return quantiles.transpose(1, 2).contiguous()  # [B, H, Q]

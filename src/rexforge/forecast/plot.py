@@ -1,0 +1,57 @@
+"""Fan charts: history and the forecast's quantile bands (matplotlib, imported lazily)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rexforge.data.series import TimeSeries
+from rexforge.errors import InputError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("plots need matplotlib: pip install 'rexforge[plot]'") from None
+    return plt
+
+
+def fan_chart(
+    series: list[TimeSeries],
+    forecast: pd.DataFrame,
+    path: str | Path,
+    max_series: int = 6,
+    history: int = 256,
+) -> Path:
+    """Write a PNG with one panel per series (at most ``max_series``): the last ``history``
+    observations, the median and the 10-90% and 30-70% bands."""
+    from rexforge.io.atomic import atomic_write_bytes
+
+    plt = _pyplot()
+    shown = series[:max_series]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.6 * len(shown)), squeeze=False)
+    for ax, s in zip(axes[:, 0], shown):
+        part = forecast[forecast["item_id"] == s.item_id]
+        hist_x = s.timestamps if s.timestamps is not None else np.arange(len(s))
+        ax.plot(hist_x[-history:], s.target[-history:], color="black", lw=1, label="history")
+        x = part["timestamp"].to_numpy()
+        ax.fill_between(x, part["0.1"], part["0.9"], alpha=0.25, color="C0", label="10-90%")
+        ax.fill_between(x, part["0.3"], part["0.7"], alpha=0.35, color="C0", label="30-70%")
+        ax.plot(x, part["0.5"], color="C0", lw=1.5, label="median")
+        ax.set_title(str(s.item_id), fontsize=9)
+        ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

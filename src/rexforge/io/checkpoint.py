@@ -1,0 +1,203 @@
+"""Load and save TiRex checkpoints in either format rexforge supports.
+
+* official layout: one torch file (``model.ckpt``), what NXAI releases and ``tirex-ts`` loads;
+* rexforge folder: ``config.json`` (architecture + metadata + checksum) and
+  ``model.safetensors``, plus ``NOTICE`` when the weights derive from NXAI's.
+
+Both writers are atomic and record a checksum of the weights that the readers verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rexforge.config import TiRexConfig
+from rexforge.errors import CheckpointError, ConfigError
+from rexforge.io.atomic import atomic_write_bytes, atomic_write_text, sha256_file
+from rexforge.io.official import official_payload, read_official, serialize_official
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+NOTICE_FILE = "NOTICE"
+OFFICIAL_FILE = "model.ckpt"
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds: architecture, weights (rexforge names) and metadata."""
+
+    config: TiRexConfig
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+def nxai_metadata(derived_from_nxai_weights: bool) -> dict[str, Any]:
+    from rexforge import NXAI_NOTICE, __version__
+
+    return {
+        "rexforge_version": __version__,
+        "license": "NXAI Community License Agreement",
+        "notice": NXAI_NOTICE,
+        "derived_from_nxai_weights": bool(derived_from_nxai_weights),
+    }
+
+
+def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of the tensors, in sorted key order."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+# -- reading --------------------------------------------------------------------------------
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Read an official ``.ckpt`` file, a rexforge folder, or a ``.safetensors`` file that has
+    a ``config.json`` beside it. Raises ``CheckpointError`` with a one-line reason."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        return _read_folder(path)
+    if path.suffix == ".safetensors":
+        return _read_folder(path.parent, weights=path)
+    config, state_dict, meta = read_official(path)
+    expected = meta.get("state_dict_sha256")
+    if expected and expected != state_dict_digest(state_dict):
+        raise CheckpointError(f"{path}: weights do not match their recorded checksum (corrupt file)")
+    if "derived_from_nxai_weights" not in meta:
+        # A file in the official layout without rexforge metadata: treat as NXAI's release.
+        meta.update(nxai_metadata(True))
+    return Checkpoint(config, state_dict, meta, str(path))
+
+
+def _read_folder(folder: Path, weights: Path | None = None) -> Checkpoint:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    config_path = folder / CONFIG_FILE
+    weights = weights or folder / WEIGHTS_FILE
+    if not config_path.is_file():
+        if (folder / OFFICIAL_FILE).is_file():
+            return read_checkpoint(folder / OFFICIAL_FILE)
+        raise CheckpointError(f"{folder} holds no {CONFIG_FILE} (and no {OFFICIAL_FILE})")
+    if not weights.is_file():
+        raise CheckpointError(f"{folder} holds no {weights.name}")
+    try:
+        data = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{config_path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or "model" not in data:
+        raise CheckpointError(f"{config_path} is not a rexforge model config (no 'model' entry)")
+    try:
+        config = TiRexConfig.from_dict(data["model"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{config_path}: {exc}") from None
+    meta = dict(data.get("metadata") or {})
+    expected = data.get("weights_sha256")
+    if expected and expected != sha256_file(weights):
+        raise CheckpointError(f"{weights}: file does not match its recorded sha256 (corrupt or changed)")
+    try:
+        state_dict = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {exc}") from None
+    return Checkpoint(config, state_dict, meta, str(folder))
+
+
+# -- writing --------------------------------------------------------------------------------
+def _full_metadata(ckpt: Checkpoint) -> dict[str, Any]:
+    meta = nxai_metadata(ckpt.metadata.get("derived_from_nxai_weights", False))
+    meta.update(ckpt.metadata)
+    return meta
+
+
+def write_official(path: str | Path, ckpt: Checkpoint) -> Path:
+    """Write ``ckpt`` as an official-layout torch file that ``tirex-ts`` can load."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / OFFICIAL_FILE
+    meta = _full_metadata(ckpt)
+    meta["state_dict_sha256"] = state_dict_digest(ckpt.state_dict)
+    atomic_write_bytes(path, serialize_official(official_payload(ckpt.config, ckpt.state_dict, meta)))
+    return path
+
+
+def write_folder(folder: str | Path, ckpt: Checkpoint) -> Path:
+    """Write ``ckpt`` as a rexforge folder (config.json + model.safetensors [+ NOTICE]).
+
+    The weights are written first and ``config.json`` (which holds their sha256) last, each
+    atomically, so an interrupted save never leaves a folder that loads with wrong weights.
+    """
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = _full_metadata(ckpt)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in ckpt.state_dict.items()}
+    # safetensors metadata must be str -> str.
+    st_meta = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()}
+    blob = save(tensors, metadata=st_meta)
+    atomic_write_bytes(folder / WEIGHTS_FILE, blob)
+    document = {
+        "format": "rexforge-tirex",
+        "model": ckpt.config.to_dict(),
+        "metadata": meta,
+        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    atomic_write_text(folder / CONFIG_FILE, json.dumps(document, indent=2, sort_keys=False) + "\n")
+    if meta.get("derived_from_nxai_weights"):
+        atomic_write_text(folder / NOTICE_FILE, _notice_text())
+    return folder
+
+
+def _notice_text() -> str:
+    from rexforge import NXAI_NOTICE
+
+    return (
+        f"{NXAI_NOTICE}\n\nThese weights derive from NXAI's TiRex weights and are distributed "
+        "under the NXAI Community License Agreement (see the LICENSE file of rexforge).\n"
+    )
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
+    """Save in the format the path asks for: ``*.ckpt`` -> official file, else a folder."""
+    path = Path(path)
+    if path.suffix == ".ckpt":
+        return write_official(path, ckpt)
+    return write_folder(path, ckpt)
+
+
+# -- building a model -----------------------------------------------------------------------
+def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Load strictly; every missing, unexpected or mis-shaped key is named in one error."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    shapes = [
+        f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} key(s) e.g. {', '.join(missing[:3])}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} key(s) e.g. {', '.join(unexpected[:3])}")
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatch(es) e.g. {'; '.join(shapes[:2])}")
+    if problems:
+        raise CheckpointError(f"{source}: weights do not match the config: " + "; ".join(problems))
+    with torch.no_grad():
+        model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state_dict.items()})

@@ -1,0 +1,132 @@
+"""The TiRex network: tokens [B, N, 2P] -> quantiles of the next patch at every position.
+
+    tokens -> input_patch_embedding (residual MLP 2P -> F -> E)
+           -> num_blocks x SLSTMBlock
+           -> out_norm (RMSNorm)
+           -> output_patch_embedding (residual MLP E -> F -> Q*P)
+
+No I/O, no padding or rollout logic (that is ``rexforge.forecast``), no training code.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from rexforge.config import TiRexConfig
+from rexforge.kernels.common import check_numerics
+from rexforge.kernels.registry import get_kernel, kernel_name
+from rexforge.model.slstm import RMSNorm, SLSTMBlock
+
+
+class ResidualMLP(nn.Module):
+    """out = W_out relu(W_hidden x) + W_res x, all with bias."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
+        super().__init__()
+        self.hidden_layer = nn.Linear(in_dim, hidden_dim)
+        self.output_layer = nn.Linear(hidden_dim, out_dim)
+        self.residual_layer = nn.Linear(in_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output_layer(F.relu(self.hidden_layer(x))) + self.residual_layer(x)
+
+
+class ModelOutput(NamedTuple):
+    quantiles: torch.Tensor  # [B, N_out, Q, P] in the scaled space
+    states: list[torch.Tensor] | None  # per block [4, B, E] after the last position
+    hidden: torch.Tensor | None  # [B, N, E] last block output before out_norm (if asked)
+
+
+class TiRexModel(nn.Module):
+    """TiRex at any size. ``kernel`` names the sLSTM recurrence (see ``rexforge.kernels``);
+    ``numerics`` is ``"bf16"`` (official CPU numerics) or ``"fp32"``."""
+
+    def __init__(self, config: TiRexConfig, kernel: str = "auto", numerics: str = "bf16"):
+        super().__init__()
+        check_numerics(numerics)
+        self.config = config
+        self.numerics = numerics
+        self.kernel = get_kernel(kernel)
+        b = config.block_kwargs
+        P, E, Fdim = config.input_patch_size, b.embedding_dim, config.input_ff_dim
+        self.input_patch_embedding = ResidualMLP(2 * P, Fdim, E)
+        self.blocks = nn.ModuleList(SLSTMBlock(b) for _ in range(b.num_blocks))
+        self.out_norm = RMSNorm(E)
+        self.output_patch_embedding = ResidualMLP(E, Fdim, config.num_quantiles * P)
+        self.reset_parameters()
+
+    @property
+    def kernel_name(self) -> str:
+        return kernel_name(self.kernel)
+
+    def set_kernel(self, kernel: str) -> None:
+        self.kernel = get_kernel(kernel)
+
+    def reset_parameters(self, seed: int | None = None) -> None:
+        """Random initialisation for training from scratch (the official code publishes none).
+
+        Linear layers: PyTorch's default; head-wise gate projections and the recurrent kernel:
+        normal with std 1/sqrt(DH); gate biases 0 except the forget-gate slot, which gets a
+        spread of positive values (long memory at start, as in xLSTM); norms: unit gain.
+        """
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        b = self.config.block_kwargs
+        NH, DH = b.num_heads, b.head_dim
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
+        with torch.no_grad():
+            for block in self.blocks:
+                layer = block.slstm_layer
+                for name in layer.GATE_SLOT_MODULES:
+                    getattr(layer, name).weight.normal_(0.0, DH**-0.5, generator=gen)
+                cell = layer.slstm_cell
+                cell._recurrent_kernel_.normal_(0.0, DH**-0.5, generator=gen)
+                bias = torch.zeros(NH, 4, DH)
+                # Forget slot (1): linspace 3..6 spreads memory time-scales over the units.
+                bias[:, 1, :] = torch.linspace(3.0, 6.0, DH)
+                cell._bias_.copy_(bias.reshape(-1))
+                layer.group_norm.weight.zero_()
+                block.norm_slstm.weight.fill_(1.0)
+                block.norm_ffn.weight.fill_(1.0)
+            self.out_norm.weight.fill_(1.0)
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B, N, 2P] -> [B, N, E]."""
+        return self.input_patch_embedding(tokens)
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden [B, N, E] (before out_norm) -> quantiles [B, N, Q, P]."""
+        B, N, _ = hidden.shape
+        out = self.output_patch_embedding(self.out_norm(hidden))  # [B, N, Q*P]
+        return out.reshape(B, N, self.config.num_quantiles, self.config.output_patch_size)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        states: list[torch.Tensor] | None = None,
+        last_n: int | None = None,
+        return_hidden: bool = False,
+    ) -> ModelOutput:
+        """Run the network.
+
+        tokens  [B, N, 2P]
+        states  optional per-block initial states [4, B, E] (None = start from zeros)
+        last_n  apply the head only to the last ``last_n`` positions (None = all)
+        Returns quantiles [B, N_out, Q, P] (scaled space) and the final per-block states.
+        """
+        x = self.embed(tokens)  # [B, N, E]
+        new_states = []
+        for i, block in enumerate(self.blocks):
+            x, state = block(x, None if states is None else states[i], self.kernel, self.numerics)
+            new_states.append(state)
+        hidden_for_head = x if last_n is None else x[:, -last_n:]
+        return ModelOutput(self.head(hidden_for_head), new_states, x if return_hidden else None)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

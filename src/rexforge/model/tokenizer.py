@@ -1,0 +1,57 @@
+"""Per-series scaling and patching: series [B, T] -> tokens [B, N, 2 * P].
+
+Pure functions, no state. A token holds the P scaled values of one patch, with NaN replaced
+by 0, followed by P mask values (1 = observed, 0 = missing), as the official model reads them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+# Added to |mean| when a series is constant, so that it scales to ~±1 instead of dividing by 0.
+CONSTANT_SERIES_EPS = 1e-5
+
+
+class Scale(NamedTuple):
+    loc: torch.Tensor  # [B, 1]
+    scale: torch.Tensor  # [B, 1]
+
+
+def standard_scale(x: torch.Tensor) -> Scale:
+    """Mean and population std over the non-NaN values of each row of ``x`` [B, T].
+
+    The official rules: a constant row gets scale |mean| + 1e-5; an all-NaN row gets
+    loc 0 and scale 1.
+    """
+    loc = torch.nan_to_num(torch.nanmean(x, dim=-1, keepdim=True), nan=0.0)
+    var = torch.nanmean((x - loc).square(), dim=-1, keepdim=True)
+    scale = torch.nan_to_num(var.sqrt(), nan=1.0)
+    scale = torch.where(scale == 0, loc.abs() + CONSTANT_SERIES_EPS, scale)
+    return Scale(loc, scale)
+
+
+def tokenize(x: torch.Tensor, patch_size: int) -> tuple[torch.Tensor, Scale]:
+    """Scale and patch ``x`` [B, T] (T a multiple of ``patch_size``) into tokens [B, N, 2P]."""
+    B, T = x.shape
+    if T % patch_size:
+        raise ValueError(f"length {T} is not a multiple of the patch size {patch_size}")
+    x = x.float()
+    scale = standard_scale(x)
+    scaled = ((x - scale.loc) / scale.scale).reshape(B, T // patch_size, patch_size)
+    observed = ~torch.isnan(scaled)
+    # [B, N, P] values (NaN -> 0) ++ [B, N, P] mask -> [B, N, 2P]
+    tokens = torch.cat((torch.nan_to_num(scaled, nan=0.0), observed.float()), dim=-1)
+    return tokens, scale
+
+
+def masked_tokens(batch: int, count: int, patch_size: int, like: torch.Tensor) -> torch.Tensor:
+    """``count`` fully masked tokens per row (what an all-NaN patch becomes): [B, count, 2P]."""
+    return torch.zeros(batch, count, 2 * patch_size, dtype=torch.float32, device=like.device)
+
+
+def unscale(y: torch.Tensor, scale: Scale) -> torch.Tensor:
+    """Map model outputs [B, ...] from the scaled space back to the data's units."""
+    shape = (y.shape[0],) + (1,) * (y.dim() - 1)
+    return y * scale.scale.reshape(shape) + scale.loc.reshape(shape)
