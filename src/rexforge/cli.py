@@ -98,11 +98,31 @@ def apply_yaml_defaults(parser: argparse.ArgumentParser, path: Path) -> dict:
     return defaults
 
 
+def _config_option(argv: list[str]) -> Path | None:
+    """The value of ``--config`` in ``argv`` (``--config X`` or ``--config=X``), if any."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--config="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        config_path = _config_option(argv)
+        command = next((a for a in argv if a in COMMANDS), None)
+        if config_path is not None and command is not None:
+            # YAML values become defaults before parsing, so required options can come from it.
+            sub = parser._subparsers._group_actions[0].choices.get(command)  # type: ignore[union-attr]
+            if sub is not None:
+                apply_yaml_defaults(sub, config_path)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a usage error already printed
+            return int(exc.code or 0)
         if args.command is None:
             parser.print_help()
             return 2
@@ -110,10 +130,6 @@ def main(argv: list[str] | None = None) -> int:
             level=logging.DEBUG if args.verbose else logging.INFO,
             format="%(message)s",
         )
-        if args.config is not None:
-            sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
-            apply_yaml_defaults(sub, args.config)
-            args = parser.parse_args(argv)
         code = args._module.run(args)
         return int(code or 0)
     except RexforgeError as exc:

@@ -15,7 +15,7 @@ def _as_1d(sample, index: int) -> torch.Tensor:
         tensor = sample.detach()
     else:
         try:
-            array = np.asarray(sample, dtype=np.float64)
+            array = np.array(sample, dtype=np.float64)  # a copy: inputs may be read-only
         except (TypeError, ValueError):
             raise InputError(f"series {index} holds non-numeric values") from None
         tensor = torch.from_numpy(array)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +51,33 @@ def to_official(state_dict: dict[str, torch.Tensor], prefix: bool = True) -> dic
 def torch_load_safely(path: Path) -> Any:
     """``torch.load`` with ``weights_only=True``: never runs code from the file."""
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    # torch files are zip archives ("PK\x03\x04") or, from old torch versions, raw pickles.
+    if not (magic.startswith(b"PK") or magic[:1] == b"\x80"):
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or not a torch file): "
+            "neither a torch archive nor a pickle"
+        )
+    try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only refuses globals it does not know: a pickle that would run code.
-        detail = str(exc).splitlines()
-        culprit = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
-        raise CheckpointError(
-            f"{path} was refused: it contains objects other than tensors and plain data "
-            f"(loading it could run code){': ' + culprit if culprit else ''}"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        text = str(exc)
+        if "GLOBAL" in text or "global" in text:
+            # weights_only refuses globals it does not know: a pickle that would run code.
+            culprit = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln), "")
+            raise CheckpointError(
+                f"{path} was refused: it contains objects other than tensors and plain data "
+                f"(loading it could run code){': ' + culprit if culprit else ''}"
+            ) from None
+        first = (text.splitlines() or ["unpickling failed"])[0]
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or not a torch file): {first}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to parse an untrusted file is reported alike
+        # (truncated zip, garbage bytes, old pickle protocols: torch raises many types here)
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated or not a torch file): {first}"

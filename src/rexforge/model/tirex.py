@@ -73,7 +73,15 @@ class TiRexModel(nn.Module):
         normal with std 1/sqrt(DH); gate biases 0 except the forget-gate slot, which gets a
         spread of positive values (long memory at start, as in xLSTM); norms: unit gain.
         """
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        if seed is not None:
+            # Linear layers draw from the global generator: seed it without disturbing callers.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self._init_weights(torch.Generator().manual_seed(seed))
+        else:
+            self._init_weights(None)
+
+    def _init_weights(self, gen: torch.Generator | None) -> None:
         b = self.config.block_kwargs
         NH, DH = b.num_heads, b.head_dim
         for module in self.modules():

@@ -1,0 +1,83 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rexforge import load_model
+from rexforge.errors import InputError
+from tests.conftest import make_context
+
+
+@pytest.fixture(scope="module")
+def model(tiny_ckpt):
+    return load_model(tiny_ckpt)
+
+
+def test_accepts_every_official_input_form(model):
+    x = make_context([100], seed=0)[0]
+    want, _ = model.forecast(x[None, :])
+    for form in (x, torch.tensor(x), x[None, :].astype(np.float64), [x], [torch.tensor(x)], [list(x)]):
+        got, _ = model.forecast(form)
+        torch.testing.assert_close(got, want)
+
+
+def test_output_types_and_shapes(model):
+    context = make_context([30, 70, 130])
+    q, m = model.forecast(context, prediction_length=45, output_type="numpy")
+    assert isinstance(q, np.ndarray) and q.shape == (3, 45, 9) and m.shape == (3, 45)
+    batches = list(model.forecast(context, prediction_length=10, batch_size=2, yield_per_batch=True))
+    assert [b[0].shape[0] for b in batches] == [2, 1]
+    torch.testing.assert_close(torch.cat([b[0] for b in batches]), model.forecast(context, 10)[0])
+
+
+def test_nan_anywhere_and_all_nan(model):
+    x = make_context([200])[0]
+    x[::7] = np.nan
+    q, _ = model.forecast([x, np.full(50, np.nan)], prediction_length=33)
+    assert torch.isfinite(q).all()
+
+
+def test_predict_quantiles_selects_levels(model):
+    q, _ = model.predict_quantiles(make_context([60]), 8, quantile_levels=[0.1, 0.5, 0.9])
+    full, _ = model.forecast(make_context([60]), 8)
+    torch.testing.assert_close(q, full[..., [0, 4, 8]])
+    with pytest.raises(InputError, match="not predicted"):
+        model.predict_quantiles(make_context([60]), 8, quantile_levels=[0.05])
+
+
+@pytest.mark.parametrize(
+    "context, kwargs, message",
+    [
+        ([np.array([])], {}, "empty"),
+        ([np.array([1.0, np.inf])], {}, "inf"),
+        ([["a", "b"]], {}, "non-numeric"),
+        (np.zeros((2, 2, 2)), {}, "1-D or 2-D"),
+        ([], {}, "no series"),
+        ("abc", {}, "not supported"),
+        (np.ones(10), {"prediction_length": 0}, "> 0"),
+        (np.ones(10), {"prediction_length": 10**9}, "maximum"),
+        (np.ones(10), {"batch_size": 0}, "batch_size"),
+        (np.ones(10), {"output_type": "gluonts"}, "output_type"),
+    ],
+)
+def test_bad_input_is_one_clear_error(model, context, kwargs, message):
+    with pytest.raises(InputError, match=message) as info:
+        model.forecast(context, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_forecast_df_continues_timestamps(model):
+    rows = []
+    for item, start, freq, n in (("a", "2024-01-01", "D", 40), ("b", "2024-01-01 00:00", "h", 70)):
+        idx = pd.date_range(start, periods=n, freq=freq)
+        rows.append(pd.DataFrame({"id": item, "ts": idx, "y": np.sin(np.arange(n) / 3.0)}))
+    df = pd.concat(rows)
+    out = model.forecast_df(df, 5, id_column="id", timestamp_column="ts", target="y")
+    assert list(out.columns[:3]) == ["id", "ts", "mean"]
+    assert [f"{q:g}" for q in model.quantiles] == list(out.columns[3:])
+    a = out[out["id"] == "a"]["ts"]
+    assert list(a) == list(pd.date_range("2024-02-10", periods=5, freq="D"))
+    b = out[out["id"] == "b"]["ts"]
+    assert b.iloc[0] == pd.Timestamp("2024-01-03 22:00")
+    q, _ = model.forecast([rows[0]["y"].to_numpy()], 5, output_type="numpy")
+    np.testing.assert_allclose(out[out["id"] == "a"]["0.5"].to_numpy(), q[0, :, 4], rtol=1e-6)

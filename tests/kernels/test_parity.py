@@ -1,0 +1,74 @@
+"""Every registered kernel against the torch reference, and the reference against tirex-ts."""
+
+import pytest
+import torch
+
+from rexforge.kernels import get_kernel, list_kernels
+from rexforge.kernels.reference import slstm_torch_ref
+
+
+def random_inputs(B, S, NH, DH, seed=0, requires_grad=False):
+    gen = torch.Generator().manual_seed(seed)
+    wx = torch.randn(B, S, 4, NH, DH, generator=gen)
+    R = torch.randn(NH, DH, 4 * DH, generator=gen) * DH**-0.5
+    b = torch.randn(NH * 4 * DH, generator=gen) * 0.5
+    tensors = [wx, R, b]
+    if requires_grad:
+        for t in tensors:
+            t.requires_grad_(True)
+    return tensors
+
+
+@pytest.mark.parametrize("name", list_kernels(available_only=True))
+@pytest.mark.parametrize("numerics,atol", [("fp32", 1e-5), ("bf16", 2e-2)])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 4), (3, 17, 2, 8), (5, 40, 4, 16)])
+def test_kernel_matches_reference(name, numerics, atol, shape):
+    kernel = get_kernel(name)
+    wx, R, b = random_inputs(*shape, requires_grad=True)
+    h, state = kernel(wx, None, R, b, numerics)
+    h_ref, state_ref = slstm_torch_ref(wx, None, R, b, numerics)
+    # bf16: a differently ordered fp32 sum can round to the neighbouring bf16 value.
+    torch.testing.assert_close(h, h_ref, atol=atol, rtol=0)
+    torch.testing.assert_close(state, state_ref, atol=atol * 10, rtol=atol)
+    if numerics == "fp32":
+        weights = torch.randn(h.shape, generator=torch.Generator().manual_seed(0))
+        grads = torch.autograd.grad((h * weights).sum(), (wx, R, b))
+        wx2, R2, b2 = (t.detach().clone().requires_grad_(True) for t in (wx, R, b))
+        h2, _ = slstm_torch_ref(wx2, None, R2, b2, numerics)
+        ref_grads = torch.autograd.grad((h2 * weights).sum(), (wx2, R2, b2))
+        for got, ref in zip(grads, ref_grads):
+            torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_state_carry_equals_one_pass():
+    wx, R, b = random_inputs(2, 12, 2, 8, seed=3)
+    h, state = slstm_torch_ref(wx, None, R, b, "fp32")
+    h1, s1 = slstm_torch_ref(wx[:, :5], None, R, b, "fp32")
+    h2, s2 = slstm_torch_ref(wx[:, 5:], s1, R, b, "fp32")
+    torch.testing.assert_close(torch.cat((h1, h2), 1), h)
+    torch.testing.assert_close(s2, state)
+
+
+def test_reference_equals_official_cell_bitwise():
+    """Our fp32 emulation of the bf16 rounding reproduces tirex-ts's bf16 cell exactly."""
+    cell = pytest.importorskip("tirex.models.slstm.cell", reason="tirex-ts is in the dev extra")
+    B, S, NH, DH = 3, 48, 4, 32
+    wx, R, b = random_inputs(B, S, NH, DH, seed=7)
+    # Official layout: x [S, B, 4*NH*DH] gate-major in bf16; bias permuted to (gate, NH, DH).
+    x_off = wx.permute(1, 0, 2, 3, 4).reshape(S, B, -1).to(torch.bfloat16)
+    b_off = b.reshape(NH, 4, DH).permute(1, 0, 2).reshape(-1)
+    state = torch.zeros(4, B, NH * DH, dtype=torch.bfloat16)
+    out, final = cell.sLSTMCellTorch.slstm_forward(x_off, state, R.to(torch.bfloat16), b_off)
+    h, final_ours = slstm_torch_ref(wx, None, R, b, "bf16")
+    assert torch.equal(out.float().reshape(S, B, NH, DH).permute(1, 0, 2, 3), h)
+    assert torch.equal(final.float(), final_ours)
+
+
+def test_unknown_kernel_and_numerics():
+    from rexforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown sLSTM kernel"):
+        get_kernel("cuda_magic")
+    wx, R, b = random_inputs(1, 2, 1, 4)
+    with pytest.raises(ValueError, match="numerics"):
+        slstm_torch_ref(wx, None, R, b, "fp16")

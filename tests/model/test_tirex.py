@@ -1,0 +1,89 @@
+"""The network's pieces against tirex-ts's modules, and the official quirks pinned."""
+
+import pytest
+import torch
+
+from rexforge.config import TiRexConfig
+from rexforge.model.slstm import MultiHeadGroupNorm, RMSNorm
+from rexforge.model.tirex import TiRexModel
+from rexforge.model.tokenizer import standard_scale, tokenize
+
+
+def test_scaling_rules():
+    x = torch.tensor(
+        [[1.0, 2.0, 3.0, float("nan")], [4.0, 4.0, 4.0, 4.0], [float("nan")] * 4, [-2.0, -2.0, float("nan"), -2.0]]
+    )
+    s = standard_scale(x)
+    torch.testing.assert_close(s.loc[:, 0], torch.tensor([2.0, 4.0, 0.0, -2.0]))
+    # population std; constant -> |mean| + 1e-5; all-NaN -> 1
+    torch.testing.assert_close(s.scale[:, 0], torch.tensor([(2 / 3) ** 0.5, 4.00001, 1.0, 2.00001]))
+
+
+def test_tokens_hold_values_then_mask():
+    x = torch.tensor([[float("nan"), 1.0, 3.0, float("nan")]])
+    tokens, _ = tokenize(x, patch_size=2)
+    assert tokens.shape == (1, 2, 4)
+    torch.testing.assert_close(tokens[0, :, 2:], torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    torch.testing.assert_close(tokens[0, :, :2], torch.tensor([[0.0, -1.0], [1.0, 0.0]]))
+
+
+def test_rmsnorm_eps_is_official_1e6_and_group_norm_uses_one_plus_weight():
+    norm = RMSNorm(4)
+    assert norm.eps == 1e-6
+    x = torch.full((1, 4), 1e-4)
+    # With eps 1e-5 this would be ~0.03; with 1e-6 it is ~0.1.
+    assert abs(norm(x)[0, 0].item() - 1e-4 / (1e-8 + 1e-6) ** 0.5) < 1e-6
+    gn = MultiHeadGroupNorm(4, 2)
+    h = torch.randn(2, 3, 2, 2)
+    base = gn(h)
+    with torch.no_grad():
+        gn.weight.fill_(1.0)
+    torch.testing.assert_close(gn(h), 2 * base)
+
+
+def test_block_equals_official_block_in_fp32():
+    """Our block (fp32 numerics) equals tirex-ts's block with its cell run in fp32."""
+    block_mod = pytest.importorskip("tirex.models.slstm.block", reason="tirex-ts is in the dev extra")
+    cell_mod = pytest.importorskip("tirex.models.slstm.cell")
+    config = TiRexConfig.from_name("tirex-test")
+    model = TiRexModel(config, kernel="torch_ref", numerics="fp32")
+    model.reset_parameters(seed=1)
+    ours = model.blocks[0]
+    off_cfg = cell_mod.sLSTMBlockConfig(embedding_dim=16, num_heads=2)
+    theirs = block_mod.sLSTMBlock(off_cfg, backend="torch")
+    theirs.load_state_dict(ours.state_dict())
+    cell = theirs.slstm_layer.slstm_cell
+
+    def fp32_impl(inp, state):  # the official cell's math without its bf16 casts
+        bias = cell._bias_.reshape(2, 4, 8).permute(1, 0, 2).reshape(-1)
+        return cell._impl_forward_torch(inp.view(inp.shape[0], inp.shape[1], -1), state, cell._recurrent_kernel_, bias)
+
+    cell._impl_torch = fp32_impl
+    x = torch.randn(3, 9, 16)
+    with torch.no_grad():
+        got, _ = ours(x, None, model.kernel, "fp32")
+        want = theirs(x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_crossed_gate_slots():
+    """The module named ``fgate`` feeds the cell's input-gate slot (slot 0), ``igate`` the
+    forget slot: with a huge negative input-gate pre-activation nothing is written."""
+    config = TiRexConfig.from_name("tirex-test")
+    model = TiRexModel(config, kernel="torch_ref", numerics="fp32")
+    layer = model.blocks[0].slstm_layer
+    x = torch.ones(1, 1, 16)
+    wx = layer.gate_inputs(x)
+    with torch.no_grad():
+        layer.fgate.weight.fill_(0.5)
+    torch.testing.assert_close(layer.gate_inputs(x)[:, :, 0], torch.full_like(wx[:, :, 0], 0.5 * 8))
+    torch.testing.assert_close(layer.gate_inputs(x)[:, :, 1], wx[:, :, 1])
+
+
+def test_head_on_last_positions_only_equals_full_head():
+    model = TiRexModel(TiRexConfig.from_name("tirex-test"), kernel="torch_ref")
+    tokens = torch.randn(2, 5, 64)
+    full = model(tokens).quantiles
+    last = model(tokens, last_n=2).quantiles
+    assert full.shape == (2, 5, 9, 32) and last.shape == (2, 2, 9, 32)
+    torch.testing.assert_close(last, full[:, -2:])

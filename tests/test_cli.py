@@ -1,0 +1,93 @@
+"""The CLI end to end, in process: exit codes, outputs and one-line errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rexforge.cli import COMMANDS, main
+
+
+def long_csv(path, n_items=3, n=80):
+    rows = []
+    for i in range(n_items):
+        idx = pd.date_range("2023-01-01", periods=n, freq="D")
+        rows.append(pd.DataFrame({"item_id": f"s{i}", "timestamp": idx, "target": np.sin(np.arange(n) / (3 + i)) + i}))
+    pd.concat(rows).to_csv(path, index=False)
+    return path
+
+
+def wide_csv(path, n=90):
+    idx = pd.date_range("2024-01-01", periods=n, freq="h")
+    pd.DataFrame({"date": idx, "open": np.arange(n) + 1.0, "close": np.cos(np.arange(n) / 5) + 10}).to_csv(path, index=False)
+    return path
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("forecast", "info"):
+        assert name in out and name in COMMANDS
+
+
+def test_forecast_long_csv_with_plot(tmp_path, tiny_ckpt):
+    out, png = tmp_path / "f.csv", tmp_path / "f.png"
+    code = main(["forecast", "--model", str(tiny_ckpt), "--data", str(long_csv(tmp_path / "d.csv")),
+                 "--horizon", "12", "--output", str(out), "--plot", str(png)])
+    assert code == 0
+    frame = pd.read_csv(out)
+    assert len(frame) == 36 and set(frame["item_id"]) == {"s0", "s1", "s2"}
+    assert frame.groupby("item_id")["timestamp"].first()["s0"] == "2023-03-22"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_forecast_wide_csv_picks_columns(tmp_path, tiny_ckpt):
+    out = tmp_path / "w.csv"
+    code = main(["forecast", "--model", str(tiny_ckpt), "--data", str(wide_csv(tmp_path / "w_in.csv")),
+                 "--columns", "close", "--horizon", "5", "--output", str(out)])
+    assert code == 0
+    frame = pd.read_csv(out)
+    assert list(frame["item_id"].unique()) == ["close"] and len(frame) == 5
+
+
+def test_yaml_config_sets_options(tmp_path, tiny_ckpt):
+    out = tmp_path / "y.csv"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"model: {tiny_ckpt}\nhorizon: 3\noutput: {out}\n")
+    assert main(["forecast", "--config", str(cfg), "--data", str(long_csv(tmp_path / "d.csv"))]) == 0
+    assert len(pd.read_csv(out)) == 9
+
+
+def test_info(tiny_ckpt, capsys):
+    assert main(["info", str(tiny_ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "Built with technology from NXAI" in out and "parameters" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "{missing}", "--horizon", "3"], "not found|does not exist|no such"),
+        (["--data", "{dir}", "--horizon", "3"], "directory"),
+        (["--data", "{empty}", "--horizon", "3"], "empty|no rows|no columns"),
+        (["--data", "{good}", "--horizon", "0"], "horizon"),
+        (["--data", "{good}", "--horizon", "3", "--target", "price"], "price"),
+        (["--data", "{good}", "--horizon", "3", "--model", "{missing}"], "not found"),
+        (["--data", "{good}", "--horizon", "3", "--model", "{good}"], "checkpoint"),
+        (["--data", "{good}", "--horizon", "x"], "invalid int"),
+    ],
+)
+def test_bad_input_exit_2_one_line(tmp_path, tiny_ckpt, capsys, args, message):
+    good = long_csv(tmp_path / "good.csv")
+    (tmp_path / "empty.csv").write_text("")
+    fill = {"missing": tmp_path / "nope.csv", "dir": tmp_path, "empty": tmp_path / "empty.csv", "good": good}
+    args = [a.format(**fill) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(tiny_ckpt)]
+    code = main(["forecast", *args, "--output", str(tmp_path / "o.csv")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error:") and len(err.splitlines()) == 1, err
+    import re
+
+    assert re.search(message, err, re.IGNORECASE), err
+    assert not (tmp_path / "o.csv").exists()
