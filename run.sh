@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# rexforge quick start. Both commands set everything up on a fresh machine (a .venv here).
+#   ./run.sh demo   forecast the bundled sample data with the bundled starter model (+ plot)
+#   ./run.sh test   lint and run the test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${REXFORGE_VENV:-.venv}
+
+setup() {
+  local extras=$1
+  if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
+  # torch is pinned to 2.13.0 (a CPU build on the project's machines); installing it first
+  # keeps other packages from pulling a multi-GB CUDA build.
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]"
+}
+
+case "${1:-}" in
+  demo)
+    setup plot
+    mkdir -p out
+    "$VENV/bin/rexforge" info starter
+    "$VENV/bin/rexforge" forecast --data src/rexforge/assets/sample_data.csv --horizon 48 \
+      --output out/forecast.csv --plot out/forecast.png
+    echo "demo: wrote out/forecast.csv and out/forecast.png"
+    ;;
+  test)
+    setup dev
+    "$VENV/bin/ruff" check src tests benchmarks
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${@:2}"
+    ;;
+  *)
+    echo "usage: ./run.sh demo|test" >&2
+    exit 2
+    ;;
+esac
