@@ -1,0 +1,129 @@
+"""KernelSynth and TSMixup: kernel maths, GP sampling statistics, mixing, seeded streams."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from rexforge.data.synthetic import (
+    KERNEL_BANK,
+    Kernel,
+    _lag_index,
+    _sample_gp,
+    iter_kernel_synth,
+    iter_tsmixup,
+    kernel_synth,
+    kernel_synth_dataset,
+    tsmixup,
+    tsmixup_dataset,
+)
+from rexforge.errors import InputError
+
+
+def test_kernel_values_match_definitions():
+    t = np.array([0.0, 0.5, 1.0])
+    lags = _lag_index(3)
+    np.testing.assert_allclose(Kernel("rbf", 0.5).matrix(t, lags)[0, 1], np.exp(-0.5))
+    np.testing.assert_allclose(Kernel("periodic", 0.5).matrix(t, lags)[0, 2], 1.0)  # 2 periods
+    np.testing.assert_allclose(Kernel("periodic", 1.0).matrix(t, lags)[0, 1], np.exp(-2.0))
+    np.testing.assert_allclose(Kernel("rq", 1.0).matrix(t, lags)[0, 2], 1 / 1.5)
+    np.testing.assert_allclose(Kernel("linear", 1.0).matrix(t, lags)[1, 2], 1.5)
+    np.testing.assert_array_equal(Kernel("white", 0.1).matrix(t, lags), 0.1 * np.eye(3))
+    np.testing.assert_array_equal(Kernel("constant").matrix(t, lags), np.ones((3, 3)))
+    # The Toeplitz gather equals the direct evaluation on all pairwise distances.
+    grid = np.linspace(0, 1, 7)
+    direct = Kernel("periodic", 0.3).profile(np.abs(grid[:, None] - grid[None, :]))
+    np.testing.assert_allclose(Kernel("periodic", 0.3).matrix(grid, _lag_index(7)), direct)
+    assert str(Kernel("periodic", 24 / 1024)) == "periodic(24)"
+    kinds = {k.kind for k in KERNEL_BANK}
+    assert kinds == {"periodic", "linear", "rbf", "rq", "white", "constant"}
+
+
+def test_gp_samples_have_the_requested_covariance():
+    t = np.linspace(0, 1, 6)
+    gram = Kernel("rbf", 0.3).matrix(t, _lag_index(6))
+    rng = np.random.default_rng(0)
+    draws = np.stack([_sample_gp(rng, gram) for _ in range(4000)])
+    np.testing.assert_allclose(np.cov(draws.T), gram, atol=0.08)
+
+
+def test_singular_kernels_still_sample():
+    t = np.linspace(0, 1, 50)
+    d = _lag_index(50)
+    rng = np.random.default_rng(0)
+    constant = _sample_gp(rng, Kernel("constant").matrix(t, d))
+    # A constant path, up to the 1e-6 relative jitter (noise std 1e-3).
+    assert np.ptp(constant) < 1e-2 * max(1.0, abs(constant[0]))
+    line = _sample_gp(rng, Kernel("linear", 0.0).matrix(t, d))  # a line through the origin
+    np.testing.assert_allclose(line, line[-1] * t, atol=1e-2 * max(1.0, abs(line[-1])))
+
+
+@pytest.mark.parametrize(("length", "gp_points"), [(64, 1024), (300, 300), (2048, 256)])
+def test_kernel_synth_shapes_and_seed(length, gp_points):
+    # Small GP grids keep this fast: a 1024-point Cholesky is ~50 ms alone but seconds when
+    # BLAS threads fight other processes for the cores.
+    values, kernel = kernel_synth(np.random.default_rng(3), length, max_gp_points=gp_points)
+    assert values.shape == (length,) and np.isfinite(values).all()
+    again, kernel_again = kernel_synth(np.random.default_rng(3), length, max_gp_points=gp_points)
+    np.testing.assert_array_equal(values, again)
+    assert kernel == kernel_again and kernel.split()[0].split("(")[0] in {
+        k.kind for k in KERNEL_BANK
+    }
+
+
+def test_kernel_synth_stream_is_seeded():
+    first = [s.target for s in itertools.islice(iter_kernel_synth(5, 128), 3)]
+    again = [s.target for s in itertools.islice(iter_kernel_synth(5, 128), 3)]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], first[1])
+    series = next(iter_kernel_synth(5, 128))
+    assert series.item_id == "kernelsynth-0" and "kernel" in series.meta
+
+
+def test_tsmixup_of_constants_is_one():
+    # Mean scaling maps every positive constant series to 1, and convex weights keep it there.
+    series = [np.full(300, 2.0), np.full(500, 5.0), np.full(400, 10.0)]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        mix, chosen = tsmixup(rng, series, max_components=3, min_length=50, max_length=1000)
+        np.testing.assert_allclose(mix, 1.0)
+        assert 1 <= len(chosen) <= 3
+        assert 50 <= len(mix) <= min(len(series[i]) for i in chosen)
+
+
+def test_tsmixup_single_component_is_scaled_crop():
+    x = np.arange(1.0, 101.0)
+    mix, chosen = tsmixup(np.random.default_rng(1), [x], max_components=1, min_length=10)
+    assert chosen == [0]
+    start = int(round(mix[0] * np.mean(np.abs(x[: len(mix)])))) - 1  # invert the scale
+    crop = x[start : start + len(mix)]
+    np.testing.assert_allclose(mix, crop / np.mean(crop))
+    with pytest.raises(InputError, match="no series to mix"):
+        tsmixup(np.random.default_rng(0), [])
+
+
+def test_tsmixup_stream():
+    series = [np.arange(1.0, 200.0), np.full(150, 3.0)]
+    a = [s.target for s in itertools.islice(iter_tsmixup(9, series, min_length=20), 4)]
+    b = [s.target for s in itertools.islice(iter_tsmixup(9, series, min_length=20), 4)]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_synthetic_datasets_are_deterministic_across_workers():
+    dataset = kernel_synth_dataset(seed=2, length=32, samples_per_epoch=8, batch_size=2)
+    in_process = torch.stack([s["target"] for s in dataset])
+    assert in_process.shape == (8, 32) and in_process.dtype == torch.float32
+    with_workers = torch.cat(
+        [b["target"] for b in DataLoader(dataset, batch_size=2, num_workers=2)]
+    )
+    torch.testing.assert_close(with_workers, in_process, rtol=0, atol=0)
+    mixes = tsmixup_dataset(
+        [np.ones(40)], seed=0, mix_kwargs={"min_length": 5}, samples_per_epoch=3
+    )
+    assert [tuple(m["target"].shape)[0] >= 5 for m in mixes] == [True] * 3
