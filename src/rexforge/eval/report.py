@@ -1,0 +1,316 @@
+"""Tables, files and plots from backtest results.
+
+Tables are pandas DataFrames: ``metrics_table`` (models x metrics for one data set),
+``relative_table`` (each model's metric divided by a baseline's) and ``summary_table`` (geometric
+mean over data sets of those ratios, the GIFT-Eval / Chronos aggregate). Writers are atomic (a
+temporary file in the same folder, then ``os.replace``), so a killed run never leaves half a file.
+Plots need matplotlib (``pip install 'rexforge[plot]'``), imported only when a plot is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rexforge.errors import ConfigError, InputError
+from rexforge.eval.backtest import BacktestResult, quantile_column
+from rexforge.eval.metrics import METRICS, geometric_mean_relative
+
+log = logging.getLogger(__name__)
+
+# Metrics where smaller is better, and so where a ratio to a baseline means something.
+RELATIVE_METRICS: tuple[str, ...] = ("mase", "smape", "wql", "crps", "mae", "rmse")
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def metrics_table(
+    results: Sequence[BacktestResult], metrics: Sequence[str] = METRICS
+) -> pd.DataFrame:
+    """Models x metrics: one row per result (index ``model``), columns ``metrics``."""
+    rows = {r.name: {m: r.metrics[m] for m in metrics} for r in results}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(metrics))
+    table.index.name = "model"
+    return table
+
+
+def relative_table(
+    table: pd.DataFrame, baseline: str, metrics: Sequence[str] = RELATIVE_METRICS
+) -> pd.DataFrame:
+    """Each model's metric divided by ``baseline``'s (rows of ``metrics_table``); <1 is better."""
+    if baseline not in table.index:
+        raise InputError(f"baseline {baseline!r} is not among the models: {', '.join(table.index)}")
+    cols = [m for m in metrics if m in table.columns]
+    base = table.loc[baseline, cols].astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return table[cols].astype(float).div(base.where(base > 0), axis=1)
+
+
+def summary_table(
+    long: pd.DataFrame,
+    baseline: str = "seasonal_naive",
+    metrics: Sequence[str] = ("mase", "wql"),
+) -> pd.DataFrame:
+    """Geometric mean over data sets of ``metric(model) / metric(baseline)``, models x metrics.
+
+    ``long`` has one row per (dataset, model) with columns ``dataset``, ``model`` and ``metrics``.
+    """
+    missing = [c for c in ("dataset", "model", *metrics) if c not in long.columns]
+    if missing:
+        raise InputError(f"summary_table: missing column(s) {', '.join(missing)}")
+    out = {}
+    for metric in metrics:
+        wide = long.pivot(index="dataset", columns="model", values=metric)
+        if baseline not in wide.columns:
+            raise InputError(f"summary_table: baseline {baseline!r} has no {metric} results")
+        rel = geometric_mean_relative(wide.to_numpy(), wide[baseline].to_numpy())
+        out[f"{metric}_gmean_rel"] = pd.Series(rel, index=wide.columns)
+    table = pd.DataFrame(out)
+    table.index.name = "model"
+    return table
+
+
+def _fmt(value, floatfmt: str) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "nan" if math.isnan(value) else format(float(value), floatfmt)
+    return str(value)
+
+
+def to_markdown(table: pd.DataFrame, floatfmt: str = ".4f", index: bool = True) -> str:
+    """A GitHub Markdown table (no tabulate needed)."""
+    frame = table.reset_index() if index else table
+    header = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v, floatfmt) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_table(table: pd.DataFrame, floatfmt: str = ".4f") -> str:
+    """Fixed-width text for a terminal."""
+    frame = table.reset_index()
+    cells = [[str(c) for c in frame.columns]]
+    cells += [[_fmt(v, floatfmt) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max(len(r[j]) for r in cells) for j in range(len(cells[0]))]
+    lines = []
+    for k, row in enumerate(cells):
+        first = row[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join([first, *rest]))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def print_table(table: pd.DataFrame, title: str | None = None, file=None) -> None:
+    """Print ``table`` for a person (the report printer: the one place eval prints)."""
+    file = sys.stdout if file is None else file
+    if title:
+        print(title, file=file)
+    print(format_table(table), file=file)
+
+
+# --- atomic writers ----------------------------------------------------------------------------
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike, index: bool = True) -> Path:
+    """Write a DataFrame as CSV, atomically."""
+    return write_text(table.to_csv(index=index), path)
+
+
+def write_markdown(text_or_table, path: str | os.PathLike) -> Path:
+    """Write Markdown text (or a DataFrame, via ``to_markdown``), atomically."""
+    if isinstance(text_or_table, pd.DataFrame):
+        text_or_table = to_markdown(text_or_table)
+    return write_text(text_or_table, path)
+
+
+def write_json(data, path: str | os.PathLike) -> Path:
+    """Write JSON (NaN becomes null), atomically."""
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if isinstance(x, (np.floating, float)):
+            return None if not math.isfinite(float(x)) else float(x)
+        if isinstance(x, np.integer):
+            return int(x)
+        return x
+
+    return write_text(json.dumps(clean(data), indent=2) + "\n", path)
+
+
+# --- plots -------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError(
+            "plots need matplotlib: pip install matplotlib (or pip install 'rexforge[plot]')"
+        ) from None
+    return plt
+
+
+def plot_fan_chart(
+    result: BacktestResult,
+    series: Sequence,
+    path: str | os.PathLike,
+    n_series: int = 4,
+    window: int = -1,
+    history: int = 100,
+) -> Path:
+    """History plus forecast median and quantile bands for the first ``n_series`` series.
+
+    ``series`` are the ``TimeSeries`` the backtest ran on (for the history); ``window`` picks the
+    backtest window (default: the last); ``history`` limits the points shown before the cutoff.
+    """
+    plt = _pyplot()
+    window = window % result.windows
+    fc = result.forecasts[result.forecasts["window"] == window]
+    chosen = list(series)[:n_series]
+    fig, axes = plt.subplots(len(chosen), 1, figsize=(9, 2.6 * len(chosen)), squeeze=False)
+    levels = sorted(result.quantile_levels)
+    pairs = [
+        (lo, hi) for lo in levels for hi in levels if lo < 0.5 < hi and abs(lo + hi - 1) < 1e-9
+    ]
+    for ax, s in zip(axes[:, 0], chosen):
+        f = fc[fc["item_id"] == s.item_id]
+        if f.empty:
+            continue
+        cutoff = int(f["cutoff"].iloc[0])
+        start = max(0, cutoff - history)
+        end = cutoff + result.horizon
+        ax.plot(np.arange(start, end), s.target[start:end], color="black", lw=1, label="observed")
+        x = cutoff + f["step"].to_numpy() - 1
+        for lo, hi in pairs:
+            alpha = 0.15 + 0.5 * (0.5 - (hi - lo) / 2)
+            ax.fill_between(
+                x,
+                f[quantile_column(lo)],
+                f[quantile_column(hi)],
+                color="tab:blue",
+                alpha=alpha,
+                lw=0,
+                label=f"{quantile_column(lo)}-{quantile_column(hi)}",
+            )
+        median = quantile_column(0.5) if 0.5 in levels else "mean"
+        ax.plot(x, f[median], color="tab:blue", lw=1.5, label="median")
+        ax.axvline(cutoff - 0.5, color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{result.name}: {s.item_id}", fontsize=9)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def plot_error_by_step(
+    results: Sequence[BacktestResult],
+    path: str | os.PathLike,
+    metrics: Sequence[str] = ("mase", "wql"),
+) -> Path:
+    """One panel per metric: its value at each horizon step, one line per model."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    for r in results:
+        by_step = r.error_by_step()
+        for ax, metric in zip(axes[0], metrics):
+            ax.plot(by_step["step"], by_step[metric], marker="o", ms=3, label=r.name)
+    for ax, metric in zip(axes[0], metrics):
+        ax.set_xlabel("horizon step")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def _save(fig, plt, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+# --- a whole report ----------------------------------------------------------------------------
+
+
+def write_report(
+    results: Sequence[BacktestResult],
+    output_dir: str | os.PathLike,
+    series: Sequence | None = None,
+    baseline: str | None = "seasonal_naive",
+    plots: bool = True,
+    title: str = "Evaluation",
+) -> dict[str, Path]:
+    """Write ``metrics.csv``, ``metrics.md``, ``per_series.csv``, ``forecasts.csv`` and, with
+    ``plots`` (and matplotlib installed), ``fan_<model>.png`` and ``error_by_step.png``.
+
+    Returns the written paths by name. A missing matplotlib skips the plots with a warning.
+    """
+    out = Path(output_dir)
+    table = metrics_table(results)
+    paths = {"metrics_csv": write_csv(table, out / "metrics.csv")}
+    r0 = results[0]
+    md = [
+        f"# {title}\n",
+        f"horizon {r0.horizon}, windows {r0.windows}, stride {r0.stride}, season {r0.season}, "
+        f"{len(r0.per_series) // r0.windows} series\n",
+        to_markdown(table),
+    ]
+    if baseline and baseline in table.index and len(table) > 1:
+        md += [f"\n## Relative to {baseline}\n", to_markdown(relative_table(table, baseline))]
+    paths["metrics_md"] = write_text("\n".join(md), out / "metrics.md")
+    per_series = pd.concat([r.per_series.assign(model=r.name) for r in results], ignore_index=True)
+    paths["per_series_csv"] = write_csv(per_series, out / "per_series.csv", index=False)
+    forecasts = pd.concat([r.forecasts.assign(model=r.name) for r in results], ignore_index=True)
+    paths["forecasts_csv"] = write_csv(forecasts, out / "forecasts.csv", index=False)
+    if plots:
+        try:
+            _pyplot()
+        except ConfigError as exc:
+            log.warning("skipping plots: %s", exc)
+            return paths
+        paths["error_by_step_png"] = plot_error_by_step(results, out / "error_by_step.png")
+        if series is not None:
+            for r in results:
+                safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in r.name)
+                paths[f"fan_{safe}_png"] = plot_fan_chart(r, series, out / f"fan_{safe}.png")
+    return paths
