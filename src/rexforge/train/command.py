@@ -1,0 +1,257 @@
+"""``rexforge pretrain`` and ``rexforge finetune``: argparse front ends of ``fit``.
+
+Both print the resolved options and save them (``command.yaml``) beside the run's
+``config.yaml``; every option can also come from ``--config recipe.yaml`` (see configs/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from rexforge.errors import InputError
+from rexforge.train.lora import DEFAULT_TARGETS
+from rexforge.train.modes import MODES
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    model = parser.add_argument_group("model")
+    if name == "pretrain":
+        model.add_argument(
+            "--preset", default="tirex-2m", help="architecture preset (default tirex-2m)"
+        )
+        model.add_argument(
+            "--model-config",
+            type=Path,
+            default=None,
+            help="architecture from a JSON/YAML TiRexConfig file (overrides --preset)",
+        )
+    else:
+        model.add_argument(
+            "--model",
+            required=True,
+            help="base checkpoint: official model.ckpt, rexforge folder, or 'starter'",
+        )
+        model.add_argument("--mode", choices=MODES, default="full", help="which parameters train")
+        model.add_argument(
+            "--freeze-blocks",
+            type=int,
+            default=0,
+            help="mode freeze: freeze the input embedding and the first K blocks",
+        )
+        model.add_argument(
+            "--head-only",
+            action="store_true",
+            help="mode freeze: train only out_norm and the output head",
+        )
+        model.add_argument("--lora-rank", type=int, default=8, help="mode lora: adapter rank")
+        model.add_argument(
+            "--lora-alpha", type=float, default=16.0, help="mode lora: scaling alpha"
+        )
+        model.add_argument(
+            "--lora-targets",
+            nargs="+",
+            default=list(DEFAULT_TARGETS),
+            help="mode lora: glob patterns of adapted module names",
+        )
+    model.add_argument("--kernel", default="torch_ref", help="sLSTM kernel used for training")
+
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        nargs="+",
+        type=Path,
+        default=[] if name == "pretrain" else None,
+        required=name == "finetune",
+        help="CSV/Parquet/Arrow file(s) of series",
+    )
+    data.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
+    data.add_argument("--id-column", default="item_id", help="long layout: series id column")
+    data.add_argument("--timestamp-column", default="timestamp", help="long layout: time column")
+    data.add_argument("--target", default="target", help="long layout: value column to learn")
+    data.add_argument("--columns", nargs="+", default=None, help="wide layout: series columns")
+    if name == "pretrain":
+        data.add_argument(
+            "--synthetic",
+            type=int,
+            default=0,
+            help="add this many KernelSynth Gaussian-process series",
+        )
+        data.add_argument(
+            "--synthetic-length", type=int, default=1024, help="length of each synthetic series"
+        )
+    data.add_argument(
+        "--no-validation",
+        action="store_true",
+        help="do not hold out the last horizon of each series for validation",
+    )
+
+    train = parser.add_argument_group("training")
+    train.add_argument(
+        "--horizon",
+        "--prediction-length",
+        dest="prediction_length",
+        type=int,
+        default=64,
+        help="forecast horizon H (validation; windows use whole patches)",
+    )
+    train.add_argument(
+        "--context-length",
+        type=int,
+        default=None,
+        help="context of each training window (default: the model's train_ctx_len)",
+    )
+    train.add_argument("--max-steps", type=int, default=1000 if name == "finetune" else 20000)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument(
+        "--lr", type=float, default=1e-4 if name == "finetune" else 1e-3, help="peak learning rate"
+    )
+    train.add_argument("--weight-decay", type=float, default=0.01)
+    train.add_argument("--warmup-steps", type=int, default=100)
+    train.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr")
+    train.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
+    train.add_argument("--accumulate-grad-batches", type=int, default=1)
+    train.add_argument(
+        "--mask-max-start-prob",
+        type=float,
+        default=0.15,
+        help="contiguous patch masking: max per-patch run-start probability (0 = off)",
+    )
+    train.add_argument("--mask-max-run", type=int, default=8, help="masking: max run length")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--val-every-n-steps", type=int, default=100)
+    train.add_argument("--checkpoint-every-n-steps", type=int, default=None)
+    train.add_argument(
+        "--early-stopping-patience",
+        type=int,
+        default=None,
+        help="stop after this many validations without improvement",
+    )
+    train.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--output-dir", type=Path, required=True, help="run folder, e.g. runs/my-run")
+    run.add_argument(
+        "--resume",
+        default="auto",
+        help="'auto' (continue from checkpoints/last.ckpt), a .ckpt path, or 'never'",
+    )
+    run.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto")
+    run.add_argument("--devices", default="1", help="devices per node (int or 'auto')")
+    run.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
+    run.add_argument("--num-nodes", type=int, default=1)
+    run.add_argument("--precision", default=None, help="default 32-true on CPU, bf16-mixed on GPU")
+    run.add_argument("--progress-bar", action="store_true")
+
+
+TRAIN_KEYS = (
+    "prediction_length",
+    "context_length",
+    "max_steps",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "min_lr_ratio",
+    "grad_clip",
+    "accumulate_grad_batches",
+    "mask_max_start_prob",
+    "mask_max_run",
+    "seed",
+    "val_every_n_steps",
+    "checkpoint_every_n_steps",
+    "early_stopping_patience",
+    "num_workers",
+    "kernel",
+    "freeze_blocks",
+    "head_only",
+    "lora_rank",
+    "lora_alpha",
+    "lora_targets",
+)
+
+
+def load_training_series(args) -> tuple[list, str]:
+    """Series from ``--data`` (and ``--synthetic``) plus a one-line description."""
+    from rexforge.data.sources import load_series
+
+    series, parts = [], []
+    for path in args.data or []:
+        loaded = load_series(
+            path,
+            layout=args.layout,
+            id_column=args.id_column,
+            timestamp_column=args.timestamp_column,
+            target_column=args.target,
+            columns=args.columns,
+        )
+        if not loaded:
+            raise InputError(f"{path}: no series found")
+        series += loaded
+        parts.append(f"{path} ({len(loaded)} series, target {args.target!r})")
+    count = getattr(args, "synthetic", 0) or 0
+    if count:
+        import itertools
+
+        from rexforge.data.synthetic import iter_kernel_synth
+
+        series += list(itertools.islice(iter_kernel_synth(args.seed, args.synthetic_length), count))
+        parts.append(f"KernelSynth ({count} series of {args.synthetic_length}, seed {args.seed})")
+    if not series:
+        raise InputError("no training data: give --data FILE(S) and/or --synthetic N")
+    return series, "; ".join(parts)
+
+
+def run(args) -> int:
+    import yaml
+
+    from rexforge.config import TiRexConfig
+    from rexforge.io.atomic import atomic_write_text
+    from rexforge.train.fit import fit
+
+    if args.command == "pretrain":
+        mode = "scratch"
+        base = (
+            TiRexConfig.from_file(args.model_config)
+            if args.model_config
+            else TiRexConfig.from_name(args.preset)
+        )
+    else:
+        mode, base = args.mode, args.model
+    resolved = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if not k.startswith("_") and k not in ("verbose",)
+    }
+    resolved["data"] = [str(p) for p in args.data or []]
+    resolved["mode"] = mode
+    print(yaml.safe_dump(resolved, sort_keys=False).rstrip())
+    series, description = load_training_series(args)
+    options = {k: getattr(args, k) for k in TRAIN_KEYS if hasattr(args, k)}
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    resume = None if args.resume == "never" else args.resume
+    atomic_write_text(
+        Path(args.output_dir) / "command.yaml", yaml.safe_dump(resolved, sort_keys=False)
+    )
+    result = fit(
+        base,
+        series,
+        output_dir=args.output_dir,
+        mode=mode,
+        validation=not args.no_validation,
+        resume=resume,
+        accelerator=args.accelerator,
+        devices=devices,
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
+        precision=args.precision,
+        data_description=description,
+        progress_bar=args.progress_bar,
+        **options,
+    )
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
+    print(f"done: {result.final_dir} ({shown})")
+    return 0

@@ -1,0 +1,90 @@
+"""Training and validation windows as a ``LightningDataModule`` whose position is checkpointed.
+
+Training: an endless ``WindowDataset`` (random windows, weighted by each series' window count),
+one independent stream per distributed rank. Its position is a pure function of the number of
+micro-batches trained (``micro_step * batch_size``), which the checkpoint stores, so resuming
+from ``last.ckpt`` continues with exactly the next batch an unbroken run would have drawn.
+
+Validation: the last ``prediction_length`` steps of every series, forecast from the
+``context_length`` steps before them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from rexforge.data.sampler import WindowDataset, WindowSampler
+from rexforge.data.transforms import left_pad
+from rexforge.eval.metrics import seasonal_scale
+
+
+class HoldoutWindows(Dataset):
+    """One validation window per series: ``{"context": [C], "future": [Hp], "mase_scale": []}``
+    where the future is the last H steps NaN-padded to Hp (whole patches)."""
+
+    def __init__(
+        self, series: Sequence[np.ndarray], context_length: int, horizon: int, padded: int
+    ):
+        self.items = []
+        for x in series:
+            x = np.asarray(x, dtype=np.float64)
+            history, target = x[:-horizon], x[-horizon:]
+            future = np.full(padded, np.nan)
+            future[:horizon] = target
+            self.items.append(
+                {
+                    "context": torch.from_numpy(
+                        left_pad(history, context_length).astype(np.float32)
+                    ),
+                    "future": torch.from_numpy(future.astype(np.float32)),
+                    "mase_scale": torch.tensor(seasonal_scale(history, 1), dtype=torch.float64),
+                }
+            )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.items[i]
+
+
+class WindowDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        sampler: WindowSampler,
+        val_windows: HoldoutWindows | None,
+        *,
+        batch_size: int,
+        seed: int,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.sampler = sampler
+        self.val_windows = val_windows
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_workers = num_workers
+        self._resume_micro_step = 0
+
+    def train_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        stream = WindowDataset(self.sampler, seed=self.seed, batch_size=self.batch_size, rank=rank)
+        stream.load_state_dict({"epoch": 0, "drawn": self._resume_micro_step * self.batch_size})
+        return DataLoader(stream, batch_size=self.batch_size, num_workers=self.num_workers)
+
+    def val_dataloader(self):
+        if self.val_windows is None:
+            return []
+        return DataLoader(self.val_windows, batch_size=self.batch_size, shuffle=False)
+
+    def state_dict(self) -> dict:
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return {"micro_step": getattr(module, "micro_step", 0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume_micro_step = int(state.get("micro_step", 0))

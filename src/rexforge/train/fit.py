@@ -1,0 +1,376 @@
+"""``fit``: the one training loop behind every mode and both commands.
+
+    fit(base, series, mode=...) ->
+        runs/<name>/config.yaml         resolved options (model, train, data, trainer)
+        runs/<name>/metrics.csv         CSVLogger (plus tb/ when tensorboard is installed)
+        runs/<name>/checkpoints/        Lightning .ckpt: step-*, last.ckpt, best.ckpt
+        runs/<name>/final/              config.json + model.safetensors (+ NOTICE) and the
+                                        official-layout model.ckpt; adapter.safetensors for LoRA
+
+The base model is never modified: training works on a fresh network loaded from the base
+weights, and the result is a new forecaster loaded from ``final/`` (Chronos' ``fit``).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rexforge.config import PRESETS, TiRexConfig
+from rexforge.data.series import TimeSeries
+from rexforge.errors import CheckpointError, ConfigError, InputError
+from rexforge.io.atomic import atomic_write_bytes, atomic_write_text, sha256_file
+from rexforge.io.checkpoint import (
+    Checkpoint,
+    read_checkpoint,
+    state_dict_digest,
+    write_folder,
+    write_official,
+)
+from rexforge.train.settings import TrainConfig, round_up
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    final_dir: Path
+    last_checkpoint: Path | None
+    best_checkpoint: Path | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    forecaster: Any = None  # TiRexForecaster loaded from final_dir
+
+    @property
+    def model(self):
+        return self.forecaster.model
+
+
+# -- inputs ----------------------------------------------------------------------------------
+def resolve_base(model: Any, mode: str) -> tuple[TiRexConfig, dict | None, dict[str, Any]]:
+    """``model`` (checkpoint path, ``"starter"``, preset name, ``TiRexConfig`` or forecaster) ->
+    (config, base state dict or None, provenance metadata)."""
+    from rexforge.forecast.api import TiRexForecaster
+
+    if isinstance(model, TiRexConfig) or (
+        isinstance(model, str) and model in PRESETS and not Path(model).exists()
+    ):
+        config = model if isinstance(model, TiRexConfig) else TiRexConfig.from_name(model)
+        if mode != "scratch":
+            raise ConfigError(f"mode {mode!r} needs base weights (a checkpoint), got only a config")
+        return config, None, {"base_checkpoint": None, "derived_from_nxai_weights": False}
+    if isinstance(model, TiRexForecaster):
+        ckpt = model.to_checkpoint()
+        sha = state_dict_digest(ckpt.state_dict)
+    else:
+        path = Path(model)
+        if str(model) == "starter":
+            from rexforge.assets import starter_model_path
+
+            path = Path(starter_model_path())
+        ckpt = read_checkpoint(path)
+        sha = _file_sha(path)
+    derived = bool(ckpt.metadata.get("derived_from_nxai_weights", False)) and mode != "scratch"
+    meta = {
+        "base_checkpoint": ckpt.source or "<in-memory model>",
+        "base_sha256": sha,
+        "derived_from_nxai_weights": derived,
+    }
+    return ckpt.config, (None if mode == "scratch" else ckpt.state_dict), meta
+
+
+def _file_sha(path: Path) -> str:
+    if path.is_dir():
+        for name in ("model.safetensors", "model.ckpt"):
+            if (path / name).is_file():
+                return sha256_file(path / name)
+    return sha256_file(path)
+
+
+def as_arrays(series: Sequence) -> tuple[list[np.ndarray], list[str]]:
+    """TimeSeries or 1-D arrays -> (float64 arrays, names); non-finite values are refused."""
+    if len(series) == 0:
+        raise InputError("no training series given")
+    arrays, names, bad = [], [], []
+    for i, s in enumerate(series):
+        name = s.item_id if isinstance(s, TimeSeries) else f"#{i}"
+        x = np.asarray(s.target if isinstance(s, TimeSeries) else s, dtype=np.float64).reshape(-1)
+        if np.isinf(x).any():
+            bad.append(name)
+        arrays.append(x)
+        names.append(name)
+    if bad:
+        raise InputError(f"series {', '.join(bad[:10])} contain infinite values")
+    return arrays, names
+
+
+def check_lengths(arrays, names, horizon: int, train_future: int, validation: bool) -> None:
+    """Every series must leave at least one step of history and a whole training window after
+    the validation hold-out; name every series that does not."""
+    need = (horizon if validation else 0) + train_future + 1
+    short = [f"'{n}' ({len(x)})" for x, n in zip(arrays, names) if len(x) < need]
+    if short:
+        more = f" and {len(short) - 10} more" if len(short) > 10 else ""
+        raise InputError(
+            f"series too short for prediction_length={horizon}"
+            f"{' plus a validation hold-out' if validation else ''} (need >= {need} steps): "
+            f"{', '.join(short[:10])}{more}"
+        )
+
+
+# -- the loop ------------------------------------------------------------------------------
+def fit(
+    model: Any,
+    train_series: Sequence,
+    *,
+    output_dir: str | Path,
+    mode: str = "full",
+    validation: bool = True,
+    resume: str | Path | None = "auto",
+    accelerator: str = "cpu",
+    devices: int | str = 1,
+    strategy: str = "auto",
+    num_nodes: int = 1,
+    precision: str | None = None,
+    keep_checkpoints: int = 3,
+    data_description: str = "",
+    progress_bar: bool = False,
+    **options: Any,
+) -> FitResult:
+    """Train ``model`` on ``train_series`` and export the result; see the module docstring.
+
+    model: checkpoint path / ``"starter"`` / preset name / ``TiRexConfig`` (scratch) /
+        ``TiRexForecaster``. train_series: ``TimeSeries`` or 1-D arrays (NaN = missing).
+    options: any ``TrainConfig`` field (``prediction_length``, ``max_steps``, ``lr``, ...).
+    validation: hold out the last ``prediction_length`` steps of each series (val loss,
+        WQL, MASE, best checkpoint, early stopping).
+    resume: ``"auto"`` (continue from ``checkpoints/last.ckpt`` when present), a ``.ckpt``
+        path, or None (start over).
+    precision: Lightning precision; default ``"32-true"`` on CPU, ``"bf16-mixed"`` on GPU.
+    Returns a ``FitResult`` whose ``forecaster`` is loaded from ``final/``.
+    Raises ``InputError`` (data, divergence), ``ConfigError`` (options), ``CheckpointError``.
+    """
+    import lightning as L
+
+    from rexforge.forecast.api import load_model
+    from rexforge.train.datamodule import HoldoutWindows, WindowDataModule
+    from rexforge.train.lora import lora_state_dict, merge_lora
+    from rexforge.train.module import TiRexTrainingModule
+
+    settings = TrainConfig.from_dict({"mode": mode, **options}).validate()
+    config, base_state, provenance = resolve_base(model, settings.mode)
+    settings.base_checkpoint = provenance.get("base_checkpoint")
+    settings.base_sha256 = provenance.get("base_sha256")
+    P = config.input_patch_size
+    settings.context_length = round_up(settings.context_length or config.train_ctx_len, P)
+    train_future = round_up(settings.prediction_length, P)
+
+    arrays, names = as_arrays(train_series)
+    H = settings.prediction_length
+    check_lengths(arrays, names, H, train_future, validation)
+    from rexforge.data.sampler import WindowSampler
+
+    train_arrays = [x[:-H] for x in arrays] if validation else arrays
+    sampler = WindowSampler(train_arrays, settings.context_length, train_future)
+    val = HoldoutWindows(arrays, settings.context_length, H, train_future) if validation else None
+
+    run_dir = Path(output_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_path = _resume_path(resume, ckpt_dir)
+    if ckpt_path is not None:
+        _check_resume_matches(ckpt_path, config, settings)
+
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    module = TiRexTrainingModule(config.to_dict(), settings.to_dict(), base_state)
+    logger.info(
+        "mode %s: %d trainable / %d frozen parameters; %d training windows in %d series",
+        settings.mode,
+        module.param_counts["trainable"],
+        module.param_counts["frozen"],
+        sampler.num_windows,
+        len(arrays),
+    )
+    data = WindowDataModule(
+        sampler,
+        val,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        num_workers=settings.num_workers,
+    )
+    trainer_options = {
+        "accelerator": accelerator,
+        "devices": devices,
+        "strategy": strategy,
+        "num_nodes": num_nodes,
+        "precision": precision or ("32-true" if accelerator == "cpu" else "bf16-mixed"),
+    }
+    _write_run_config(run_dir, config, settings, data_description, trainer_options, validation)
+
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    every = settings.checkpoint_every_n_steps or settings.val_every_n_steps
+    callbacks = [
+        # Keep the newest ``keep_checkpoints`` step-* files (monitor "step", mode max).
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="step-{step:06d}",
+            every_n_train_steps=every,
+            monitor="step",
+            mode="max",
+            save_top_k=keep_checkpoints,
+            save_last=True,
+            auto_insert_metric_name=False,
+        )
+    ]
+    if validation:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="best",
+                monitor="val_loss",
+                mode="min",
+                save_top_k=1,
+                enable_version_counter=False,
+            )
+        )
+        if settings.early_stopping_patience:
+            callbacks.append(EarlyStopping("val_loss", patience=settings.early_stopping_patience))
+    loggers = [CSVLogger(save_dir=run_dir, name="", version="")]
+    if importlib.util.find_spec("tensorboard") is not None:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=run_dir, name="tb", version=""))
+    accumulate = settings.accumulate_grad_batches
+    trainer = L.Trainer(
+        **trainer_options,
+        max_steps=settings.max_steps,
+        gradient_clip_val=settings.grad_clip or None,
+        accumulate_grad_batches=accumulate,
+        # The training stream is endless: validate every N optimizer steps (in micro-batches).
+        val_check_interval=settings.val_every_n_steps * accumulate,
+        check_val_every_n_epoch=None,
+        limit_val_batches=None if validation else 0,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        logger=loggers,
+        log_every_n_steps=min(50, settings.val_every_n_steps),
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        default_root_dir=run_dir,
+    )
+    # CSVLogger deletes an existing metrics.csv; keep the rows of the earlier segment.
+    metrics_csv = run_dir / "metrics.csv"
+    earlier = metrics_csv.read_text() if ckpt_path and metrics_csv.is_file() else None
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    finally:
+        if earlier is not None and trainer.is_global_zero:
+            _merge_metrics(metrics_csv, earlier)
+
+    last = ckpt_dir / "last.ckpt"
+    if module.nonfinite_step is not None:
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved"
+        raise InputError(
+            f"training diverged: the loss became non-finite at step {module.nonfinite_step}; "
+            f"{kept}; try a lower --lr or check the data for extreme values"
+        )
+    trainer.save_checkpoint(last)
+    best = ckpt_dir / "best.ckpt"
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+    final_dir = run_dir / "final"
+    if trainer.is_global_zero:
+        trained = copy.deepcopy(module.model).cpu().float()
+        if settings.mode == "lora":
+            from safetensors.torch import save
+
+            adapters = {k: v.contiguous() for k, v in lora_state_dict(trained).items()}
+            atomic_write_bytes(final_dir / "adapter.safetensors", save(adapters))
+            merge_lora(trained)
+        metadata = {
+            **provenance,
+            "mode": settings.mode,
+            "data": data_description,
+            "train_config": settings.to_dict(),
+            "steps": int(trainer.global_step),
+            "metrics": metrics,
+        }
+        state = {k: v.detach().clone() for k, v in trained.state_dict().items()}
+        ckpt = Checkpoint(config, state, metadata)
+        write_folder(final_dir, ckpt)
+        write_official(final_dir / "model.ckpt", ckpt)
+        logger.info("exported %s (official file: %s)", final_dir, final_dir / "model.ckpt")
+    forecaster = load_model(final_dir) if (final_dir / "config.json").exists() else None
+    return FitResult(
+        run_dir,
+        final_dir,
+        last if last.exists() else None,
+        best if best.exists() else None,
+        metrics,
+        forecaster,
+    )
+
+
+def _merge_metrics(path: Path, earlier: str) -> None:
+    import io
+
+    import pandas as pd
+
+    frames = [pd.read_csv(io.StringIO(earlier))]
+    if path.is_file():
+        frames.append(pd.read_csv(path))
+    atomic_write_text(path, pd.concat(frames, ignore_index=True).to_csv(index=False))
+
+
+def _resume_path(resume, ckpt_dir: Path) -> str | None:
+    if resume is None or resume is False or resume == "never":
+        return None
+    if resume == "auto":
+        last = ckpt_dir / "last.ckpt"
+        return str(last) if last.is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise CheckpointError(f"cannot resume: {path} does not exist")
+    return str(path)
+
+
+def _check_resume_matches(path: str, config: TiRexConfig, settings: TrainConfig) -> None:
+    """Refuse to resume a run with another architecture, mode or base (one clear error)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]
+    except Exception as exc:  # any unreadable file is the user's to fix
+        raise CheckpointError(f"cannot resume from {path}: {exc}") from None
+    problems = []
+    if TiRexConfig.from_dict(saved["model_config"]).to_dict() != config.to_dict():
+        problems.append("the model config differs")
+    old = saved["train_config"]
+    for key in ("mode", "base_sha256", "lora_rank", "lora_targets", "freeze_blocks", "head_only"):
+        if old.get(key) != getattr(settings, key):
+            problems.append(f"{key} was {old.get(key)!r}, now {getattr(settings, key)!r}")
+    if problems:
+        raise CheckpointError(f"cannot resume from {path}: " + "; ".join(problems))
+
+
+def _write_run_config(run_dir, config, settings, data_description, trainer_options, validation):
+    import yaml
+
+    from rexforge import __version__
+
+    document = {
+        "rexforge_version": __version__,
+        "model": config.to_dict(),
+        "train": settings.to_dict(),
+        "data": data_description,
+        "validation": validation,
+        "trainer": trainer_options,
+    }
+    atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(document, sort_keys=False))

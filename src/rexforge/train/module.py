@@ -1,0 +1,148 @@
+"""The LightningModule: a thin shell around ``TiRexModel`` + ``window_loss``.
+
+It builds the network from plain dicts (``save_hyperparameters``), so a Lightning checkpoint
+rebuilds it; it owns no data logic beyond a counter of micro-batches, which seeds contiguous
+patch masking (a pure function of the step: a resumed run masks exactly as an unbroken one).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import numpy as np
+import torch
+
+from rexforge.config import TiRexConfig
+from rexforge.io.checkpoint import load_state_dict_strict
+from rexforge.model.tirex import TiRexModel
+from rexforge.train.lora import lora_state_dict
+from rexforge.train.modes import apply_mode
+from rexforge.train.objective import MaskingConfig, window_loss
+from rexforge.train.settings import TrainConfig, lr_factor
+
+logger = logging.getLogger(__name__)
+
+
+class TiRexTrainingModule(L.LightningModule):
+    """model_config: ``TiRexConfig.to_dict()``; train_config: ``TrainConfig.to_dict()``;
+    base_state_dict: starting weights (None for ``scratch``), loaded before the mode applies."""
+
+    def __init__(self, model_config: dict, train_config: dict, base_state_dict: dict | None = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["base_state_dict"])
+        self.settings = TrainConfig.from_dict(train_config)
+        s = self.settings
+        self.model = TiRexModel(
+            TiRexConfig.from_dict(model_config), kernel=s.kernel, numerics="fp32"
+        )
+        if base_state_dict is not None:
+            load_state_dict_strict(self.model, base_state_dict, s.base_checkpoint or "base weights")
+        self.param_counts = apply_mode(
+            self.model,
+            s.mode,
+            freeze_blocks=s.freeze_blocks,
+            head_only=s.head_only,
+            lora_rank=s.lora_rank,
+            lora_alpha=s.lora_alpha,
+            lora_targets=s.lora_targets,
+            seed=s.seed,
+        )
+        self.masking = MaskingConfig(s.mask_max_start_prob, s.mask_max_run)
+        self.micro_step = 0  # micro-batches trained so far (checkpointed)
+        self.nonfinite_step: int | None = None
+        # LoRA checkpoints hold only the adapters; the base comes from base_checkpoint again.
+        self.strict_loading = s.mode != "lora"
+        self._val_outputs: list[dict[str, np.ndarray]] = []
+
+    # -- training ------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int):
+        # Seeded by (seed, rank, micro-batch): independent of resume and worker count.
+        key = (self.settings.seed * 1_000_003 + self.global_rank) * 1_000_000_007 + self.micro_step
+        gen = torch.Generator().manual_seed(key % (2**63))
+        self.micro_step += 1
+        loss = window_loss(
+            self.model, batch["context"], batch["future"], masking=self.masking, generator=gen
+        )
+        if not torch.isfinite(loss):
+            # Skip this update (returning None) and stop: the weights stay the last good ones.
+            self.nonfinite_step = self.global_step
+            self.trainer.should_stop = True
+            logger.error("loss is %s at step %d; stopping", loss.item(), self.global_step)
+            return None
+        self.log("train_loss", loss, prog_bar=True, batch_size=batch["context"].shape[0])
+        self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
+        return loss
+
+    # -- validation: loss on the held-out windows, plus WQL/MASE of real rollouts ----------
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int):
+        from rexforge.forecast.engine import PadStateCache, forecast_quantiles
+
+        B = batch["context"].shape[0]
+        loss = window_loss(self.model, batch["context"], batch["future"])
+        self.log("val_loss", loss, prog_bar=True, batch_size=B, sync_dist=True)
+        H = self.settings.prediction_length
+        q = forecast_quantiles(self.model, batch["context"], H, PadStateCache())  # [B, H, Q]
+        self._val_outputs.append(
+            {
+                "y": batch["future"][:, :H].double().cpu().numpy(),
+                "q": q.double().cpu().numpy(),
+                "scale": batch["mase_scale"].double().cpu().numpy(),
+            }
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        from rexforge.eval.metrics import evaluate_forecasts
+
+        if not self._val_outputs:
+            return
+        y = np.concatenate([o["y"] for o in self._val_outputs])
+        q = np.concatenate([o["q"] for o in self._val_outputs])
+        scale = np.concatenate([o["scale"] for o in self._val_outputs])
+        self._val_outputs.clear()
+        levels = self.model.config.quantiles
+        _, agg = evaluate_forecasts(y, q, q[..., levels.index(0.5)], levels, scale)
+        for name in ("wql", "mase"):
+            if np.isfinite(agg[name]):
+                self.log(f"val_{name}", float(agg[name]), sync_dist=True)
+
+    # -- optimizer -----------------------------------------------------------------------
+    def configure_optimizers(self):
+        s = self.settings
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        # nanoGPT's rule: matrices (>= 2-D) decay; biases and norm gains do not.
+        decay = [p for _, p in trainable if p.dim() >= 2]
+        no_decay = [p for _, p in trainable if p.dim() < 2]
+        logger.info(
+            "optimizer: %d decayed tensors (%d params), %d not decayed (%d params)",
+            len(decay),
+            sum(p.numel() for p in decay),
+            len(no_decay),
+            sum(p.numel() for p in no_decay),
+        )
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": s.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=s.lr,
+            betas=(s.beta1, s.beta2),
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, s.warmup_steps, s.max_steps, s.min_lr_ratio)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rexforge"] = {"micro_step": self.micro_step}
+        if self.settings.mode == "lora":
+            checkpoint["state_dict"] = {
+                "model." + k: v for k, v in lora_state_dict(self.model).items()
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.micro_step = int(checkpoint.get("rexforge", {}).get("micro_step", 0))

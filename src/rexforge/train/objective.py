@@ -1,0 +1,81 @@
+"""One batch of windows -> one training loss (every patch position trains at once).
+
+From ``context`` [B, C] and ``future`` [B, H] (C and H multiples of the patch size P):
+
+1. ``x = cat(context, future)`` [B, T = C + H], N = T / P patches.
+2. Scale with the mean/std of the *context* only (``standard_scale``), as inference does: the
+   future must not leak into the scale the model sees.
+3. Inputs are patches 0 .. N-2, targets patches 1 .. N-1: position k forecasts patch k + 1.
+   The model is causal (a recurrence), so ONE forward pass trains all N-1 positions, from
+   short histories (left padding is NaN -> masked tokens) to the full context and into the
+   future part, where inputs beyond the context are future values the model has not yet
+   forecast (teacher forcing).
+4. Contiguous patch masking replaces random runs of input tokens by the masked token, so the
+   model also learns to forecast across masked patches (how multi-patch horizons are rolled out).
+5. NaN-masked pinball loss at every position over the quantile levels.
+
+Because every position is trained, the loss also teaches early positions (short contexts);
+their scale uses the whole context's statistics, a mild look-ahead in the scale that Chronos'
+training shares, and which keeps one forward per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rexforge.model.tokenizer import standard_scale
+from rexforge.train.loss import next_patch_targets, pinball_loss
+from rexforge.train.masking import apply_patch_mask, contiguous_patch_mask
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    """Contiguous patch masking settings (see ``rexforge.train.masking``); off when
+    ``max_start_prob`` is 0."""
+
+    max_start_prob: float = 0.15
+    max_run: int = 8
+
+
+def patch_tokens(patches: torch.Tensor) -> torch.Tensor:
+    """patches [B, N, P] (scaled, NaN = missing) -> tokens [B, N, 2P] (values, observed mask)."""
+    observed = ~torch.isnan(patches)
+    return torch.cat((torch.nan_to_num(patches, nan=0.0), observed.to(patches.dtype)), dim=-1)
+
+
+def window_loss(
+    model: torch.nn.Module,
+    context: torch.Tensor,
+    future: torch.Tensor,
+    *,
+    masking: MaskingConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Mean pinball loss of ``model`` on a batch of windows.
+
+    context [B, C], future [B, H] (NaN = missing), C and H multiples of P. ``masking`` with a
+    CPU ``generator`` applies CPM to the input tokens (training); None = no masking (validation).
+    """
+    config = model.config
+    P = config.input_patch_size
+    B, C = context.shape
+    if C % P or future.shape[1] % P:
+        raise ValueError(f"context ({C}) and future ({future.shape[1]}) must be multiples of {P}")
+    x = torch.cat((context, future), dim=1).float()  # [B, T]
+    scale = standard_scale(context.float())  # loc, scale [B, 1] from the context only
+    scaled = (x - scale.loc) / scale.scale
+    inputs, targets = next_patch_targets(scaled, P)  # [B, N-1, P] each
+    tokens = patch_tokens(inputs)  # [B, N-1, 2P]
+    if masking is not None and masking.max_start_prob > 0:
+        mask = contiguous_patch_mask(
+            B,
+            tokens.shape[1],
+            generator,
+            max_start_prob=masking.max_start_prob,
+            max_run=masking.max_run,
+        )
+        tokens = apply_patch_mask(tokens, mask)
+    quantiles = model(tokens).quantiles  # [B, N-1, Q, P]
+    return pinball_loss(quantiles.float(), targets, config.quantiles)

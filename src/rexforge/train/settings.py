@@ -1,0 +1,124 @@
+"""``TrainConfig``: every resolved training option in one plain dataclass, plus the schedule.
+
+It is what a run's ``config.yaml`` holds under ``train`` and what the LightningModule saves as
+hyper-parameters, so a Lightning checkpoint alone says how it was trained.
+
+Defaults (the TiRex paper publishes no optimizer settings; these are our choices): AdamW
+(betas 0.9/0.95, weight decay 0.01 on >=2-D weights only), linear warmup then cosine decay to
+10% of the peak, gradient clipping at norm 1. Fine-tuning uses a lower peak lr (1e-4) than
+pretraining (1e-3, set by ``rexforge pretrain``); LoRA adapters tolerate a higher one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rexforge.errors import ConfigError, collect_problems
+from rexforge.train.lora import DEFAULT_TARGETS
+from rexforge.train.modes import MODES
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "full"
+    # Horizon H the run is validated on; training windows use H rounded up to whole patches.
+    prediction_length: int = 64
+    # Context C of every training window (rounded up to whole patches); None = train_ctx_len.
+    context_length: int | None = None
+    max_steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.95
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    accumulate_grad_batches: int = 1
+    # Contiguous patch masking; max_start_prob 0 turns it off.
+    mask_max_start_prob: float = 0.15
+    mask_max_run: int = 8
+    freeze_blocks: int = 0
+    head_only: bool = False
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
+    seed: int = 0
+    # torch_ref is the differentiable reference recurrence; fp32 numerics (the bf16 rounding
+    # emulation exists to reproduce official inference, not to train).
+    kernel: str = "torch_ref"
+    val_every_n_steps: int = 100
+    early_stopping_patience: int | None = None
+    checkpoint_every_n_steps: int | None = None
+    num_workers: int = 0
+    # Filled in by ``fit``: where the starting weights came from.
+    base_checkpoint: str | None = None
+    base_sha256: str | None = None
+
+    def validate(self) -> TrainConfig:
+        """Raise one ConfigError naming every bad option (by its CLI flag)."""
+        problems = []
+        if self.mode not in MODES:
+            problems.append(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in (
+            "prediction_length",
+            "max_steps",
+            "batch_size",
+            "accumulate_grad_batches",
+            "mask_max_run",
+            "lora_rank",
+            "val_every_n_steps",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(
+                    f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}"
+                )
+        if self.context_length is not None and self.context_length < 1:
+            problems.append(f"--context-length must be >= 1, got {self.context_length}")
+        for name in (
+            "lr",
+            "weight_decay",
+            "grad_clip",
+            "warmup_steps",
+            "freeze_blocks",
+            "num_workers",
+        ):
+            if getattr(self, name) < 0:
+                problems.append(f"--{name.replace('_', '-')} must be >= 0")
+        if self.lr <= 0:
+            problems.append("--lr must be > 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            problems.append("--min-lr-ratio must be in [0, 1]")
+        if not 0 <= self.mask_max_start_prob <= 1:
+            problems.append("--mask-max-start-prob must be in [0, 1]")
+        collect_problems(problems, ConfigError, "invalid training options")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float) -> float:
+    """Multiplier of the peak lr at optimizer step ``step`` (pure function of the step):
+    linear warmup from 1/warmup to 1, then cosine decay to ``min_ratio`` at ``max_steps``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, max_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-int(value) // multiple) * multiple

@@ -1,0 +1,154 @@
+"""``rexforge finetune`` / ``pretrain`` end to end through ``cli.main``."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rexforge.cli import main
+from rexforge.config import TiRexConfig
+
+from ..conftest import write_official_checkpoint
+
+FAST = [
+    "--horizon",
+    "40",
+    "--context-length",
+    "96",
+    "--batch-size",
+    "4",
+    "--max-steps",
+    "2",
+    "--warmup-steps",
+    "1",
+    "--val-every-n-steps",
+    "2",
+]
+
+
+def write_csv(path, lengths=(200, 180), column="close"):
+    rows = []
+    for i, n in enumerate(lengths):
+        t = np.arange(n)
+        for k, v in zip(t, np.sin(t / 6 + i) + 0.01 * t):
+            rows.append(
+                {
+                    "item_id": f"s{i}",
+                    "timestamp": pd.Timestamp("2024-01-01") + pd.Timedelta(hours=int(k)),
+                    column: v,
+                }
+            )
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_cli_finetune_lora_end_to_end(tmp_path, tiny_ckpt, capsys):
+    data = write_csv(tmp_path / "prices.csv")
+    out = tmp_path / "runs" / "lora"
+    code = main(
+        [
+            "finetune",
+            "--model",
+            str(tiny_ckpt),
+            "--data",
+            str(data),
+            "--target",
+            "close",
+            "--mode",
+            "lora",
+            "--lora-rank",
+            "2",
+            "--output-dir",
+            str(out),
+            *FAST,
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "mode: lora" in printed and "done:" in printed
+    for name in (
+        "command.yaml",
+        "config.yaml",
+        "metrics.csv",
+        "final/model.ckpt",
+        "final/adapter.safetensors",
+    ):
+        assert (out / name).is_file(), name
+    from rexforge import load_model
+
+    q, _ = load_model(out / "final").forecast([np.sin(np.arange(100) / 6)], 40, output_type="numpy")
+    assert q.shape == (1, 40, 9) and np.isfinite(q).all()
+
+
+def test_cli_yaml_recipe_and_pretrain(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "preset: tirex-test\nsynthetic: 3\nsynthetic_length: 200\nprediction_length: 40\n"
+        "context-length: 96\nbatch_size: 4\nmax_steps: 2\nwarmup_steps: 1\nval_every_n_steps: 2\n"
+    )
+    assert main(["pretrain", "--config", str(recipe), "--output-dir", str(tmp_path / "pre")]) == 0
+    assert (tmp_path / "pre" / "final" / "model.ckpt").is_file()
+    assert not (tmp_path / "pre" / "final" / "NOTICE").exists()  # from scratch: not NXAI-derived
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("short", "'s1' (30)"),
+        ("text-target", "all values are missing"),
+        ("empty", ""),
+        ("mismatch", "do not match"),
+    ],
+)
+def test_cli_bad_inputs_exit_2(tmp_path, tiny_ckpt, capsys, case, message):
+    model = str(tiny_ckpt)
+    data = tmp_path / "d.csv"
+    if case == "short":
+        write_csv(data, lengths=(200, 30))
+    elif case == "text-target":
+        write_csv(data)
+        frame = pd.read_csv(data)
+        frame["close"] = "n/a"
+        frame.to_csv(data, index=False)
+    elif case == "empty":
+        data.write_text("")
+    else:
+        write_csv(data)
+        bad = write_official_checkpoint(tmp_path / "bad.ckpt", TiRexConfig.from_name("tirex-test"))
+        import torch
+
+        payload = torch.load(bad, weights_only=True)
+        payload["hyper_parameters"]["model_config"]["block_kwargs"]["embedding_dim"] = 32
+        torch.save(payload, bad)
+        model = str(bad)
+    code = main(
+        [
+            "finetune",
+            "--model",
+            model,
+            "--data",
+            str(data),
+            "--target",
+            "close",
+            "--output-dir",
+            str(tmp_path / "run"),
+            *FAST,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_shipped_recipes_parse():
+    from pathlib import Path
+
+    from rexforge.cli import apply_yaml_defaults, build_parser
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    parser = build_parser()
+    subs = parser._subparsers._group_actions[0].choices
+    for path in sorted(root.glob("*.yaml")):
+        command = "pretrain" if path.name.startswith("pretrain") else "finetune"
+        if path.name.startswith(("pretrain", "finetune")):
+            apply_yaml_defaults(subs[command], path)

@@ -1,0 +1,129 @@
+"""End-to-end runs of ``fit`` on tirex-test (CPU, a few steps each)."""
+
+import numpy as np
+import pytest
+import torch
+
+from rexforge import load_model
+from rexforge.errors import CheckpointError, ConfigError, InputError
+from rexforge.io.checkpoint import read_checkpoint
+from rexforge.train.fit import fit
+
+TINY = dict(
+    prediction_length=40,
+    context_length=96,
+    batch_size=4,
+    lr=3e-3,
+    warmup_steps=1,
+    val_every_n_steps=2,
+    seed=0,
+)
+
+
+def series(n=3, length=220, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    return [np.sin(t / (5 + i)) + 0.02 * t + 0.1 * rng.standard_normal(length) for i in range(n)]
+
+
+def test_resume_from_mid_run_checkpoint_matches_unbroken_run(tmp_path):
+    opts = dict(
+        TINY, max_steps=4, checkpoint_every_n_steps=2, validation=False, keep_checkpoints=-1
+    )
+    full = fit("tirex-test", series(), output_dir=tmp_path / "a", mode="scratch", **opts)
+    mid = tmp_path / "a" / "checkpoints" / "step-000002.ckpt"
+    assert mid.is_file()
+    resumed = fit(
+        "tirex-test", series(), output_dir=tmp_path / "b", mode="scratch", resume=mid, **opts
+    )
+    a = read_checkpoint(full.final_dir).state_dict
+    b = read_checkpoint(resumed.final_dir).state_dict
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=k)
+    # and the run actually trained: weights differ from the step-2 state
+    step2 = torch.load(mid, map_location="cpu", weights_only=True)["state_dict"]
+    assert not torch.equal(step2["model.out_norm.weight"], a["out_norm.weight"])
+
+
+def test_finetune_exports_loadable_checkpoints(tmp_path, tiny_ckpt):
+    run = fit(tiny_ckpt, series(), output_dir=tmp_path / "ft", mode="full", max_steps=2, **TINY)
+    assert {"val_loss", "val_wql", "val_mase", "train_loss"} <= set(run.metrics)
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "final/config.json",
+        "final/model.ckpt",
+        "final/NOTICE",
+    ):
+        assert (run.run_dir / name).is_file(), name
+    meta = read_checkpoint(run.final_dir).metadata
+    assert meta["mode"] == "full" and meta["derived_from_nxai_weights"] is True
+    assert meta["base_sha256"] and meta["base_checkpoint"].endswith("model.ckpt")
+    ctx = series(2, 150, seed=3)
+    q_folder, _ = load_model(run.final_dir).forecast(ctx, 40, output_type="numpy")
+    q_ckpt, _ = load_model(run.final_dir / "model.ckpt").forecast(ctx, 40, output_type="numpy")
+    np.testing.assert_array_equal(q_folder, q_ckpt)
+    tirex = pytest.importorskip("tirex.models.tirex")
+    official = tirex.TiRexZero.from_pretrained(
+        str(run.final_dir / "model.ckpt"), backend="torch", device="cpu"
+    )
+    q_off, _ = official.forecast(ctx, prediction_length=40, output_type="numpy")
+    np.testing.assert_allclose(q_off, q_ckpt, rtol=0.05, atol=0.05 * np.abs(q_ckpt).max())
+
+
+def test_lora_checkpoints_hold_only_adapters_and_resume(tmp_path, tiny_ckpt):
+    out = tmp_path / "lora"
+    opts = dict(TINY, lora_rank=2, validation=False)
+    fit(tiny_ckpt, series(), output_dir=out, mode="lora", max_steps=2, **opts)
+    state = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)[
+        "state_dict"
+    ]
+    assert state and all(k.endswith((".lora_A", ".lora_B")) for k in state)
+    assert (out / "final" / "adapter.safetensors").is_file()
+    base_keys = set(read_checkpoint(tiny_ckpt).state_dict)
+    assert set(read_checkpoint(out / "final").state_dict) == base_keys  # merged, plain
+    again = fit(
+        tiny_ckpt, series(), output_dir=out, mode="lora", max_steps=3, **opts
+    )  # resume auto
+    assert read_checkpoint(again.final_dir).metadata["steps"] == 3
+
+
+def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
+    import rexforge.train.module as module
+
+    real = module.window_loss
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(module, "window_loss", flaky)
+    with pytest.raises(InputError, match="non-finite at step 2"):
+        fit(
+            "tirex-test",
+            series(),
+            output_dir=tmp_path / "nan",
+            mode="scratch",
+            max_steps=4,
+            validation=False,
+            checkpoint_every_n_steps=1,
+            **{k: v for k, v in TINY.items() if k != "val_every_n_steps"},
+            val_every_n_steps=1,
+        )
+    assert (tmp_path / "nan" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_bad_inputs_fail_before_training(tmp_path, tiny_ckpt):
+    short = series() + [np.arange(50.0)]
+    with pytest.raises(InputError, match="'#3' \\(50\\)"):
+        fit(tiny_ckpt, short, output_dir=tmp_path / "x", max_steps=1, **TINY)
+    with pytest.raises(ConfigError, match="needs base weights"):
+        fit("tirex-test", series(), output_dir=tmp_path / "x", mode="full", max_steps=1, **TINY)
+    with pytest.raises(ConfigError, match="--batch-size"):
+        fit(tiny_ckpt, series(), output_dir=tmp_path / "x", max_steps=1, **dict(TINY, batch_size=0))
+    with pytest.raises(CheckpointError):
+        fit(tmp_path / "missing.ckpt", series(), output_dir=tmp_path / "x", max_steps=1, **TINY)
+    assert not (tmp_path / "x" / "checkpoints").exists()

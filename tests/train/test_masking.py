@@ -1,0 +1,38 @@
+import torch
+
+from rexforge.train.masking import apply_patch_mask, contiguous_patch_mask
+
+
+def _mask(seed, **kw):
+    return contiguous_patch_mask(16, 40, torch.Generator().manual_seed(seed), **kw)
+
+
+def test_mask_is_seeded_and_varies_per_sample():
+    a, b = _mask(1, max_start_prob=0.3), _mask(1, max_start_prob=0.3)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, _mask(2, max_start_prob=0.3))
+    frac = a.float().mean(dim=1)
+    assert a.any() and frac.unique().numel() > 1  # the probability differs per sample
+
+
+def test_zero_probability_masks_nothing():
+    assert not _mask(0, max_start_prob=0.0).any()
+
+
+def test_runs_are_contiguous_and_bounded_with_single_start():
+    # One forced start per row (prob 1 at column 0 only is not expressible) -> check runs of
+    # length 1 when max_run=1: every masked patch then is its own start, no spill-over.
+    m = _mask(3, max_start_prob=0.5, max_run=1)
+    gen = torch.Generator().manual_seed(3)
+    prob = torch.rand(16, 1, generator=gen) * 0.5
+    torch.randint(1, 2, (16, 1), generator=gen)
+    starts = torch.rand(16, 40, generator=gen) < prob
+    assert torch.equal(m, starts)
+
+
+def test_apply_masks_exactly_the_mask():
+    tokens = torch.randn(16, 40, 8) + 5
+    m = _mask(4, max_start_prob=0.3)
+    out = apply_patch_mask(tokens, m)
+    assert torch.all(out[m] == 0)  # values and mask channel: the masked token
+    assert torch.equal(out[~m], tokens[~m])
