@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import fp32_matmul_peak, machine_info, median_time, write_result  # noqa: E402
 from tests.conftest import make_context, tolerance_scale, write_official_checkpoint  # noqa: E402
+
+from benchmarks.common import fp32_matmul_peak, machine_info, median_time, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
     from rexforge.config import TiRexConfig
 
     if args.quick:
-        grid = [(1, 512, 32), (32, 128, 32), (32, 512, 32), (32, 2048, 32), (32, 512, 256)]
+        grid = [(1, 512, 32), (1, 512, 256), (32, 128, 32), (32, 512, 32), (32, 2048, 32)]
     else:
         grid = [(b, c, 32) for b in (1, 32, 256) for c in (128, 512, 2048)]
         grid += [(1, 512, 256), (32, 512, 256)]
@@ -55,12 +56,15 @@ def main() -> None:
     rows = []
     for batch, context_len, horizon in grid:
         context = make_context([context_len] * batch, seed=batch + context_len)
-        t_ours, _ = median_time(lambda: ours.forecast(context, prediction_length=horizon), args.repeats)
+        t_ours, (q_ours, _) = median_time(
+            lambda c=context, h=horizon: ours.forecast(c, prediction_length=h, output_type="numpy"), args.repeats
+        )
         # The official path is slow: fewer repeats for big cells.
         rep_off = 1 if batch * horizon >= 32 * 256 or batch >= 256 else args.repeats
-        t_off, _ = median_time(lambda: official.forecast(context, prediction_length=horizon), rep_off, warmup=0 if rep_off == 1 else 1)
-        q_ours, _ = ours.forecast(context, prediction_length=horizon, output_type="numpy")
-        q_off, _ = official.forecast(context, prediction_length=horizon, output_type="numpy")
+        t_off, (q_off, _) = median_time(
+            lambda c=context, h=horizon: official.forecast(c, prediction_length=h, output_type="numpy"),
+            rep_off, warmup=0 if rep_off == 1 else 1,
+        )
         dev = np.abs(q_ours - q_off).max(axis=(1, 2)) / tolerance_scale(context)
         row = {
             "batch": batch, "context": context_len, "horizon": horizon,

@@ -42,15 +42,17 @@ def machine_info() -> dict:
     }
 
 
-def median_time(fn, repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
+def median_time(fn, repeats: int, warmup: int = 1) -> tuple[float, object]:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls, and the
+    result of the last call."""
     for _ in range(warmup):
         fn()
-    times = []
+    times, result = [], None
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        result = fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+    return statistics.median(times), result
 
 
 def fp32_matmul_peak(n: int = 2048, repeats: int = 5) -> float:

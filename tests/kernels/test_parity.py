@@ -72,3 +72,22 @@ def test_unknown_kernel_and_numerics():
     wx, R, b = random_inputs(1, 2, 1, 4)
     with pytest.raises(ValueError, match="numerics"):
         slstm_torch_ref(wx, None, R, b, "fp16")
+
+
+def test_bitwise_bf16_rounding_equals_dtype_conversion():
+    from rexforge.kernels.common import round_bf16
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(100_000, generator=gen) * 10.0 ** torch.randint(-30, 30, (100_000,), generator=gen),
+                   torch.tensor([0.0, -0.0, 1.0, 3.0e38, -3.0e38, 1e-40])])
+    assert torch.equal(round_bf16(x), x.to(torch.bfloat16).float())
+
+
+@pytest.mark.parametrize("name", list_kernels(available_only=True))
+def test_kernels_are_bitwise_equal_to_reference_in_bf16(name):
+    """bf16 numerics amplify last-bit differences, so fast kernels must not reorder the
+    arithmetic of the reference at all."""
+    wx, R, b = random_inputs(6, 30, 4, 32, seed=11)
+    h, state = get_kernel(name)(wx, None, R, b, "bf16")
+    h_ref, state_ref = slstm_torch_ref(wx, None, R, b, "bf16")
+    assert torch.equal(h, h_ref) and torch.equal(state, state_ref)

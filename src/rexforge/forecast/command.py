@@ -18,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, required=True, help="CSV file to write")
     parser.add_argument("--plot", type=Path, default=None, help="also write a fan chart PNG")
     parser.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
-    parser.add_argument("--id-column", default="item_id")
-    parser.add_argument("--timestamp-column", default="timestamp")
-    parser.add_argument("--target", default="target", help="target column (long layout)")
+    parser.add_argument("--id-column", default=None, help="long layout: series id column (item_id)")
+    parser.add_argument("--timestamp-column", default=None, help="long layout: time column (timestamp)")
+    parser.add_argument("--target", default=None, help="long layout: target column (target)")
     parser.add_argument("--columns", default=None, help="wide layout: comma-separated series columns")
     parser.add_argument("--time-column", default=None, help="wide layout: the time column")
     parser.add_argument("--gaps", choices=("keep", "interpolate"), default="keep")
@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rexforge.data.sources import load_series_report
     from rexforge.data.problems import format_problems
+    from rexforge.data.sources import load_series_report
     from rexforge.forecast.api import load_model
     from rexforge.forecast.frames import forecast_series
     from rexforge.io.atomic import atomic_write_text
@@ -41,9 +41,15 @@ def run(args: argparse.Namespace) -> int:
     if args.output.exists() and args.output.is_dir():
         raise InputError(f"--output {args.output} is a directory; give a CSV file path")
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    layout = args.layout
+    if layout == "auto" and any(v is not None for v in (args.id_column, args.timestamp_column, args.target)):
+        # Naming a long-layout column means the file is long: a wrong name is then an error
+        # instead of the table being read as wide.
+        layout = "long"
     report = load_series_report(
-        args.data, layout=args.layout, id_column=args.id_column,
-        timestamp_column=args.timestamp_column, target_column=args.target, columns=columns,
+        args.data, layout=layout, id_column=args.id_column or "item_id",
+        timestamp_column=args.timestamp_column or "timestamp",
+        target_column=args.target or "target", columns=columns,
         time_column=args.time_column, gaps=args.gaps,
     )
     if report.problems:

@@ -107,7 +107,7 @@ def group_by_start(starts: list[int], num_patches: int) -> list[tuple[int, list[
 def fit_window(context: torch.Tensor, length: int) -> torch.Tensor:
     """Left-pad with NaN or cut ``context`` [B, T] to exactly ``length`` steps."""
     B, T = context.shape
-    if T >= length:
+    if length <= T:
         return context[:, T - length :]
     pad = torch.full((B, length - T), float("nan"), dtype=context.dtype, device=context.device)
     return torch.cat((pad, context), dim=1)

@@ -32,8 +32,18 @@ NUMERICS: tuple[str, ...] = ("bf16", "fp32")
 
 
 def round_bf16(x: torch.Tensor) -> torch.Tensor:
-    """Round fp32 values to the nearest bfloat16 value, keeping the fp32 dtype."""
-    return x.to(torch.bfloat16).to(x.dtype)
+    """Round fp32 values to the nearest bfloat16 value (ties to even), keeping fp32.
+
+    Done on the bit pattern: on CPUs without native bf16, ``x.to(torch.bfloat16)`` is ~15x
+    slower than these three integer ops. Equal to the dtype conversion for finite values
+    (tested); the sLSTM states this is used on are always finite.
+    """
+    if x.requires_grad:
+        # Autograd cannot pass through integer views: use the (differentiable) conversion.
+        return x.to(torch.bfloat16).to(x.dtype)
+    bits = x.contiguous().view(torch.int32)
+    rounded = (bits + (0x7FFF + ((bits >> 16) & 1))) & -65536  # -65536 == 0xFFFF0000
+    return rounded.view(torch.float32)
 
 
 def maybe_round(x: torch.Tensor, numerics: str) -> torch.Tensor:

@@ -87,7 +87,4 @@ def _ensure_builtin() -> None:
         priority=0,
         description="plain torch loop, autograd backward; the reference",
     )
-    try:
-        from rexforge.kernels import fused_cpu  # noqa: F401  (registers itself)
-    except ImportError:  # pragma: no cover - only absent in partial installs
-        pass
+    from rexforge.kernels import fused_cpu  # noqa: F401  (registers itself)
