@@ -275,9 +275,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The released TiRex: 35,291,200 parameters.
     "tirex-35m": _preset(512, 12, 4, 2048, 2048, _OFFICIAL_EXTRA),
     # Smaller members of the family for CPU pretraining and experiments.
-    "tirex-8m": _preset(256, 8, 4, 1024, 2048),
-    "tirex-2m": _preset(128, 6, 4, 512, 1024),
-    "tirex-400k": _preset(64, 4, 4, 256, 512),
+    "tirex-6m": _preset(256, 8, 4, 1024, 2048),  # 6,366,528 parameters
+    "tirex-1m": _preset(128, 6, 4, 512, 1024),  # 1,445,056
+    "tirex-300k": _preset(64, 4, 4, 256, 512),  # 328,704
     # Tests only: a few thousand parameters, two blocks, two heads.
     "tirex-test": _preset(16, 2, 2, 32, 256),
 }

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     model = parser.add_argument_group("model")
     if name == "pretrain":
         model.add_argument(
-            "--preset", default="tirex-2m", help="architecture preset (default tirex-2m)"
+            "--preset", default="tirex-1m", help="architecture preset (default tirex-1m)"
         )
         model.add_argument(
             "--model-config",
@@ -87,6 +87,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         "--no-validation",
         action="store_true",
         help="do not hold out the last horizon of each series for validation",
+    )
+    data.add_argument(
+        "--skip-short",
+        action="store_true",
+        help="drop series too short for a training window (logged) instead of failing",
     )
 
     train = parser.add_argument_group("training")
@@ -250,6 +255,7 @@ def run(args) -> int:
         precision=args.precision,
         data_description=description,
         progress_bar=args.progress_bar,
+        skip_short=args.skip_short,
         **options,
     )
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))

@@ -112,18 +112,27 @@ def as_arrays(series: Sequence) -> tuple[list[np.ndarray], list[str]]:
     return arrays, names
 
 
-def check_lengths(arrays, names, horizon: int, train_future: int, validation: bool) -> None:
+def check_lengths(
+    arrays, names, horizon: int, train_future: int, validation: bool, skip_short: bool = False
+) -> tuple[list, list]:
     """Every series must leave at least one step of history and a whole training window after
-    the validation hold-out; name every series that does not."""
+    the validation hold-out. Name every series that does not, or with ``skip_short`` drop them
+    (logged; a pretraining corpus mixes lengths) as long as some series remain."""
     need = (horizon if validation else 0) + train_future + 1
-    short = [f"'{n}' ({len(x)})" for x, n in zip(arrays, names) if len(x) < need]
-    if short:
+    short = [i for i, x in enumerate(arrays) if len(x) < need]
+    if short and (not skip_short or len(short) == len(arrays)):
+        listed = [f"'{names[i]}' ({len(arrays[i])})" for i in short[:10]]
         more = f" and {len(short) - 10} more" if len(short) > 10 else ""
         raise InputError(
             f"series too short for prediction_length={horizon}"
             f"{' plus a validation hold-out' if validation else ''} (need >= {need} steps): "
-            f"{', '.join(short[:10])}{more}"
+            f"{', '.join(listed)}{more}"
         )
+    if short:
+        logger.warning("skipping %d series shorter than %d steps", len(short), need)
+        keep = sorted(set(range(len(arrays))) - set(short))
+        arrays, names = [arrays[i] for i in keep], [names[i] for i in keep]
+    return arrays, names
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -143,6 +152,7 @@ def fit(
     keep_checkpoints: int = 3,
     data_description: str = "",
     progress_bar: bool = False,
+    skip_short: bool = False,
     **options: Any,
 ) -> FitResult:
     """Train ``model`` on ``train_series`` and export the result; see the module docstring.
@@ -175,7 +185,7 @@ def fit(
 
     arrays, names = as_arrays(train_series)
     H = settings.prediction_length
-    check_lengths(arrays, names, H, train_future, validation)
+    arrays, names = check_lengths(arrays, names, H, train_future, validation, skip_short)
     from rexforge.data.sampler import WindowSampler
 
     train_arrays = [x[:-H] for x in arrays] if validation else arrays
