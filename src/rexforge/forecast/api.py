@@ -17,7 +17,7 @@ import torch
 
 from rexforge.config import TiRexConfig
 from rexforge.errors import InputError
-from rexforge.forecast.engine import PadStateCache, forecast_quantiles
+from rexforge.forecast.engine import ROLLOUTS, PadStateCache, forecast_quantiles
 from rexforge.forecast.inputs import iter_series, left_pad_batch
 from rexforge.io.checkpoint import Checkpoint, load_state_dict_strict, read_checkpoint
 from rexforge.model.tirex import TiRexModel, count_parameters
@@ -86,12 +86,17 @@ class TiRexForecaster:
         max_accelerated_rollout_steps: int = 1,
         output_device: str = "cpu",
         resample_strategy: str | None = None,
+        rollout: Literal["exact", "stateful"] = "exact",
     ):
         """Quantile forecasts for each series of ``context``.
 
         context: 1-D or 2-D tensor/array (rows are series) or a list of 1-D series of any
             lengths; NaN marks missing values anywhere.
         prediction_length: steps to forecast (default one patch, 32).
+        rollout: how horizons over one patch are computed (see
+            ``rexforge.forecast.engine.forecast_quantiles``): ``"exact"`` reruns the model for
+            every further patch as the official code does; ``"stateful"`` carries the recurrent
+            state forward, O(context + horizon), with slightly different forecasts.
         Returns ``(quantiles [B, H, Q], mean [B, H])`` as torch tensors or numpy arrays; with
         ``yield_per_batch`` an iterator of such pairs, one per batch.
         """
@@ -104,7 +109,11 @@ class TiRexForecaster:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if max_accelerated_rollout_steps < 1:
             raise InputError("max_accelerated_rollout_steps must be >= 1")
-        batches = self._iter_batches(context, horizon, batch_size, max_accelerated_rollout_steps)
+        if rollout not in ROLLOUTS:
+            raise InputError(f"rollout must be one of {', '.join(ROLLOUTS)}, got {rollout!r}")
+        batches = self._iter_batches(
+            context, horizon, batch_size, max_accelerated_rollout_steps, rollout
+        )
 
         def convert(q: torch.Tensor, m: torch.Tensor):
             q, m = q.to(output_device), m.to(output_device)
@@ -158,14 +167,14 @@ class TiRexForecaster:
         return int(prediction_length)
 
     def _iter_batches(
-        self, context, horizon: int, batch_size: int, patches_per_step: int
+        self, context, horizon: int, batch_size: int, patches_per_step: int, rollout: str
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         series = iter_series(context)
         median = self.config.median_index
         while chunk := list(itertools.islice(series, batch_size)):
             batch = left_pad_batch(chunk).to(self.device)
             quantiles = forecast_quantiles(
-                self.model, batch, horizon, self._pad_cache, patches_per_step
+                self.model, batch, horizon, self._pad_cache, patches_per_step, rollout
             ).cpu()
             yield quantiles, quantiles[..., median].clone()
 

@@ -13,11 +13,12 @@ Everything here works on float32 tensors [B, T] with NaN for missing values.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from rexforge.model.tirex import TiRexModel
-from rexforge.model.tokenizer import masked_tokens, standard_scale, unscale
+from rexforge.model.tokenizer import Scale, masked_tokens, standard_scale, unscale
 
 
 class PadStateCache:
@@ -113,17 +114,24 @@ def fit_window(context: torch.Tensor, length: int) -> torch.Tensor:
     return torch.cat((pad, context), dim=1)
 
 
+class PatchForecast(NamedTuple):
+    quantiles: torch.Tensor  # [B, Q, n*P] in the data's units
+    states: list[torch.Tensor]  # per block [4, B, E] after the last token fed
+    scale: Scale  # loc, scale [B, 1]
+
+
 @torch.no_grad()
 def forecast_next_patches(
     model: TiRexModel,
     context: torch.Tensor,
     cache: PadStateCache,
     new_patches: int = 1,
-) -> torch.Tensor:
+) -> PatchForecast:
     """Quantiles of the next ``new_patches`` patches after ``context`` [B, T].
 
-    Returns [B, Q, new_patches * P] in the data's units. With ``new_patches`` > 1 the extra
-    patches are fed as masked tokens (the official "accelerated rollout").
+    Returns [B, Q, new_patches * P] in the data's units, with the recurrent states after the
+    last token. With ``new_patches`` > 1 the extra patches are fed as masked tokens (the
+    official "accelerated rollout").
     """
     cfg = model.config
     P, L = cfg.input_patch_size, cfg.train_ctx_len
@@ -132,8 +140,9 @@ def forecast_next_patches(
     scale = standard_scale(window)
     starts = first_observed_patch(window, P)
     B = window.shape[0]
-    Q = cfg.num_quantiles
+    Q, E = cfg.num_quantiles, cfg.block_kwargs.embedding_dim
     out = torch.empty(B, new_patches, Q, P, dtype=torch.float32, device=window.device)
+    states = [window.new_empty(4, B, E) for _ in model.blocks]
     scaled = (window - scale.loc) / scale.scale  # [B, L]
     for start, rows in group_by_start(starts.tolist(), N):
         idx = torch.tensor(rows, device=window.device)
@@ -146,10 +155,16 @@ def forecast_next_patches(
         init = cache.states(model, start)
         if init is not None:
             init = [s.expand(-1, len(rows), -1).contiguous() for s in init]
-        out[idx] = model(tokens, states=init, last_n=new_patches).quantiles
+        result = model(tokens, states=init, last_n=new_patches)
+        out[idx] = result.quantiles
+        for block_states, group_states in zip(states, result.states):
+            block_states[:, idx] = group_states
     # [B, n, Q, P] -> [B, Q, n*P]
     flat = out.permute(0, 2, 1, 3).reshape(B, Q, new_patches * P)
-    return unscale(flat, scale)
+    return PatchForecast(unscale(flat, scale), states, scale)
+
+
+ROLLOUTS = ("exact", "stateful")
 
 
 @torch.no_grad()
@@ -159,21 +174,48 @@ def forecast_quantiles(
     prediction_length: int,
     cache: PadStateCache,
     patches_per_step: int = 1,
+    rollout: str = "exact",
 ) -> torch.Tensor:
-    """Autoregressive patch rollout as the official forecaster does it.
+    """Autoregressive patch rollout. Returns [B, prediction_length, Q] in the data's units.
 
-    For each further patch the context grows by one all-NaN patch (the model's own predictions
-    are not fed back), is re-cut to ``train_ctx_len`` and re-scaled, and the model reruns.
-    Returns [B, prediction_length, Q] in the data's units.
+    * ``"exact"`` (default), as the official forecaster does it: for each further patch the
+      context grows by one all-NaN patch (the model's own predictions are not fed back), is
+      re-cut to ``train_ctx_len`` and re-scaled, and the model reruns on all of it:
+      O(horizon x context). Nothing can be carried over between patches, because the window
+      moves: each rerun starts after one padding patch fewer, and the states after k padding
+      patches differ for every k.
+    * ``"stateful"``: run the context once and carry the recurrent states forward, feeding one
+      masked token per further patch: O(context + horizon). This is what the official
+      "accelerated rollout" (``max_accelerated_rollout_steps``) computes, except that it never
+      re-cuts the window; it differs from ``"exact"`` by the changed padding before the context
+      (and, for series longer than the window, by the re-cut and re-scaling).
     """
+    if rollout not in ROLLOUTS:
+        raise ValueError(f"rollout must be one of {ROLLOUTS}, got {rollout!r}")
+    context = context.float()
+    if rollout == "exact":
+        return _rerun_rollout(model, context, prediction_length, cache, patches_per_step)
+    P = model.config.input_patch_size
+    remaining = math.ceil(prediction_length / P)
+    first = forecast_next_patches(model, context, cache, 1)
+    pieces = [first.quantiles]  # each [B, Q, P]
+    states, scale = first.states, first.scale
+    for _ in range(1, remaining):
+        tokens = masked_tokens(context.shape[0], 1, P, context)
+        result = model(tokens, states=states, last_n=1)
+        states = result.states
+        pieces.append(unscale(result.quantiles[:, 0], scale))  # [B, Q, P]
+    quantiles = torch.cat(pieces, dim=-1)[..., :prediction_length]  # [B, Q, H]
+    return quantiles.transpose(1, 2).contiguous()  # [B, H, Q]
+
+
+def _rerun_rollout(model, context, prediction_length, cache, patches_per_step) -> torch.Tensor:
     P = model.config.input_patch_size
     remaining = math.ceil(prediction_length / P)
     pieces = []
-    context = context.float()
     while remaining > 0:
         step = min(remaining, patches_per_step)
-        pred = forecast_next_patches(model, context, cache, new_patches=step)  # [B, Q, step*P]
-        pieces.append(pred)
+        pieces.append(forecast_next_patches(model, context, cache, new_patches=step).quantiles)
         remaining -= step
         if remaining > 0:
             # One NaN patch per patch just predicted, as the official rollout appends.
