@@ -80,6 +80,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if "derived_from_nxai_weights" not in meta:
         # A file in the official layout without rexforge metadata: treat as NXAI's release.
         meta.update(nxai_metadata(True))
+    check_weights(config, state_dict, str(path))
     return Checkpoint(config, state_dict, meta, str(path))
 
 
@@ -113,6 +114,7 @@ def _read_folder(folder: Path, weights: Path | None = None) -> Checkpoint:
         state_dict = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights} is not a readable safetensors file: {exc}") from None
+    check_weights(config, state_dict, str(folder))
     return Checkpoint(config, state_dict, meta, str(folder))
 
 
@@ -180,15 +182,15 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
 
 
 # -- building a model -----------------------------------------------------------------------
-def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Load strictly; every missing, unexpected or mis-shaped key is named in one error."""
-    expected = model.state_dict()
+def weights_problems(expected: dict[str, tuple[int, ...]], state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Every missing, unexpected or mis-shaped key of ``state_dict`` against ``expected``
+    (name -> shape), summarised in at most three phrases."""
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     shapes = [
-        f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+        f"{k} {tuple(state_dict[k].shape)} != {tuple(shape)}"
+        for k, shape in expected.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(shape)
     ]
     problems = []
     if missing:
@@ -197,6 +199,26 @@ def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.T
         problems.append(f"unexpected {len(unexpected)} key(s) e.g. {', '.join(unexpected[:3])}")
     if shapes:
         problems.append(f"{len(shapes)} shape mismatch(es) e.g. {'; '.join(shapes[:2])}")
+    return problems
+
+
+def check_weights(config: TiRexConfig, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights that do not fit ``config`` (another model's file, an edited config)
+    before anything is built from them. The reference network is built on the ``meta``
+    device: shapes only, no memory, no initialisation cost."""
+    from rexforge.model.tirex import TiRexModel
+
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in TiRexModel(config, kernel="torch_ref").state_dict().items()}
+    problems = weights_problems(expected, state_dict)
+    if problems:
+        raise CheckpointError(f"{source}: weights do not match the config: " + "; ".join(problems))
+
+
+def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Load strictly; every missing, unexpected or mis-shaped key is named in one error."""
+    expected = model.state_dict()
+    problems = weights_problems({k: tuple(v.shape) for k, v in expected.items()}, state_dict)
     if problems:
         raise CheckpointError(f"{source}: weights do not match the config: " + "; ".join(problems))
     with torch.no_grad():
