@@ -17,12 +17,20 @@ setup() {
 
 case "${1:-}" in
   demo)
-    setup plot
+    # Forecast with a plot, a short LoRA fine-tune, then zero-shot vs fine-tuned on the last
+    # 48 hours of every series (the fine-tune holds those out: it never trains on them).
+    setup plot,train
+    DATA=src/rexforge/assets/sample_data.csv
     mkdir -p out
     "$VENV/bin/rexforge" info starter
-    "$VENV/bin/rexforge" forecast --data src/rexforge/assets/sample_data.csv --horizon 48 \
+    "$VENV/bin/rexforge" forecast --data "$DATA" --horizon 48 \
       --output out/forecast.csv --plot out/forecast.png
-    echo "demo: wrote out/forecast.csv and out/forecast.png"
+    "$VENV/bin/rexforge" finetune --model starter --data "$DATA" --horizon 48 --mode lora \
+      --context-length 256 --max-steps 80 --batch-size 16 --lr 0.003 --val-every-n-steps 40 \
+      --output-dir out/finetune --resume never
+    "$VENV/bin/rexforge" evaluate --model starter --model out/finetune/final --data "$DATA" \
+      --horizon 48 --windows 1 --output-dir out/evaluate
+    echo "demo: out/forecast.csv, out/forecast.png, out/finetune/final, out/evaluate/metrics.md"
     ;;
   test)
     setup dev

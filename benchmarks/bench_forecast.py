@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import make_context, tolerance_scale, write_official_checkpoint  # noqa: E402
-
 from benchmarks.common import fp32_matmul_peak, machine_info, median_time, write_result  # noqa: E402
+from tests.conftest import make_context, tolerance_scale, write_official_checkpoint  # noqa: E402
 
 
 def main() -> None:

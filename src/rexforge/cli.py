@@ -3,7 +3,8 @@
 Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int | None``.
 Every subcommand also takes ``--config FILE.yaml``: the file's keys (option names with ``-`` or
 ``_``) become defaults, so a YAML recipe is a saved command line and explicit flags still win.
-Library errors (``RexforgeError``) become ``error: <message>`` on stderr with exit status 2.
+Library errors (``RexforgeError``) become ``error: <message>`` on stderr with exit status 2;
+Ctrl-C becomes ``error: <what was saved>`` with status 130.
 """
 
 from __future__ import annotations
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     except RexforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"error: {exc or 'interrupted'}", file=sys.stderr)
         return 130
 
 

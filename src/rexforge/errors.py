@@ -21,6 +21,14 @@ class InputError(RexforgeError, ValueError):
     """Data or arguments given to a forecast, training or evaluation call are unusable."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C; the message says which checkpoint holds the last step.
+
+    A ``KeyboardInterrupt`` so that callers who stop on Ctrl-C keep doing so; ``cli.main``
+    prints its message and exits with status 130.
+    """
+
+
 def collect_problems(problems: list[str], error_type: type[RexforgeError], what: str) -> None:
     """Raise ``error_type`` once, naming every problem found, if there are any."""
     if problems:

@@ -73,13 +73,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     of an unknown extension, or cannot be parsed.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a table file")
-    kind = _table_kind(path)
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty")
+    kind = check_table_file(path)
     try:
         frame = _read(path, kind)
     except ImportError:
@@ -96,6 +90,19 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"{path}: table has a header ({', '.join(map(str, frame.columns))}) but no rows"
         )
     return frame
+
+
+def check_table_file(path: Path) -> str:
+    """The table kind of ``path`` (``"csv"``, ``"tsv"``, ``"parquet"``, ``"arrow"``), or an
+    ``InputError`` when it is missing, a directory, empty or of an unknown extension."""
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a table file")
+    kind = _table_kind(path)
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    return kind
 
 
 def _table_kind(path: Path) -> str:
@@ -201,6 +208,10 @@ def load_series_report(
         raise InputError(f"gaps must be 'keep' or 'interpolate', got {gaps!r}")
     if isinstance(min_length, bool) or not isinstance(min_length, int) or min_length < 1:
         raise InputError(f"min_length must be an integer >= 1, got {min_length!r}")
+    if not isinstance(source, str | Path | pd.DataFrame):
+        raise InputError(
+            f"source must be a file path or a pandas DataFrame, got {type(source).__name__}"
+        )
     name = _source_name(source)
     frame = source if isinstance(source, pd.DataFrame) else read_table(source)
     if isinstance(source, pd.DataFrame) and len(frame) == 0:
@@ -228,7 +239,7 @@ def _source_name(source) -> str:
     return "<DataFrame>" if isinstance(source, pd.DataFrame) else str(source)
 
 
-def _require_columns(frame: pd.DataFrame, name: str, wanted: Sequence[tuple[str, str]]) -> None:
+def require_columns(frame: pd.DataFrame, name: str, wanted: Sequence[tuple[str, str]]) -> None:
     """Raise once naming every missing column (``wanted`` holds (column, role) pairs)."""
     missing = [f"{role} column '{col}'" for col, role in wanted if col not in frame.columns]
     if missing:
@@ -261,7 +272,7 @@ def _long_items(
     wanted = [(target_column, "target")]
     if timestamp_column is not None:
         wanted.append((timestamp_column, "timestamp"))
-    _require_columns(frame, name, wanted)
+    require_columns(frame, name, wanted)
     parsed = None if timestamp_column is None else parse_time_column(frame[timestamp_column])
     target = frame[target_column]
     if id_column not in frame.columns:
@@ -287,7 +298,7 @@ def _wide_items(
 ) -> list[_RawItem]:
     if isinstance(columns, str):
         columns = [columns]  # a lone name is an easy slip; a string is not a list of names
-    _require_columns(
+    require_columns(
         frame,
         name,
         ([(time_column, "time")] if time_column else []) + [(c, "target") for c in columns or []],

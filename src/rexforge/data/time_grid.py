@@ -2,8 +2,10 @@
 
 A series is *regular* when all its timestamps lie on one grid ``start, start + f, start + 2f, ...``;
 missing grid points are gaps (filled with NaN by the loader). Timestamps that do not fit any grid
-(e.g. hourly and daily steps mixed) are *irregular* and rejected: guessing a grid there would
-silently invent or drop data.
+(e.g. hourly steps and half-hour offsets mixed) are *irregular* and rejected: guessing a grid there
+would silently invent or drop data. So are *mixed frequencies*: a long run of equal coarser steps
+on the grid (daily rows inside an hourly series) is a section sampled at another frequency, which
+the grid would turn into mostly-NaN data.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ import pandas as pd
 # points one second apart in a yearly series); refuse rather than allocate millions of NaNs.
 _MAX_GRID_FACTOR = 100
 _MAX_GRID_SLACK = 1000
+# This many consecutive equal steps of k >= 2 grid steps each mark a section sampled at a
+# coarser frequency. Random gaps seldom repeat one length this often in a row (at 10% missing
+# points, a run of 8 gaps of the same length has odds of about 1e-8 per position).
+_MIN_COARSE_RUN = 8
 
 
 class IrregularSpacing(ValueError):
@@ -100,7 +106,8 @@ def regular_grid(times: pd.Index) -> tuple[pd.Index, str | None]:
 
     ``times`` must be sorted and unique: a ``DatetimeIndex`` or an integer index of steps.
     Returns ``(grid, freq)``: ``freq`` is a pandas frequency string for dates (None for steps or a
-    single timestamp). Raises ``IrregularSpacing`` when no grid fits.
+    single timestamp). Raises ``IrregularSpacing`` when no grid fits, or when the timestamps mix
+    frequencies (see ``_MIN_COARSE_RUN``).
 
     Frequency: ``pd.infer_freq`` when the series has no gaps; otherwise the most common step,
     tried first as a calendar offset (month, quarter, year, week, business day) and then as a
@@ -109,7 +116,9 @@ def regular_grid(times: pd.Index) -> tuple[pd.Index, str | None]:
     if len(times) < 2:
         return times, None
     if not isinstance(times, pd.DatetimeIndex):
-        return _step_grid(np.asarray(times, dtype=np.int64)), None
+        grid = _step_grid(np.asarray(times, dtype=np.int64))
+        _check_one_frequency(times, grid, f"{int(grid[1] - grid[0])}" if len(grid) > 1 else "1")
+        return grid, None
     if len(times) >= 3:
         freq = infer_freq(times)
         if freq is not None:
@@ -129,11 +138,31 @@ def regular_grid(times: pd.Index) -> tuple[pd.Index, str | None]:
         grid = pd.date_range(times[0], times[-1], freq=offset)
         first_grid = grid if first_grid is None else first_grid
         if times.isin(grid).all():
+            _check_one_frequency(times, grid, grid.freqstr)
             return grid, grid.freqstr
     off = times[~times.isin(first_grid)][0]
     raise IrregularSpacing(
         f"irregular time spacing: most common step is {step} but timestamp {off} is off that grid"
     )
+
+
+def _check_one_frequency(times: pd.Index, grid: pd.Index, step: str) -> None:
+    """Raise ``IrregularSpacing`` if ``times`` (all on ``grid``) hold a run of at least
+    ``_MIN_COARSE_RUN`` consecutive equal steps of two or more grid steps each."""
+    if len(grid) == len(times) or len(times) <= _MIN_COARSE_RUN:
+        return
+    steps = np.diff(grid.get_indexer(times))  # in grid steps; all >= 1
+    starts = np.flatnonzero(np.r_[True, steps[1:] != steps[:-1]])
+    lengths = np.diff(np.r_[starts, len(steps)])
+    coarse = np.flatnonzero((steps[starts] > 1) & (lengths >= _MIN_COARSE_RUN))
+    if coarse.size:
+        first = int(starts[coarse[0]])
+        last = first + int(lengths[coarse[0]])
+        raise IrregularSpacing(
+            f"mixed frequencies: the timestamps from {times[first]} to {times[last]} are "
+            f"{int(steps[first])} x '{step}' apart, a coarser frequency than the series' step "
+            f"'{step}'; resample it to one frequency"
+        )
 
 
 def infer_freq(times: pd.DatetimeIndex) -> str | None:

@@ -28,6 +28,19 @@ logger = logging.getLogger(__name__)
 MAX_PREDICTION_LENGTH = 100_000
 
 
+def check_prediction_length(prediction_length, name: str = "prediction_length") -> int:
+    """``prediction_length`` as an int in ``1 .. MAX_PREDICTION_LENGTH``, or an ``InputError``."""
+    if isinstance(prediction_length, bool) or not isinstance(prediction_length, (int, np.integer)):
+        raise InputError(f"{name} must be an integer, got {prediction_length!r}")
+    if prediction_length <= 0:
+        raise InputError(f"{name} must be > 0, got {prediction_length}")
+    if prediction_length > MAX_PREDICTION_LENGTH:
+        raise InputError(
+            f"{name} {prediction_length} is larger than the supported maximum {MAX_PREDICTION_LENGTH}"
+        )
+    return int(prediction_length)
+
+
 class TiRexForecaster:
     """A TiRex network plus everything needed to forecast with it.
 
@@ -155,28 +168,65 @@ class TiRexForecaster:
     def _check_horizon(self, prediction_length) -> int:
         if prediction_length is None:
             return self.config.output_patch_size
-        if isinstance(prediction_length, bool) or not isinstance(prediction_length, (int, np.integer)):
-            raise InputError(f"prediction_length must be an integer, got {prediction_length!r}")
-        if prediction_length <= 0:
-            raise InputError(f"prediction_length must be > 0, got {prediction_length}")
-        if prediction_length > MAX_PREDICTION_LENGTH:
-            raise InputError(
-                f"prediction_length {prediction_length} is larger than the supported "
-                f"maximum {MAX_PREDICTION_LENGTH}"
-            )
-        return int(prediction_length)
+        return check_prediction_length(prediction_length)
 
     def _iter_batches(
         self, context, horizon: int, batch_size: int, patches_per_step: int, rollout: str
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One ``(quantiles, mean)`` pair per ``batch_size`` series of ``context``.
+
+        A batch that runs out of memory is split in halves and retried, down to single
+        series; later batches then run in pieces of the size that worked.
+        """
         series = iter_series(context)
         median = self.config.median_index
+        limit = batch_size  # the largest piece that is known (or hoped) to fit in memory
         while chunk := list(itertools.islice(series, batch_size)):
-            batch = left_pad_batch(chunk).to(self.device)
-            quantiles = forecast_quantiles(
-                self.model, batch, horizon, self._pad_cache, patches_per_step, rollout
-            ).cpu()
+            parts, start = [], 0
+            while start < len(chunk):
+                piece = chunk[start : start + limit]
+                try:
+                    batch = left_pad_batch(piece).to(self.device)
+                    parts.append(
+                        forecast_quantiles(
+                            self.model, batch, horizon, self._pad_cache, patches_per_step, rollout
+                        ).cpu()
+                    )
+                except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
+                    if not _is_out_of_memory(exc):
+                        raise
+                    batch = None  # free it before retrying
+                    if self.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    if len(piece) == 1:
+                        raise InputError(
+                            f"out of memory on {self.device} even for a batch of 1 series "
+                            f"(batch_size {batch_size} was split down to 1; series length "
+                            f"{len(piece[0])}, horizon {horizon}): use a shorter context or "
+                            "horizon, or a device with more memory"
+                        ) from None
+                    limit = len(piece) // 2
+                    logger.warning(
+                        "out of memory on a batch of %d series; retrying in batches of %d",
+                        len(piece),
+                        limit,
+                    )
+                    continue
+                start += len(piece)
+            quantiles = parts[0] if len(parts) == 1 else torch.cat(parts)
             yield quantiles, quantiles[..., median].clone()
+
+
+# What torch's allocators say when memory runs out (CPU, CUDA, MPS).
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "failed to allocate")
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    oom_type = getattr(torch, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    text = str(exc).lower()
+    return any(message in text for message in _OOM_MESSAGES)
 
 
 def load_model(

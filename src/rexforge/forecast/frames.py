@@ -1,12 +1,24 @@
-"""Forecasting long DataFrames: ``item_id, timestamp, target`` in, one row per future step out."""
+"""Forecasting long tables: ``item_id, timestamp, target`` in, one row per future step out.
+
+``forecast_df`` takes a DataFrame in memory; ``forecast_csv_streaming`` reads a long CSV in
+chunks of whole items and appends each chunk's forecasts to the output, so memory does not
+grow with the number of series.
+"""
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from rexforge.data.problems import SeriesProblem, check_on_bad, format_problems, resolve
 from rexforge.data.series import TimeSeries
 from rexforge.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 
 def future_index(series: TimeSeries, horizon: int) -> pd.Index:
@@ -15,18 +27,37 @@ def future_index(series: TimeSeries, horizon: int) -> pd.Index:
     Datetime series need an inferable frequency; integer-step (or timestamp-less) series
     continue their step count.
     """
+    reason = timestamp_problem(series)
+    if reason is not None:
+        raise InputError(f"series {series.item_id}: {reason}")
     ts = series.timestamps
     if ts is None:
         return pd.RangeIndex(len(series), len(series) + horizon)
     if isinstance(ts, pd.DatetimeIndex):
-        if not series.freq:
-            raise InputError(
-                f"series {series.item_id}: cannot continue its timestamps, the frequency could "
-                "not be inferred"
-            )
         return pd.date_range(ts[-1], periods=horizon + 1, freq=series.freq)[1:]
     step = int(ts[-1] - ts[-2]) if len(ts) > 1 else 1
     return pd.Index(int(ts[-1]) + step * np.arange(1, horizon + 1))
+
+
+def timestamp_problem(series: TimeSeries) -> str | None:
+    """Why the timestamps of ``series`` cannot be continued (None when they can)."""
+    if isinstance(series.timestamps, pd.DatetimeIndex) and not series.freq:
+        if len(series) == 1:
+            return (
+                "cannot continue its timestamps: a single timestamp has no frequency "
+                "(give at least two rows, or integer steps)"
+            )
+        return "cannot continue its timestamps, the frequency could not be inferred"
+    return None
+
+
+def split_forecastable(series: list[TimeSeries]) -> tuple[list[TimeSeries], list[SeriesProblem]]:
+    """``series`` whose future timestamps can be made, and a problem for each of the others."""
+    good, problems = [], []
+    for s in series:
+        reason = timestamp_problem(s)
+        (good.append(s) if reason is None else problems.append(SeriesProblem(s.item_id, reason)))
+    return good, problems
 
 
 def quantile_column(level: float) -> str:
@@ -36,24 +67,32 @@ def quantile_column(level: float) -> str:
 def forecast_series(
     forecaster, series: list[TimeSeries], prediction_length: int, batch_size: int = 512
 ) -> pd.DataFrame:
-    """Forecast each ``TimeSeries``; returns a long frame: item_id, timestamp, mean, quantiles."""
+    """Forecast each ``TimeSeries``; returns a long frame: item_id, timestamp, mean, quantiles.
+
+    Every series whose timestamps cannot be continued is named in one ``InputError`` before
+    anything is forecast.
+    """
     if not series:
         raise InputError("no series to forecast")
+    _, problems = split_forecastable(series)
+    if problems:
+        raise InputError(format_problems(problems))
     quantiles, mean = forecaster.forecast(
-        [s.target for s in series], prediction_length=prediction_length,
-        batch_size=batch_size, output_type="numpy",
+        [s.target for s in series],
+        prediction_length=prediction_length,
+        batch_size=batch_size,
+        output_type="numpy",
     )
-    frames = []
-    for i, s in enumerate(series):
-        part = {
-            "item_id": s.item_id,
-            "timestamp": future_index(s, prediction_length),
-            "mean": mean[i],
-        }
-        for j, level in enumerate(forecaster.quantiles):
-            part[quantile_column(level)] = quantiles[i, :, j]
-        frames.append(pd.DataFrame(part))
-    return pd.concat(frames, ignore_index=True)
+    H = quantiles.shape[1]
+    stamps = [future_index(s, H) for s in series]
+    columns = {
+        "item_id": np.repeat(np.array([s.item_id for s in series], dtype=object), H),
+        "timestamp": stamps[0].append(stamps[1:]) if len(stamps) > 1 else stamps[0],
+        "mean": mean.reshape(-1),
+    }
+    for j, level in enumerate(forecaster.quantiles):
+        columns[quantile_column(level)] = quantiles[:, :, j].reshape(-1)
+    return pd.DataFrame(columns)
 
 
 def forecast_df(
@@ -74,13 +113,111 @@ def forecast_df(
     (``"0.1"`` ... ``"0.9"``). ``on_bad="skip"`` drops invalid series (logged) instead of
     raising.
     """
-    from rexforge.data.sources import load_series
+    from rexforge.data.sources import load_series_report
 
+    check_on_bad(on_bad)
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"forecast_df needs a pandas DataFrame, got {type(df).__name__}")
-    series = load_series(
-        df, layout="long", id_column=id_column, timestamp_column=timestamp_column,
-        target_column=target, on_bad=on_bad,
+    report = load_series_report(
+        df,
+        layout="long",
+        id_column=id_column,
+        timestamp_column=timestamp_column,
+        target_column=target,
     )
+    report.series, problems = split_forecastable(report.series)
+    report.problems += problems
+    series = resolve(report, on_bad, "<DataFrame>")
     out = forecast_series(forecaster, series, prediction_length, batch_size)
     return out.rename(columns={"item_id": id_column, "timestamp": timestamp_column})
+
+
+class StreamSummary(NamedTuple):
+    """What ``forecast_csv_streaming`` did: series forecast, rows written, series skipped."""
+
+    series: int
+    rows: int
+    problems: list[SeriesProblem]
+
+
+def forecast_csv_streaming(
+    forecaster,
+    path: str | Path,
+    prediction_length: int,
+    output: str | Path,
+    *,
+    id_column: str = "item_id",
+    timestamp_column: str = "timestamp",
+    target: str = "target",
+    gaps: str = "keep",
+    batch_size: int = 512,
+    chunk_series: int = 10_000,
+    chunk_rows: int = 200_000,
+    on_bad: str = "raise",
+) -> StreamSummary:
+    """Forecast every series of a long CSV without loading it whole; write a long CSV.
+
+    The input is read ``chunk_rows`` rows at a time (``rexforge.data.chunked``): each item's
+    rows must be contiguous in the file (sorted or grouped by item), else an ``InputError``
+    names the item that reappears. Complete items are validated like ``load_series`` does,
+    forecast ``chunk_series`` at a time, and their rows appended to a temporary file that
+    replaces ``output`` only when every series is done: ``output`` never holds a partial
+    result. Peak memory is bounded by the chunk sizes, not by the number of series.
+
+    The output has the columns of ``rexforge forecast``: ``item_id``, ``timestamp``, ``mean``
+    and one per quantile level, items in file order. ``on_bad="raise"`` names every bad
+    series in one ``InputError`` (the rest of the file is still checked, not forecast);
+    ``"skip"`` leaves them out and returns them in ``StreamSummary.problems``.
+    """
+    from rexforge.data.chunked import iter_item_chunks
+    from rexforge.data.sources import load_series_report
+    from rexforge.forecast.api import check_prediction_length
+    from rexforge.io.atomic import atomic_open
+
+    check_on_bad(on_bad)
+    prediction_length = check_prediction_length(prediction_length)
+    if isinstance(chunk_series, bool) or not isinstance(chunk_series, int) or chunk_series < 1:
+        raise InputError(f"chunk_series must be an integer >= 1, got {chunk_series!r}")
+    output = Path(output)
+    if output.is_dir():
+        raise InputError(f"output {output} is a directory; give a CSV file path")
+    chunks = iter_item_chunks(
+        path,
+        id_column=id_column,
+        columns=[(timestamp_column, "timestamp"), (target, "target")],
+        chunk_rows=chunk_rows,
+    )
+    problems: list[SeriesProblem] = []
+    pending: list[TimeSeries] = []
+    counts = {"series": 0, "rows": 0}
+    with atomic_open(output, "w") as handle:
+
+        def flush() -> None:
+            if pending and not (problems and on_bad == "raise"):
+                frame = forecast_series(forecaster, pending, prediction_length, batch_size)
+                frame.to_csv(handle, header=counts["series"] == 0, index=False)
+                counts["series"] += len(pending)
+                counts["rows"] += len(frame)
+            pending.clear()
+
+        for chunk in chunks:
+            report = load_series_report(
+                chunk,
+                layout="long",
+                id_column=id_column,
+                timestamp_column=timestamp_column,
+                target_column=target,
+                gaps=gaps,
+            )
+            good, unusable = split_forecastable(report.series)
+            problems += report.problems + unusable
+            pending += good
+            if len(pending) >= chunk_series:
+                flush()
+        flush()
+        if problems and on_bad == "raise":
+            raise InputError(f"{path}: {format_problems(problems)}")
+        if counts["series"] == 0:
+            raise InputError(f"{path}: no series to forecast")
+    logger.debug("%s: forecast %d series in chunks", path, counts["series"])
+    return StreamSummary(counts["series"], counts["rows"], problems)

@@ -14,6 +14,8 @@ def _as_1d(sample, index: int) -> torch.Tensor:
     if isinstance(sample, torch.Tensor):
         tensor = sample.detach()
     else:
+        if np.iscomplexobj(sample):
+            raise InputError(f"series {index} holds complex numbers; pass real values")
         try:
             array = np.array(sample, dtype=np.float64)  # a copy: inputs may be read-only
         except (TypeError, ValueError):
@@ -23,7 +25,9 @@ def _as_1d(sample, index: int) -> torch.Tensor:
         tensor = tensor.squeeze()
     if tensor.dim() != 1:
         raise InputError(f"series {index} must be one-dimensional, got shape {tuple(tensor.shape)}")
-    if not (tensor.is_floating_point() or tensor.dtype in (torch.int32, torch.int64, torch.int16)):
+    if tensor.is_complex() or not (
+        tensor.is_floating_point() or tensor.dtype in (torch.int32, torch.int64, torch.int16)
+    ):
         raise InputError(f"series {index} has unsupported dtype {tensor.dtype}")
     if tensor.numel() == 0:
         raise InputError(f"series {index} is empty")

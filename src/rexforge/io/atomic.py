@@ -6,23 +6,36 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from rexforge.errors import CheckpointError
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename over ``path``.
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; on a clean exit fsync it and rename
+    it over ``path``.
 
-    If anything fails (disk full, interruption) the previous file at ``path`` is untouched
-    and the temporary file is removed.
+    If anything fails (disk full, interruption, an exception in the ``with`` body) the
+    previous file at ``path`` is untouched and the temporary file is removed. An ``OSError``
+    (e.g. ENOSPC) becomes a ``CheckpointError`` naming ``path``. A process killed outright
+    (SIGKILL) can leave a ``.<name>.*.tmp`` file behind, never a partial ``path``.
     """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', not {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise CheckpointError(f"could not write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(
+            fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})
+        ) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
@@ -32,6 +45,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise CheckpointError(f"could not write {path}: {exc.strerror or exc}") from None
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename over ``path``
+    (see ``atomic_open``)."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

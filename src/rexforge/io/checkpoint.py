@@ -4,7 +4,8 @@
 * rexforge folder: ``config.json`` (architecture + metadata + checksum) and
   ``model.safetensors``, plus ``NOTICE`` when the weights derive from NXAI's.
 
-Both writers are atomic and record a checksum of the weights that the readers verify.
+Both writers are atomic and record a checksum of the weights that the readers verify; the
+readers also refuse weights whose names or shapes do not fit the config they come with.
 """
 
 from __future__ import annotations

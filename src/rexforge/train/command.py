@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     else:
         model.add_argument(
             "--model",
-            required=True,
-            help="base checkpoint: official model.ckpt, rexforge folder, or 'starter'",
+            default="starter",
+            help="base checkpoint: official model.ckpt, rexforge folder, or 'starter' (default)",
         )
         model.add_argument("--mode", choices=MODES, default="full", help="which parameters train")
         model.add_argument(

@@ -9,6 +9,10 @@
 
 The base model is never modified: training works on a fresh network loaded from the base
 weights, and the result is a new forecaster loaded from ``final/`` (Chronos' ``fit``).
+
+Every file is written atomically (``.ckpt`` through ``AtomicCheckpointIO``), so a run killed
+at any point resumes (``resume="auto"``) from its last complete checkpoint, and with the same
+seed ends with the same weights, bit for bit, as a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -22,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from rexforge.config import PRESETS, TiRexConfig
 from rexforge.data.series import TimeSeries
-from rexforge.errors import CheckpointError, ConfigError, InputError
+from rexforge.errors import CheckpointError, ConfigError, InputError, TrainingInterrupted
 from rexforge.io.atomic import atomic_write_bytes, atomic_write_text, sha256_file
 from rexforge.io.checkpoint import (
     Checkpoint,
@@ -166,11 +169,15 @@ def fit(
         path, or None (start over).
     precision: Lightning precision; default ``"32-true"`` on CPU, ``"bf16-mixed"`` on GPU.
     Returns a ``FitResult`` whose ``forecaster`` is loaded from ``final/``.
-    Raises ``InputError`` (data, divergence), ``ConfigError`` (options), ``CheckpointError``.
+    Raises ``InputError`` (data, divergence), ``ConfigError`` (options), ``CheckpointError``
+    (unreadable checkpoint, disk full while saving: the previous checkpoint stays), and
+    ``TrainingInterrupted`` (a ``KeyboardInterrupt``) after Ctrl-C, once ``last.ckpt`` holds
+    the last finished step.
     """
     import lightning as L
 
     from rexforge.forecast.api import load_model
+    from rexforge.train.checkpointing import AtomicCheckpointIO, InterruptCheckpoint
     from rexforge.train.datamodule import HoldoutWindows, WindowDataModule
     from rexforge.train.lora import lora_state_dict, merge_lora
     from rexforge.train.module import TiRexTrainingModule
@@ -228,7 +235,10 @@ def fit(
     from lightning.pytorch.loggers import CSVLogger
 
     every = settings.checkpoint_every_n_steps or settings.val_every_n_steps
+    last = ckpt_dir / "last.ckpt"
+    on_interrupt = InterruptCheckpoint(last)
     callbacks = [
+        on_interrupt,
         # Keep the newest ``keep_checkpoints`` step-* files (monitor "step", mode max).
         ModelCheckpoint(
             dirpath=ckpt_dir,
@@ -239,7 +249,7 @@ def fit(
             save_top_k=keep_checkpoints,
             save_last=True,
             auto_insert_metric_name=False,
-        )
+        ),
     ]
     if validation:
         callbacks.append(
@@ -271,6 +281,7 @@ def fit(
         limit_val_batches=None if validation else 0,
         num_sanity_val_steps=0,
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         logger=loggers,
         log_every_n_steps=min(50, settings.val_every_n_steps),
         enable_progress_bar=progress_bar,
@@ -282,16 +293,28 @@ def fit(
     earlier = metrics_csv.read_text() if ckpt_path and metrics_csv.is_file() else None
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    except SystemExit:
+        # Lightning answers a KeyboardInterrupt it catches (a second Ctrl-C, or one before
+        # training started) with sys.exit(1); a library call raises instead.
+        if not trainer.interrupted:
+            raise
+        kept = f"{last} holds the last saved step" if last.exists() else "no checkpoint was saved"
+        raise TrainingInterrupted(f"training aborted; {kept}") from None
     finally:
         if earlier is not None and trainer.is_global_zero:
             _merge_metrics(metrics_csv, earlier)
 
-    last = ckpt_dir / "last.ckpt"
+    if on_interrupt.saved_step is not None:
+        raise TrainingInterrupted(
+            f"training interrupted at step {on_interrupt.saved_step}; saved {last}; "
+            "run the same command again to resume"
+        )
     if module.nonfinite_step is not None:
         kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved"
         raise InputError(
-            f"training diverged: the loss became non-finite at step {module.nonfinite_step}; "
-            f"{kept}; try a lower --lr or check the data for extreme values"
+            f"training diverged: the loss became non-finite at step {module.nonfinite_step} "
+            f"(batch {module.nonfinite_batch} of the training stream); {kept}; "
+            "try a lower --lr or check the data for extreme values"
         )
     trainer.save_checkpoint(last)
     best = ckpt_dir / "best.ckpt"
@@ -355,10 +378,14 @@ def _resume_path(resume, ckpt_dir: Path) -> str | None:
 
 def _check_resume_matches(path: str, config: TiRexConfig, settings: TrainConfig) -> None:
     """Refuse to resume a run with another architecture, mode or base (one clear error)."""
+    from rexforge.train.checkpointing import read_training_checkpoint
+
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]
-    except Exception as exc:  # any unreadable file is the user's to fix
-        raise CheckpointError(f"cannot resume from {path}: {exc}") from None
+        saved = read_training_checkpoint(path)["hyper_parameters"]
+    except CheckpointError as exc:
+        raise CheckpointError(f"cannot resume: {exc}") from None
+    except KeyError:
+        raise CheckpointError(f"cannot resume from {path}: it holds no hyper_parameters") from None
     problems = []
     if TiRexConfig.from_dict(saved["model_config"]).to_dict() != config.to_dict():
         problems.append("the model config differs")

@@ -50,7 +50,8 @@ class TiRexTrainingModule(L.LightningModule):
         )
         self.masking = MaskingConfig(s.mask_max_start_prob, s.mask_max_run)
         self.micro_step = 0  # micro-batches trained so far (checkpointed)
-        self.nonfinite_step: int | None = None
+        self.nonfinite_step: int | None = None  # optimizer step whose loss was NaN/inf
+        self.nonfinite_batch: int | None = None  # its micro-batch index in the training stream
         # LoRA checkpoints hold only the adapters; the base comes from base_checkpoint again.
         self.strict_loading = s.mode != "lora"
         self._val_outputs: list[dict[str, np.ndarray]] = []
@@ -67,8 +68,14 @@ class TiRexTrainingModule(L.LightningModule):
         if not torch.isfinite(loss):
             # Skip this update (returning None) and stop: the weights stay the last good ones.
             self.nonfinite_step = self.global_step
+            self.nonfinite_batch = self.micro_step - 1
             self.trainer.should_stop = True
-            logger.error("loss is %s at step %d; stopping", loss.item(), self.global_step)
+            logger.error(
+                "loss is %s at step %d (batch %d); stopping",
+                loss.item(),
+                self.global_step,
+                self.nonfinite_batch,
+            )
             return None
         self.log("train_loss", loss, prog_bar=True, batch_size=batch["context"].shape[0])
         self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
