@@ -37,3 +37,17 @@ def test_next_patch_targets_shift_by_one_patch():
     assert torch.equal(inputs[0, 1], torch.tensor([4.0, 5, 6, 7]))
     assert torch.equal(targets[0, 0], torch.tensor([4.0, 5, 6, 7]))
     assert torch.equal(targets[0, 1], torch.tensor([8.0, 9, 10, 11]))
+
+
+def test_values_far_outside_the_context_scale_do_not_dominate_the_loss():
+    """A flat context (scale ~1e-5) followed by a jump: the jump is ignored, not 1e5-sized."""
+    from rexforge.config import TiRexConfig
+    from rexforge.model.tirex import TiRexModel
+    from rexforge.train.objective import window_loss
+
+    model = TiRexModel(TiRexConfig.from_name("tirex-test"), kernel="torch_ref", numerics="fp32")
+    context = torch.zeros(2, 64)
+    context[1] = torch.linspace(0, 1, 64)
+    future = torch.full((2, 32), 5.0)
+    loss = window_loss(model, context, future)
+    assert torch.isfinite(loss) and loss < 10

@@ -30,6 +30,10 @@ from rexforge.train.loss import next_patch_targets, pinball_loss
 from rexforge.train.masking import apply_patch_mask, contiguous_patch_mask
 
 
+# |scaled value| above which training treats an observation as missing (see window_loss).
+MAX_SCALED_VALUE = 50.0
+
+
 @dataclass(frozen=True)
 class MaskingConfig:
     """Contiguous patch masking settings (see ``rexforge.train.masking``); off when
@@ -66,6 +70,11 @@ def window_loss(
     x = torch.cat((context, future), dim=1).float()  # [B, T]
     scale = standard_scale(context.float())  # loc, scale [B, 1] from the context only
     scaled = (x - scale.loc) / scale.scale
+    # A value hundreds of context-stds away (a series that was flat and then jumps, e.g.
+    # intermittent demand or cumulative counts starting at zero: the scale is ~1e-5) carries no
+    # learnable signal in the scaled space but would dominate the loss and the gradient. Such
+    # values are treated as missing, in inputs and targets alike.
+    scaled = torch.where(scaled.abs() > MAX_SCALED_VALUE, torch.nan, scaled)
     inputs, targets = next_patch_targets(scaled, P)  # [B, N-1, P] each
     tokens = patch_tokens(inputs)  # [B, N-1, 2P]
     if masking is not None and masking.max_start_prob > 0:
