@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from rexforge.config import PRESETS, TiRexConfig
 from rexforge.data.series import TimeSeries
@@ -202,6 +203,9 @@ def fit(
     run_dir = Path(output_dir)
     ckpt_dir = run_dir / "checkpoints"
     ckpt_path = _resume_path(resume, ckpt_dir)
+    for stale in ckpt_dir.glob(".*.ckpt.*.tmp"):
+        # Left by a process killed while saving (atomic writes never leave a partial .ckpt).
+        stale.unlink(missing_ok=True)
     if ckpt_path is not None:
         _check_resume_matches(ckpt_path, config, settings)
 
@@ -291,6 +295,11 @@ def fit(
     # CSVLogger deletes an existing metrics.csv; keep the rows of the earlier segment.
     metrics_csv = run_dir / "metrics.csv"
     earlier = metrics_csv.read_text() if ckpt_path and metrics_csv.is_file() else None
+    # exp() of very negative gate pre-activations gives denormal floats, on which x86
+    # arithmetic is ~25x slower (measured: 205 us vs 8 us per small op); they are far below
+    # anything that changes a result, so flush them to zero while training. The switch is
+    # process-wide, hence restored below.
+    torch.set_flush_denormal(True)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     except SystemExit:
@@ -298,9 +307,11 @@ def fit(
         # training started) with sys.exit(1); a library call raises instead.
         if not trainer.interrupted:
             raise
+        on_interrupt.restore()
         kept = f"{last} holds the last saved step" if last.exists() else "no checkpoint was saved"
         raise TrainingInterrupted(f"training aborted; {kept}") from None
     finally:
+        torch.set_flush_denormal(False)
         if earlier is not None and trainer.is_global_zero:
             _merge_metrics(metrics_csv, earlier)
 
@@ -316,7 +327,7 @@ def fit(
             f"(batch {module.nonfinite_batch} of the training stream); {kept}; "
             "try a lower --lr or check the data for extreme values"
         )
-    trainer.save_checkpoint(last)
+    trainer.save_checkpoint(last, weights_only=False)
     best = ckpt_dir / "best.ckpt"
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
