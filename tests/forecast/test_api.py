@@ -80,4 +80,5 @@ def test_forecast_df_continues_timestamps(model):
     b = out[out["id"] == "b"]["ts"]
     assert b.iloc[0] == pd.Timestamp("2024-01-03 22:00")
     q, _ = model.forecast([rows[0]["y"].to_numpy()], 5, output_type="numpy")
-    np.testing.assert_allclose(out[out["id"] == "a"]["0.5"].to_numpy(), q[0, :, 4], rtol=1e-6)
+    # Alone vs in a batch of two: matrix shapes differ, so the last float bit may too.
+    np.testing.assert_allclose(out[out["id"] == "a"]["0.5"].to_numpy(), q[0, :, 4], rtol=1e-5, atol=1e-6)

@@ -21,12 +21,14 @@ import pandas as pd
 import pytest
 import torch
 
-from rexforge.data.sources import load_series
-from rexforge.errors import CheckpointError, InputError
-from rexforge.io.checkpoint import read_checkpoint
-from rexforge.train.checkpointing import read_training_checkpoint
-from rexforge.train.fit import fit
-from tests.reliability.train_script import OPTIONS
+pytest.importorskip("lightning")
+
+from rexforge.data.sources import load_series  # noqa: E402
+from rexforge.errors import CheckpointError, InputError  # noqa: E402
+from rexforge.io.checkpoint import read_checkpoint  # noqa: E402
+from rexforge.train.checkpointing import read_training_checkpoint  # noqa: E402
+from rexforge.train.fit import fit  # noqa: E402
+from tests.reliability.train_script import OPTIONS  # noqa: E402
 
 SCRIPT = Path(__file__).with_name("train_script.py")
 
@@ -93,6 +95,7 @@ def assert_same_weights(actual: dict, expected: dict, note: str = "") -> None:
     assert not differing, f"{note} weights differ from the unbroken run: {differing[:5]}"
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_resumes_to_identical_weights(
     tmp_path, data_csv, reference, one_thread
 ):
@@ -117,6 +120,7 @@ def test_sigkill_at_random_points_resumes_to_identical_weights(
     assert_same_weights(read_checkpoint(run.final_dir).state_dict, reference[1], note)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes_exactly(
     tmp_path, data_csv, reference, one_thread
 ):
@@ -146,6 +150,29 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes_exactly(
 
     run = fit("tirex-test", load_series(data_csv), output_dir=out, resume="auto", **OPTIONS)
     assert_same_weights(read_checkpoint(run.final_dir).state_dict, reference[1])
+
+
+@pytest.mark.slow
+def test_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(tmp_path, data_csv):
+    out, log = tmp_path / "run", tmp_path / "log.txt"
+    args = ["cli", "pretrain", "--preset", "tirex-test", "--data", str(data_csv)]
+    args += ["--output-dir", str(out), "--horizon", "32", "--context-length", "96"]
+    args += ["--batch-size", "4", "--max-steps", "8", "--checkpoint-every-n-steps", "1"]
+    args += ["--no-validation"]
+    proc = launch(args, log, delay=1.0)  # long steps: both signals land in the same one
+    wait_for(out / "checkpoints" / "step-000001.ckpt", proc, log)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    output = log.read_text()
+    assert proc.returncode == 130, output[-3000:]
+    assert "Traceback" not in output
+    last = out / "checkpoints" / "last.ckpt"
+    assert output.strip().splitlines()[-1] == (
+        f"error: training aborted; {last} holds the last saved step"
+    )
+    assert read_training_checkpoint(last)["global_step"] >= 1
 
 
 def test_nonfinite_loss_names_step_and_batch_and_keeps_the_last_good_checkpoint(
@@ -207,7 +234,7 @@ def test_resume_refuses_a_corrupt_or_truncated_checkpoint(tmp_path, data_csv, re
     shutil.copytree(reference[0], out)
     last = out / "checkpoints" / "last.ckpt"
     payload = torch.load(last, weights_only=True)
-    assert payload["rexforge"]["state_dict_sha256"]  # written by AtomicCheckpointIO
+    assert payload["rexforge"]["training_state_dict_sha256"]  # written by AtomicCheckpointIO
     payload["state_dict"]["model.out_norm.weight"][0] += 1.0  # a flipped bit, say
     torch.save(payload, last)
     with pytest.raises(CheckpointError, match="cannot resume: .*recorded checksum"):
@@ -216,3 +243,7 @@ def test_resume_refuses_a_corrupt_or_truncated_checkpoint(tmp_path, data_csv, re
     last.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="cannot resume: .*truncated"):
         fit("tirex-test", load_series(data_csv), output_dir=out, resume="auto", **OPTIONS)
+    # a model file is not a training checkpoint
+    official = out / "final" / "model.ckpt"
+    with pytest.raises(CheckpointError, match="not a rexforge training checkpoint"):
+        fit("tirex-test", load_series(data_csv), output_dir=out, resume=official, **OPTIONS)

@@ -50,7 +50,9 @@ if __name__ == "__main__":
         from rexforge.data.sources import load_series
         from rexforge.train.fit import fit
 
-        fit("tirex-test", load_series(sys.argv[2]), output_dir=sys.argv[3], resume="auto", **OPTIONS)
+        fit(
+            "tirex-test", load_series(sys.argv[2]), output_dir=sys.argv[3], resume="auto", **OPTIONS
+        )
     else:
         from rexforge.cli import main
 

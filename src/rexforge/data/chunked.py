@@ -57,7 +57,7 @@ def iter_item_chunks(
                 f"{path}: column '{id_column}': line {_line(chunk, int(missing[0]))} has no item id"
             )
         if carry is not None:
-            chunk = pd.concat([carry, chunk])
+            chunk = _concat_rows(carry, chunk)
         values = chunk[id_column].to_numpy()
         starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
         for start in starts:  # one check per run of rows, not per row
@@ -100,6 +100,15 @@ def _read_chunks(path, kind, id_column, columns, chunk_rows) -> Iterator[pd.Data
             raise
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read as {kind}: {reason}") from None
+
+
+def _concat_rows(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``first`` then ``second``; columns whose dtypes differ (each chunk infers its
+    own) become object columns, which the loaders parse value by value."""
+    differ = {c: object for c in second.columns if first[c].dtype != second[c].dtype}
+    if differ:
+        first, second = first.astype(differ), second.astype(differ)
+    return pd.concat([first, second])
 
 
 def _line(chunk: pd.DataFrame, position: int) -> int:

@@ -3,7 +3,8 @@
 Two table layouts are understood:
 
 * **long**: one row per observation, with an id, a timestamp and a target column
-  (``item_id,timestamp,target``). Without an id column the whole table is one series.
+  (``item_id,timestamp,target``). Without an id column the whole table is one series (only
+  for the default name ``item_id``: an id column named otherwise must exist).
 * **wide**: one time column plus one numeric column per series (``date,open,high,low,close``);
   each selected column becomes a series named after the column.
 
@@ -156,6 +157,8 @@ def load_series(
             else wide).
         id_column, timestamp_column, target_column: column names of the long layout.
             ``timestamp_column=None`` means the rows are in time order without timestamps.
+            A table without an ``item_id`` column is one series; a missing id column of any
+            other name is an error (a typo must not merge every series into one).
         columns: wide layout: the columns to load as series (default: every numeric column).
         time_column: wide layout: the time column (default: the first column that parses as
             dates; without one the rows are steps and ``timestamps`` is None).
@@ -276,6 +279,8 @@ def _long_items(
     parsed = None if timestamp_column is None else parse_time_column(frame[timestamp_column])
     target = frame[target_column]
     if id_column not in frame.columns:
+        if id_column != "item_id":
+            require_columns(frame, name, [(id_column, "item id")])
         logger.info("%s: no column '%s', reading one series", name, id_column)
         times = None if parsed is None else _TimeSlice(parsed, slice(None), timestamp_column)
         return [(str(target_column), times, target, target_column)]

@@ -147,7 +147,7 @@ def forecast_csv_streaming(
     output: str | Path,
     *,
     id_column: str = "item_id",
-    timestamp_column: str = "timestamp",
+    timestamp_column: str | None = "timestamp",
     target: str = "target",
     gaps: str = "keep",
     batch_size: int = 512,
@@ -165,9 +165,10 @@ def forecast_csv_streaming(
     result. Peak memory is bounded by the chunk sizes, not by the number of series.
 
     The output has the columns of ``rexforge forecast``: ``item_id``, ``timestamp``, ``mean``
-    and one per quantile level, items in file order. ``on_bad="raise"`` names every bad
-    series in one ``InputError`` (the rest of the file is still checked, not forecast);
-    ``"skip"`` leaves them out and returns them in ``StreamSummary.problems``.
+    and one per quantile level, items in file order (as text, a chunk whose timestamps all
+    fall at midnight prints dates only). ``on_bad="raise"`` names every bad series in one
+    ``InputError`` (the rest of the file is still checked, not forecast); ``"skip"`` leaves
+    them out and returns them in ``StreamSummary.problems``.
     """
     from rexforge.data.chunked import iter_item_chunks
     from rexforge.data.sources import load_series_report
@@ -184,7 +185,8 @@ def forecast_csv_streaming(
     chunks = iter_item_chunks(
         path,
         id_column=id_column,
-        columns=[(timestamp_column, "timestamp"), (target, "target")],
+        columns=[(target, "target")]
+        + ([(timestamp_column, "timestamp")] if timestamp_column is not None else []),
         chunk_rows=chunk_rows,
     )
     problems: list[SeriesProblem] = []
@@ -215,7 +217,7 @@ def forecast_csv_streaming(
             if len(pending) >= chunk_series:
                 flush()
         flush()
-        if problems and on_bad == "raise":
+        if problems and (on_bad == "raise" or counts["series"] == 0):
             raise InputError(f"{path}: {format_problems(problems)}")
         if counts["series"] == 0:
             raise InputError(f"{path}: no series to forecast")

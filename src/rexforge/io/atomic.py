@@ -13,6 +13,15 @@ from typing import IO
 from rexforge.errors import CheckpointError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once: os.umask can only be read by setting it
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; on a clean exit fsync it and rename
@@ -29,6 +38,8 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp_name, 0o666 & ~_UMASK)
     except OSError as exc:
         raise CheckpointError(f"could not write {path}: {exc.strerror or exc}") from None
     try:

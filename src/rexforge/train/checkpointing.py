@@ -29,7 +29,9 @@ from rexforge.io.atomic import atomic_write_bytes
 from rexforge.io.checkpoint import state_dict_digest
 from rexforge.io.official import torch_load_safely
 
-# Where rexforge keeps its own entries in a Lightning checkpoint (the module adds micro_step).
+# Where rexforge keeps its own entries in a Lightning checkpoint: micro_step (the module) and
+# training_state_dict_sha256 (here; named apart from the state_dict_sha256 of an official-layout
+# file's metadata, which covers the remapped names).
 META_KEY = "rexforge"
 
 logger = logging.getLogger(__name__)
@@ -39,10 +41,10 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     """A Lightning ``.ckpt`` loaded without running code, its weights checksum verified."""
     path = Path(path)
     checkpoint = torch_load_safely(path)
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{path} is not a training checkpoint (no 'state_dict')")
-    expected = (checkpoint.get(META_KEY) or {}).get("state_dict_sha256")
-    if expected and expected != state_dict_digest(checkpoint["state_dict"]):
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path} is not a training checkpoint (no mapping inside)")
+    expected = (checkpoint.get(META_KEY) or {}).get("training_state_dict_sha256")
+    if expected and expected != state_dict_digest(checkpoint.get("state_dict") or {}):
         raise CheckpointError(
             f"{path}: weights do not match their recorded checksum (corrupt file)"
         )
@@ -57,10 +59,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
-        checkpoint = dict(checkpoint)
-        meta = dict(checkpoint.get(META_KEY) or {})
-        meta["state_dict_sha256"] = state_dict_digest(checkpoint["state_dict"])
-        checkpoint[META_KEY] = meta
+        if "state_dict" in checkpoint:  # a full checkpoint (ddp_spawn also saves bare weights)
+            checkpoint = dict(checkpoint)
+            meta = dict(checkpoint.get(META_KEY) or {})
+            meta["training_state_dict_sha256"] = state_dict_digest(checkpoint["state_dict"])
+            checkpoint[META_KEY] = meta
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write_bytes(path, buffer.getvalue())
@@ -105,11 +108,16 @@ class InterruptCheckpoint(Callback):
         # Only at an optimizer-step boundary: accumulated gradients are not checkpointed.
         if getattr(pl_module, "micro_step", 0) % trainer.accumulate_grad_batches:
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self.saved_step = int(trainer.global_step)
         trainer.should_stop = True
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        """Put back the SIGINT handler that was there before training (also after Lightning's
+        own KeyboardInterrupt shutdown, which leaves SIGINT ignored)."""
         if self._installed:
             signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
             self._installed = False

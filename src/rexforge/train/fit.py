@@ -396,7 +396,12 @@ def _check_resume_matches(path: str, config: TiRexConfig, settings: TrainConfig)
     except CheckpointError as exc:
         raise CheckpointError(f"cannot resume: {exc}") from None
     except KeyError:
-        raise CheckpointError(f"cannot resume from {path}: it holds no hyper_parameters") from None
+        saved = None
+    if not isinstance(saved, dict) or not {"model_config", "train_config"} <= set(saved):
+        raise CheckpointError(
+            f"cannot resume from {path}: not a rexforge training checkpoint (no model_config "
+            "and train_config); to start from a model's weights, fine-tune it with --model"
+        )
     problems = []
     if TiRexConfig.from_dict(saved["model_config"]).to_dict() != config.to_dict():
         problems.append("the model config differs")

@@ -29,7 +29,6 @@ from rexforge.model.tokenizer import standard_scale
 from rexforge.train.loss import next_patch_targets, pinball_loss
 from rexforge.train.masking import apply_patch_mask, contiguous_patch_mask
 
-
 # |scaled value| above which training treats an observation as missing (see window_loss).
 MAX_SCALED_VALUE = 50.0
 
