@@ -36,3 +36,20 @@ def test_apply_masks_exactly_the_mask():
     out = apply_patch_mask(tokens, m)
     assert torch.all(out[m] == 0)  # values and mask channel: the masked token
     assert torch.equal(out[~m], tokens[~m])
+
+
+def test_context_truncation_keeps_a_random_suffix_of_at_least_one_patch():
+    from rexforge.train.objective import truncate_contexts
+
+    context = torch.arange(1.0, 129.0).repeat(400, 1)  # [400, 128]
+    gen = torch.Generator().manual_seed(0)
+    out = truncate_contexts(context, 0.5, 32, gen)
+    kept = (~torch.isnan(out)).sum(dim=1)
+    cut = kept < 128
+    assert 0.4 < cut.float().mean() < 0.6  # about half the windows are cut
+    assert kept.min() >= 32
+    # What stays is exactly the most recent part, unchanged.
+    for row, k in zip(out, kept):
+        assert torch.isnan(row[: 128 - k]).all()
+        assert torch.equal(row[128 - k :], context[0, 128 - k :])
+    assert torch.equal(truncate_contexts(context, 0.0, 32, gen), context)

@@ -126,6 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="contiguous patch masking: max per-patch run-start probability (0 = off)",
     )
     train.add_argument("--mask-max-run", type=int, default=8, help="masking: max run length")
+    train.add_argument(
+        "--context-truncation-prob",
+        type=float,
+        default=0.0,
+        help="share of windows whose context is cut to a random shorter length (0 = off)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--val-every-n-steps", type=int, default=100)
     train.add_argument("--checkpoint-every-n-steps", type=int, default=None)
@@ -165,6 +171,7 @@ TRAIN_KEYS = (
     "accumulate_grad_batches",
     "mask_max_start_prob",
     "mask_max_run",
+    "context_truncation_prob",
     "seed",
     "val_every_n_steps",
     "checkpoint_every_n_steps",

@@ -36,10 +36,30 @@ MAX_SCALED_VALUE = 50.0
 @dataclass(frozen=True)
 class MaskingConfig:
     """Contiguous patch masking settings (see ``rexforge.train.masking``); off when
-    ``max_start_prob`` is 0."""
+    ``max_start_prob`` is 0. ``truncate_prob``: the share of windows whose context is cut to a
+    random shorter length (see ``truncate_contexts``); 0 = off."""
 
     max_start_prob: float = 0.15
     max_run: int = 8
+    truncate_prob: float = 0.0
+
+
+def truncate_contexts(
+    context: torch.Tensor, prob: float, patch_size: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Cut a random share ``prob`` of the contexts [B, C] to a random length of at least one
+    patch, by setting the steps before it to NaN (what a short series looks like after the
+    forecaster's left padding). Windows from long series then also teach the model to forecast
+    from a few observations, as competition data (yearly series of 20 points) asks it to."""
+    B, C = context.shape
+    if prob <= 0 or patch_size >= C:
+        return context
+    cut = torch.rand(B, generator=generator) < prob  # [B]
+    # Keep the last `keep` steps, uniform in [patch_size, C].
+    keep = torch.randint(patch_size, C + 1, (B,), generator=generator)
+    steps = torch.arange(C)[None, :]  # [1, C]
+    drop = cut[:, None] & (steps < (C - keep)[:, None])  # [B, C]
+    return torch.where(drop, torch.nan, context)
 
 
 def patch_tokens(patches: torch.Tensor) -> torch.Tensor:
@@ -66,6 +86,8 @@ def window_loss(
     B, C = context.shape
     if C % P or future.shape[1] % P:
         raise ValueError(f"context ({C}) and future ({future.shape[1]}) must be multiples of {P}")
+    if masking is not None and masking.truncate_prob > 0:
+        context = truncate_contexts(context.float(), masking.truncate_prob, P, generator)
     x = torch.cat((context, future), dim=1).float()  # [B, T]
     scale = standard_scale(context.float())  # loc, scale [B, 1] from the context only
     scaled = (x - scale.loc) / scale.scale

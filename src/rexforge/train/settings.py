@@ -41,6 +41,8 @@ class TrainConfig:
     # Contiguous patch masking; max_start_prob 0 turns it off.
     mask_max_start_prob: float = 0.15
     mask_max_run: int = 8
+    # Share of training windows whose context is cut to a random shorter length (0 = off).
+    context_truncation_prob: float = 0.0
     freeze_blocks: int = 0
     head_only: bool = False
     lora_rank: int = 8
@@ -93,6 +95,8 @@ class TrainConfig:
             problems.append("--lr must be > 0")
         if not 0 <= self.min_lr_ratio <= 1:
             problems.append("--min-lr-ratio must be in [0, 1]")
+        if not 0 <= self.context_truncation_prob <= 1:
+            problems.append("--context-truncation-prob must be in [0, 1]")
         if not 0 <= self.mask_max_start_prob <= 1:
             problems.append("--mask-max-start-prob must be in [0, 1]")
         collect_problems(problems, ConfigError, "invalid training options")
