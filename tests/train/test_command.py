@@ -152,3 +152,28 @@ def test_shipped_recipes_parse():
         command = "pretrain" if path.name.startswith("pretrain") else "finetune"
         if path.name.startswith(("pretrain", "finetune")):
             apply_yaml_defaults(subs[command], path)
+
+
+def test_pretrain_mixes_tsmixup_series_from_the_data(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from rexforge.train.command import load_training_series
+
+    rows = [
+        pd.DataFrame({"item_id": f"s{i}", "timestamp": np.arange(200), "target": np.sin(np.arange(200) / (3 + i))})
+        for i in range(3)
+    ]
+    path = tmp_path / "d.csv"
+    pd.concat(rows).to_csv(path, index=False)
+    args = SimpleNamespace(
+        data=[path], layout="auto", id_column="item_id", timestamp_column="timestamp",
+        target="target", columns=None, synthetic=2, synthetic_length=64, tsmixup=4, seed=0,
+    )
+    series, description = load_training_series(args)
+    assert len(series) == 3 + 2 + 4
+    assert "TSMixup (4 mixtures of 3 real series" in description
+    mixes = series[-4:]
+    assert all(s.item_id.startswith("tsmixup-") and 128 <= len(s) <= 200 for s in mixes)

@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         data.add_argument(
             "--synthetic-length", type=int, default=1024, help="length of each synthetic series"
         )
+        data.add_argument(
+            "--tsmixup",
+            type=int,
+            default=0,
+            help="add this many TSMixup series (convex mixtures of the --data series)",
+        )
     data.add_argument(
         "--no-validation",
         action="store_true",
@@ -204,6 +210,7 @@ def load_training_series(args) -> tuple[list, str]:
             raise InputError(f"{path}: no series found")
         series += loaded
         parts.append(f"{path} ({len(loaded)} series, target {args.target!r})")
+    real = [s.target for s in series if len(s) >= 128]  # mixable, before synthetic ones join
     count = getattr(args, "synthetic", 0) or 0
     if count:
         import itertools
@@ -212,6 +219,16 @@ def load_training_series(args) -> tuple[list, str]:
 
         series += list(itertools.islice(iter_kernel_synth(args.seed, args.synthetic_length), count))
         parts.append(f"KernelSynth ({count} series of {args.synthetic_length}, seed {args.seed})")
+    mixes = getattr(args, "tsmixup", 0) or 0
+    if mixes:
+        import itertools
+
+        from rexforge.data.synthetic import iter_tsmixup
+
+        if not real:
+            raise InputError("--tsmixup needs --data series of at least 128 steps to mix")
+        series += list(itertools.islice(iter_tsmixup(args.seed, real), mixes))
+        parts.append(f"TSMixup ({mixes} mixtures of {len(real)} real series, seed {args.seed})")
     if not series:
         raise InputError("no training data: give --data FILE(S) and/or --synthetic N")
     return series, "; ".join(parts)
