@@ -1,0 +1,29 @@
+"""The bundled starter model and sample data go through the real loader."""
+
+import numpy as np
+import pandas as pd
+
+import rexforge
+from rexforge.assets import SAMPLE_DATA, STARTER_DIR
+from rexforge.cli import main
+
+
+def test_starter_model_loads_forecasts_and_carries_the_notice():
+    model = rexforge.load_model("starter")
+    assert (STARTER_DIR / "model.safetensors").stat().st_size <= 20e6
+    assert model.metadata["notice"].startswith("Built with technology from NXAI")
+    assert model.metadata["derived_from_nxai_weights"] is False
+    frame = pd.read_csv(SAMPLE_DATA)
+    context = [g["target"].to_numpy() for _, g in frame.groupby("item_id")]
+    q, mean = model.forecast(context, prediction_length=48, output_type="numpy")
+    assert q.shape == (6, 48, 9) and np.isfinite(q).all()
+    # A trained model: the median stays within the range the history spans.
+    for x, m in zip(context, mean):
+        lo, hi = np.nanmin(x), np.nanmax(x)
+        assert lo - 0.25 * (hi - lo) < m.mean() < hi + 0.25 * (hi - lo)
+
+
+def test_cli_uses_the_starter_when_model_is_omitted(tmp_path):
+    out = tmp_path / "f.csv"
+    assert main(["forecast", "--data", str(SAMPLE_DATA), "--horizon", "8", "--output", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 6 * 8
