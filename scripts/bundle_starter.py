@@ -1,9 +1,12 @@
 """Copy a finished run's exported model into the package as the bundled starter model.
 
-    python scripts/bundle_starter.py runs/starter-1m [--scores benchmarks/results/eval_zero_shot-<date>.json]
+    python scripts/bundle_starter.py runs/starter-1m-v2/best --card MODEL_CARD.md
+
+The source is a model folder (config.json + model.safetensors) or a run folder (its final/).
 
 Writes src/rexforge/assets/starter/{config.json, model.safetensors, MODEL_CARD.md}. The model
-card states the data, the recipe, the command that reproduces it and (with --scores) its
+card (written by hand from the run and its benchmark results) states the data, the recipe,
+the command that reproduces it and its
 zero-shot results.
 """
 
@@ -20,10 +23,10 @@ TARGET = ROOT / "src" / "rexforge" / "assets" / "starter"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("source", type=Path, help="model folder, or run folder with final/")
     parser.add_argument("--card", type=Path, default=None, help="Markdown model card to copy")
     args = parser.parse_args()
-    final = args.run_dir / "final"
+    final = args.source if (args.source / "config.json").is_file() else args.source / "final"
     for name in ("config.json", "model.safetensors"):
         if not (final / name).is_file():
             raise SystemExit(f"error: {final / name} not found (did the run finish?)")
