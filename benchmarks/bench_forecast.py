@@ -39,9 +39,11 @@ def main() -> None:
 
     if args.quick:
         grid = [(1, 512, 32), (1, 512, 256), (32, 128, 32), (32, 512, 32), (32, 2048, 32)]
+        stateful = [(1, 512, 256), (32, 512, 256)]
     else:
         grid = [(b, c, 32) for b in (1, 32, 256) for c in (128, 512, 2048)]
         grid += [(1, 512, 256), (32, 512, 256)]
+        stateful = [(1, 512, 256), (32, 512, 256)]
     peak = fp32_matmul_peak()
     tmp = Path(tempfile.mkdtemp())
     ckpt = write_official_checkpoint(tmp / "model.ckpt", TiRexConfig.from_name(args.preset), seed=0)
@@ -74,6 +76,34 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
 
+    # The stateful rollout (carried states) against the official (exact) rollout: speed and
+    # how far its forecasts move away from the official ones.
+    for batch, context_len, horizon in stateful:
+        context = make_context([context_len] * batch, seed=batch + context_len)
+        t_ours, (q_ours, _) = median_time(
+            lambda c=context, h=horizon: ours.forecast(c, prediction_length=h, output_type="numpy", rollout="stateful"),
+            args.repeats,
+        )
+        measured = {(r["batch"], r["context"], r["horizon"]): r["official_s"] for r in rows}
+        official_s = measured.get((batch, context_len, horizon))
+        if official_s is None:
+            official_s, (q_off, _) = median_time(
+                lambda c=context, h=horizon: official.forecast(c, prediction_length=h, output_type="numpy"),
+                1,
+                warmup=0,
+            )
+        else:
+            q_off, _ = official.forecast(context, prediction_length=horizon, output_type="numpy")
+        dev = np.abs(q_ours - q_off).max(axis=(1, 2)) / tolerance_scale(context)
+        row = {
+            "batch": batch, "context": context_len, "horizon": horizon, "rollout": "stateful",
+            "rexforge_s": round(t_ours, 4), "official_s": round(official_s, 3),
+            "speedup": round(official_s / t_ours, 2),
+            "dev_median": float(np.median(dev)), "dev_max": float(dev.max()),
+        }
+        rows.append(row)
+        print(row, flush=True)
+
     info = machine_info()
     md = [
         f"# Forecast speed: rexforge vs tirex-ts ({args.preset}, random weights, CPU)\n",
@@ -84,12 +114,12 @@ def main() -> None:
         f"First forecast in this process (load + padding-state cache + forecast): {first_call:.2f} s\n",
         "Medians of wall time (rexforge: 3 repeats after a warm-up; official: 3, or 1 for big cells). "
         "Deviation = max |q_rexforge - q_official| per series / series std.\n",
-        "| batch | context | horizon | rexforge s | tirex-ts s | speedup | dev median | dev max |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| batch | context | horizon | rollout | rexforge s | tirex-ts s | speedup | dev median | dev max |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         md.append(
-            f"| {r['batch']} | {r['context']} | {r['horizon']} | {r['rexforge_s']:.3f} | "
+            f"| {r['batch']} | {r['context']} | {r['horizon']} | {r.get('rollout', 'exact')} | {r['rexforge_s']:.3f} | "
             f"{r['official_s']:.2f} | {r['speedup']:.1f}x | {r['dev_median']:.1e} | {r['dev_max']:.1e} |"
         )
     base = write_result("bench_forecast", {"machine": info, "fp32_peak_gflops": peak,
