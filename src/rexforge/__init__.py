@@ -7,8 +7,8 @@ under the NXAI Community License.
 __version__ = "0.1.0"
 
 NXAI_NOTICE = (
-    "Built with technology from NXAI. TiRex architecture and weights by NXAI GmbH, "
-    "licensed under the NXAI Community License Agreement."
+    "Built with technology from NXAI. The TiRex architecture (and the official TiRex weights) "
+    "are NXAI GmbH's, licensed under the NXAI Community License Agreement."
 )
 
 from rexforge.config import TiRexConfig, list_presets  # noqa: E402
