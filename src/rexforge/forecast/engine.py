@@ -18,7 +18,13 @@ from typing import NamedTuple
 import torch
 
 from rexforge.model.tirex import TiRexModel
-from rexforge.model.tokenizer import Scale, masked_tokens, standard_scale, unscale
+from rexforge.model.tokenizer import (
+    Scale,
+    masked_tokens,
+    patch_tokens,
+    standard_scale,
+    unscale,
+)
 
 
 class PadStateCache:
@@ -146,9 +152,7 @@ def forecast_next_patches(
     scaled = (window - scale.loc) / scale.scale  # [B, L]
     for start, rows in group_by_start(starts.tolist(), N):
         idx = torch.tensor(rows, device=window.device)
-        part = scaled[idx, start * P :].reshape(len(rows), N - start, P)
-        observed = ~torch.isnan(part)
-        tokens = torch.cat((torch.nan_to_num(part, nan=0.0), observed.float()), dim=-1)
+        tokens = patch_tokens(scaled[idx, start * P :].reshape(len(rows), N - start, P))
         if new_patches > 1:
             extra = masked_tokens(len(rows), new_patches - 1, P, tokens)
             tokens = torch.cat((tokens, extra), dim=1)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rexforge.kernels.common import check_numerics, maybe_round
+from rexforge.kernels.common import check_numerics, maybe_round, round_bf16_
 
 
-def _forward(wx, state, R, b, numerics, keep_for_backward):
+def _forward(wx, state, R, b, numerics):
+    """Forward for training: keeps every step's pre-activations and states for backward."""
     B, S, G, NH, DH = wx.shape
     # [B, S, 4, NH, DH] -> [S, NH, B, 4, DH]: one copy for all steps.
     wx_h = maybe_round(wx.float(), numerics).permute(1, 3, 0, 2, 4).contiguous()
@@ -38,10 +39,9 @@ def _forward(wx, state, R, b, numerics, keep_for_backward):
         )
     fresh = bool((n == 0).all())
     h_all = wx_h.new_empty(S, NH, B, DH)
-    raws = wx_h.new_empty(S, NH, B, G, DH) if keep_for_backward else None
-    states = wx_h.new_empty(S + 1, 4, NH, B, DH) if keep_for_backward else None
-    if keep_for_backward:
-        states[0] = torch.stack((y, c, n, m))
+    raws = wx_h.new_empty(S, NH, B, G, DH)
+    states = wx_h.new_empty(S + 1, 4, NH, B, DH)
+    states[0] = torch.stack((y, c, n, m))
     for t in range(S):
         ry = torch.bmm(y, R_h)  # [NH, B, 4*DH]
         ry = maybe_round(ry, numerics).view(NH, B, G, DH)
@@ -68,19 +68,11 @@ def _forward(wx, state, R, b, numerics, keep_for_backward):
             m = m_new
         fresh = False
         h_all[t] = y
-        if keep_for_backward:
-            raws[t] = raw
-            states[t + 1] = torch.stack((y, c, n, m))
+        raws[t] = raw
+        states[t + 1] = torch.stack((y, c, n, m))
     h = h_all.permute(2, 0, 1, 3)  # [B, S, NH, DH]
     final = torch.stack([s.transpose(0, 1).reshape(B, NH * DH) for s in (y, c, n, m)])
     return h, final, raws, states, R_h
-
-
-def _round_bf16_inplace(x: torch.Tensor) -> None:
-    """Round a contiguous fp32 tensor to bf16 values in place (ties to even)."""
-    bits = x.view(torch.int32)
-    bits.add_((bits >> 16).bitwise_and_(1).add_(0x7FFF))
-    bits.bitwise_and_(-65536)
 
 
 @torch.no_grad()
@@ -97,7 +89,7 @@ def _forward_inference(wx, state, R, b, numerics):
     if state is not None:
         cur.copy_(state.float().reshape(4, B, NH, DH).transpose(1, 2))
         if bf16:
-            _round_bf16_inplace(cur)
+            round_bf16_(cur)
     fresh = bool((cur[2] == 0).all())
     nxt = torch.empty_like(cur)
     h_all = wx_h.new_empty(S, NH, B, DH)
@@ -108,7 +100,7 @@ def _forward_inference(wx, state, R, b, numerics):
         y, c, n, m = cur.unbind(0)
         torch.bmm(y, R_h, out=ry)  # [NH, B, 4*DH]
         if bf16:
-            _round_bf16_inplace(ry)
+            round_bf16_(ry)
         torch.add(wx_h[t], ry.view(NH, B, G, DH), out=raw)
         raw += b_h
         i_raw, f_raw, z_raw, o_raw = raw.unbind(2)
@@ -133,7 +125,7 @@ def _forward_inference(wx, state, R, b, numerics):
         y_new *= c_new
         y_new /= n_new
         if bf16:
-            _round_bf16_inplace(nxt)
+            round_bf16_(nxt)
         h_all[t] = y_new
         cur, nxt = nxt, cur
         fresh = False
@@ -145,7 +137,7 @@ def _forward_inference(wx, state, R, b, numerics):
 class _FusedSLSTM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, wx, state, R, b, numerics):
-        h, final, raws, states, R_h = _forward(wx, state, R, b, numerics, keep_for_backward=True)
+        h, final, raws, states, R_h = _forward(wx, state, R, b, numerics)
         ctx.save_for_backward(raws, states, R_h)
         ctx.shape = wx.shape
         ctx.has_state = state is not None

@@ -40,10 +40,14 @@ def tokenize(x: torch.Tensor, patch_size: int) -> tuple[torch.Tensor, Scale]:
     x = x.float()
     scale = standard_scale(x)
     scaled = ((x - scale.loc) / scale.scale).reshape(B, T // patch_size, patch_size)
-    observed = ~torch.isnan(scaled)
-    # [B, N, P] values (NaN -> 0) ++ [B, N, P] mask -> [B, N, 2P]
-    tokens = torch.cat((torch.nan_to_num(scaled, nan=0.0), observed.float()), dim=-1)
-    return tokens, scale
+    return patch_tokens(scaled), scale
+
+
+def patch_tokens(patches: torch.Tensor) -> torch.Tensor:
+    """Scaled patches [B, N, P] (NaN = missing) -> tokens [B, N, 2P]: the values with NaN
+    replaced by 0, followed by the observed mask."""
+    observed = ~torch.isnan(patches)
+    return torch.cat((torch.nan_to_num(patches, nan=0.0), observed.to(patches.dtype)), dim=-1)
 
 
 def masked_tokens(batch: int, count: int, patch_size: int, like: torch.Tensor) -> torch.Tensor:

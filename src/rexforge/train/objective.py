@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rexforge.model.tokenizer import standard_scale
+from rexforge.model.tokenizer import patch_tokens, standard_scale
 from rexforge.train.loss import next_patch_targets, pinball_loss
 from rexforge.train.masking import apply_patch_mask, contiguous_patch_mask
 
@@ -60,12 +60,6 @@ def truncate_contexts(
     steps = torch.arange(C)[None, :]  # [1, C]
     drop = cut[:, None] & (steps < (C - keep)[:, None])  # [B, C]
     return torch.where(drop, torch.nan, context)
-
-
-def patch_tokens(patches: torch.Tensor) -> torch.Tensor:
-    """patches [B, N, P] (scaled, NaN = missing) -> tokens [B, N, 2P] (values, observed mask)."""
-    observed = ~torch.isnan(patches)
-    return torch.cat((torch.nan_to_num(patches, nan=0.0), observed.to(patches.dtype)), dim=-1)
 
 
 def window_loss(
