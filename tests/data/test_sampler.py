@@ -58,6 +58,24 @@ def test_window_contents_and_padding():
         sampler.locate(4)
 
 
+def test_partial_future_windows_run_past_the_end_nan_padded():
+    series = [np.arange(10.0), np.array([np.nan, 1.0, 2.0, np.nan])]
+    strict = WindowSampler(series[:1], context_length=8, prediction_length=6)
+    assert strict.num_windows == 4  # ends 1..4: the whole future inside
+    sampler = WindowSampler(series, context_length=8, prediction_length=32, partial_future=True)
+    # series 0: ends 1..9 (one observed step of future at least); series 1: ends 2 (future
+    # [2, nan]) only, end 3 would have no observed future and end 1 no observed context.
+    assert sampler.window_counts.tolist() == [9, 1]
+    context, future = sampler.window(0, 7)
+    np.testing.assert_array_equal(context, [np.nan, 0, 1, 2, 3, 4, 5, 6])
+    assert future.shape == (32,)
+    np.testing.assert_array_equal(future[:3], [7, 8, 9])
+    assert np.isnan(future[3:]).all()
+    assert [sampler.locate(i) for i in range(10)][-1] == (1, 2)
+    with pytest.raises(InputError, match="no training windows"):
+        WindowSampler([np.arange(5.0)], context_length=8, prediction_length=32)
+
+
 def test_sampling_frequency_is_proportional_to_window_counts():
     series = [np.ones(10), np.ones(40), np.ones(160)]
     sampler = WindowSampler(series, context_length=8, prediction_length=4)

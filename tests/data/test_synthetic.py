@@ -15,9 +15,11 @@ from rexforge.data.synthetic import (
     _lag_index,
     _sample_gp,
     iter_kernel_synth,
+    iter_seasonal_trend,
     iter_tsmixup,
     kernel_synth,
     kernel_synth_dataset,
+    seasonal_trend,
     tsmixup,
     tsmixup_dataset,
 )
@@ -127,3 +129,34 @@ def test_synthetic_datasets_are_deterministic_across_workers():
         [np.ones(40)], seed=0, mix_kwargs={"min_length": 5}, samples_per_epoch=3
     )
     assert [tuple(m["target"].shape)[0] >= 5 for m in mixes] == [True] * 3
+
+
+def test_seasonal_trend_series_have_their_stated_period():
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    first, info = seasonal_trend(rng_a, min_length=16, max_length=64)
+    np.testing.assert_array_equal(first, seasonal_trend(rng_b, min_length=16, max_length=64)[0])
+    assert 16 <= len(first) <= 64 and info.split()[0] in ("mul", "add")
+    draws = list(itertools.islice(iter_seasonal_trend(0), 400))
+    assert [d.item_id for d in draws[:2]] == ["seasonal-0", "seasonal-1"]
+    lengths = np.array([len(d.target) for d in draws])
+    assert lengths.min() >= 16 and lengths.max() <= 1024 and np.median(lengths) < 300
+    assert all(np.isfinite(d.target).all() for d in draws)
+    periods = [int(d.meta["components"].split("period=")[1].split()[0]) for d in draws]
+    assert 0.2 < periods.count(12) / 400 < 0.4  # the monthly share (weight 0.3)
+    # A long, strongly seasonal draw: its autocorrelation peaks at the stated period.
+    for d, period in zip(draws, periods):
+        season = float(d.meta["components"].split("season=")[1].split()[0])
+        noise = float(d.meta["components"].split("noise=")[1])
+        if period == 12 and season > 0.4 and noise < 0.03 and len(d.target) >= 240:
+            x = np.diff(np.log(np.abs(d.target) + 1e-9))
+            x = x - x.mean()
+            acf = [np.dot(x[:-lag], x[lag:]) / np.dot(x, x) for lag in range(1, 25)]
+            assert int(np.argmax(acf[:15])) + 1 == 12
+            break
+    else:
+        pytest.fail("no long, strongly seasonal monthly draw among 400")
+
+
+def test_seasonal_trend_rejects_bad_lengths():
+    with pytest.raises(InputError, match="min_length"):
+        seasonal_trend(np.random.default_rng(0), min_length=10, max_length=5)

@@ -171,9 +171,13 @@ def test_pretrain_mixes_tsmixup_series_from_the_data(tmp_path):
     args = SimpleNamespace(
         data=[path], layout="auto", id_column="item_id", timestamp_column="timestamp",
         target="target", columns=None, synthetic=2, synthetic_length=64, tsmixup=4, seed=0,
+        seasonal_synth=5,
     )
     series, description = load_training_series(args)
-    assert len(series) == 3 + 2 + 4
+    assert len(series) == 3 + 2 + 5 + 4
     assert "TSMixup (4 mixtures of 3 real series" in description
+    assert "seasonal-trend synthetic (5 series" in description
     mixes = series[-4:]
     assert all(s.item_id.startswith("tsmixup-") and 128 <= len(s) <= 200 for s in mixes)
+    seasonal = series[5:10]
+    assert all(s.item_id.startswith("seasonal-") and 16 <= len(s) <= 1024 for s in seasonal)

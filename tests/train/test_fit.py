@@ -127,3 +127,24 @@ def test_bad_inputs_fail_before_training(tmp_path, tiny_ckpt):
     with pytest.raises(CheckpointError):
         fit(tmp_path / "missing.ckpt", series(), output_dir=tmp_path / "x", max_steps=1, **TINY)
     assert not (tmp_path / "x" / "checkpoints").exists()
+
+
+def test_partial_future_trains_on_series_shorter_than_a_window(tmp_path, tiny_ckpt):
+    # 50 steps cannot hold a 40-step hold-out plus a whole 64-step (two-patch) future...
+    short = series() + [np.arange(50.0)]
+    with pytest.raises(InputError, match="need >= 105 steps"):
+        fit(tiny_ckpt, short, output_dir=tmp_path / "x", max_steps=1, **TINY)
+    # ...but with partial futures it needs only 40 + 2: one context and one future step.
+    run = fit(
+        tiny_ckpt, short, output_dir=tmp_path / "p", max_steps=2, partial_future=True, **TINY
+    )
+    assert run.final_dir.is_dir()
+    with pytest.raises(InputError, match="need >= 42 steps"):
+        fit(
+            tiny_ckpt,
+            series() + [np.arange(41.0)],
+            output_dir=tmp_path / "y",
+            max_steps=1,
+            partial_future=True,
+            **TINY,
+        )

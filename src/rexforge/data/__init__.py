@@ -25,6 +25,8 @@ _LAZY = {
     "tsmixup": "rexforge.data.synthetic",
     "iter_kernel_synth": "rexforge.data.synthetic",
     "iter_tsmixup": "rexforge.data.synthetic",
+    "seasonal_trend": "rexforge.data.synthetic",
+    "iter_seasonal_trend": "rexforge.data.synthetic",
     "kernel_synth_dataset": "rexforge.data.synthetic",
     "tsmixup_dataset": "rexforge.data.synthetic",
 }

@@ -5,6 +5,9 @@ future step: ``future = x[end : end + prediction_length]`` must lie inside the s
 ``context = x[max(0, end - context_length) : end]`` is left-padded with NaN to
 ``context_length`` when it starts before the series does. A window is valid when its context
 holds at least ``min_context`` observed values and its future at least ``min_future``.
+With ``partial_future`` a future may also run past the series' end (right-padded with NaN,
+which the loss ignores), so a series shorter than ``prediction_length`` still gives windows:
+short yearly/quarterly series are exactly what zero-shot benchmarks such as M3 are made of.
 
 Drawing a uniform index over *all* valid windows makes a series' share proportional to its
 window count: a 10,000-step series gives ~100x the windows of a 100-step one, instead of the
@@ -40,6 +43,8 @@ class WindowSampler:
         min_future: fewest observed future values a window needs (0..H); windows whose whole
             future is missing teach nothing.
         seed: seeds ``draw`` (the torch stream ``WindowDataset`` has its own seeding).
+        partial_future: let futures run past the end of a series (NaN-padded); a window then
+            needs ``max(min_future, 1)`` observed future values.
 
     Windows are numbered ``0 .. num_windows - 1`` series by series, in increasing ``end``.
     """
@@ -53,6 +58,7 @@ class WindowSampler:
         min_context: int = 1,
         min_future: int = 1,
         seed: int | None = None,
+        partial_future: bool = False,
     ):
         if context_length < 1 or prediction_length < 1:
             raise InputError(
@@ -71,7 +77,10 @@ class WindowSampler:
         self.context_length = context_length
         self.prediction_length = prediction_length
         self.min_context = min_context
-        self.min_future = min_future
+        self.min_future = max(min_future, 1) if partial_future else min_future
+        self.partial_future = partial_future
+        # Steps a window's future must keep inside the series: all H, or min_future when partial.
+        self._future_inside = self.min_future if partial_future else prediction_length
         # Per series either a contiguous range of ends (no NaN: the common, memory-free case)
         # or an explicit array of valid ends (series with NaNs).
         self._first_end = np.zeros(len(self.series), dtype=np.int64)
@@ -86,7 +95,7 @@ class WindowSampler:
                 # The context has min(end, C) >= min_context observed values iff end >= min_context.
                 first = min_context
                 self._first_end[i] = first
-                counts[i] = max(0, len(x) - prediction_length - first + 1)
+                counts[i] = max(0, len(x) - self._future_inside - first + 1)
         self.window_counts = counts
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
         self.num_windows = int(self._offsets[-1])
@@ -99,9 +108,9 @@ class WindowSampler:
     def _valid_ends(self, x: np.ndarray) -> np.ndarray:
         """Ends whose context and future hold enough observed values (vectorised over ends)."""
         observed = np.concatenate([[0], np.cumsum(~np.isnan(x))])
-        ends = np.arange(1, len(x) - self.prediction_length + 1)
+        ends = np.arange(1, len(x) - self._future_inside + 1)
         in_context = observed[ends] - observed[np.maximum(0, ends - self.context_length)]
-        in_future = observed[ends + self.prediction_length] - observed[ends]
+        in_future = observed[np.minimum(ends + self.prediction_length, len(x))] - observed[ends]
         return ends[(in_context >= self.min_context) & (in_future >= self.min_future)]
 
     def locate(self, index: int) -> tuple[int, int]:
@@ -115,10 +124,14 @@ class WindowSampler:
         return s, int(self._first_end[s]) + local
 
     def window(self, series_idx: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(context float64 [C] left-padded with NaN, future float64 [H])`` ending at ``end``."""
+        """``(context float64 [C] left-padded with NaN, future float64 [H])`` ending at ``end``
+        (the future right-padded with NaN past the series' end, ``partial_future`` only)."""
         x = self.series[series_idx]
         context = left_pad(x[max(0, end - self.context_length) : end], self.context_length)
-        return context, x[end : end + self.prediction_length].copy()
+        future = np.full(self.prediction_length, np.nan)
+        part = x[end : end + self.prediction_length]
+        future[: len(part)] = part
+        return context, future
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.window(*self.locate(index))

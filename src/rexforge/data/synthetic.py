@@ -13,6 +13,13 @@ features would avoid the cap but cannot represent the linear and white-noise ker
 
 **TSMixup** mixes k ~ U{1..K} real series: each is cropped to a common random length and
 divided by its mean absolute value, then combined with Dirichlet(alpha) weights.
+
+**Seasonal-trend series** (``seasonal_trend``) are the kind of business series M-competition-
+style data is made of and that GP draws rarely give: a positive level with a (possibly damped)
+trend, a seasonal profile of period 4, 7, 12, 24 or 52 applied additively or multiplicatively,
+a drifting level (random walk) and AR(1) noise, on a random length of 16..1024 steps. The
+design follows ETS models and the ForecastPFN prior (Dooley et al., 2023); the parameters are
+ours, chosen so that trend, season and noise each dominate some of the draws.
 """
 
 from __future__ import annotations
@@ -197,6 +204,77 @@ def tsmixup(
         scale = np.nanmean(np.abs(crop)) if not np.isnan(crop).all() else np.nan
         mix += w * crop / (scale if np.isfinite(scale) and scale > 0 else 1.0)
     return mix, chosen
+
+
+# (period, weight): quarterly, weekly-of-daily, monthly, hourly, weekly data; 1 = no season.
+_SEASONAL_PERIODS = ((1, 0.2), (4, 0.2), (12, 0.3), (7, 0.1), (24, 0.1), (52, 0.1))
+
+
+def seasonal_trend(
+    rng: np.random.Generator, *, min_length: int = 16, max_length: int = 1024
+) -> tuple[np.ndarray, str]:
+    """One seasonal-trend series: ``(values float64 [L], description)``, ``L`` log-uniform.
+
+    y_t = level_t * trend_t * season_t * exp(noise_t) (multiplicative) or
+    level_t * trend_t + amplitude * season_t + noise_t (additive), level_t a random walk in logs.
+    """
+    if not 2 <= min_length <= max_length:
+        raise InputError(
+            f"seasonal_trend: need 2 <= min_length <= max_length, got {min_length}, {max_length}"
+        )
+    length = int(np.exp(rng.uniform(np.log(min_length), np.log(max_length + 1))))
+    length = min(max(length, min_length), max_length)
+    periods, weights = zip(*_SEASONAL_PERIODS)
+    period = int(rng.choice(periods, p=np.asarray(weights) / sum(weights)))
+    t = np.arange(length, dtype=np.float64)
+
+    # Trend as growth per step in log space: +-2% per step at most, often near zero; damped
+    # trends flatten out with phi^t (Gardner's damped trend).
+    growth = rng.normal(0.0, 0.004) if rng.random() < 0.8 else rng.normal(0.0, 0.015)
+    damping = rng.uniform(0.9, 1.0) if rng.random() < 0.3 else 1.0
+    cumulative = np.cumsum(damping ** (t + 1)) if damping < 1.0 else t + 1
+    log_trend = growth * cumulative
+
+    # Season: a random periodic profile from 1..3 harmonics, zero mean, unit max amplitude.
+    season = np.zeros(length)
+    if period > 1:
+        for k in range(1, min(3, period // 2) + 1):
+            amp = rng.normal(0.0, 1.0 / k)
+            season += amp * np.sin(2 * np.pi * k * t / period + rng.uniform(0, 2 * np.pi))
+        season /= max(np.abs(season).max(), 1e-9)
+    strength = rng.uniform(0.0, 0.5)
+
+    level_walk = np.cumsum(rng.normal(0.0, rng.uniform(0.0, 0.03), size=length))
+    phi, sigma = rng.uniform(0.0, 0.9), rng.uniform(0.005, 0.15)
+    shocks = rng.normal(0.0, sigma * np.sqrt(1 - phi**2), size=length)
+    noise = np.zeros(length)
+    for i in range(length):  # AR(1); L <= 1024, a plain loop costs < 1 ms
+        noise[i] = (phi * noise[i - 1] if i else 0.0) + shocks[i]
+
+    level = np.exp(rng.uniform(0.0, 8.0))  # scale varies over decades, as real data does
+    multiplicative = rng.random() < 0.6
+    if multiplicative:
+        values = level * np.exp(log_trend + level_walk + noise) * (1.0 + strength * season)
+    else:
+        base = level * np.exp(log_trend + level_walk)
+        values = base + level * (strength * season + noise)
+    kind = "mul" if multiplicative else "add"
+    return values, (
+        f"{kind} period={period} growth={growth:.4f} damping={damping:.3f} "
+        f"season={strength:.2f} ar={phi:.2f} noise={sigma:.3f}"
+    )
+
+
+def iter_seasonal_trend(
+    seed: int, *, min_length: int = 16, max_length: int = 1024
+) -> Iterator[TimeSeries]:
+    """Endless ``seasonal_trend`` ``TimeSeries`` (``"seasonal-<i>"``, description in meta)."""
+    for i in itertools.count():
+        # counter offset keeps these draws independent of KernelSynth's with the same seed
+        values, info = seasonal_trend(
+            stream_rng(seed, 0, 1, i), min_length=min_length, max_length=max_length
+        )
+        yield TimeSeries(f"seasonal-{i}", values, meta={"components": info})
 
 
 def iter_kernel_synth(

@@ -73,22 +73,28 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     data.add_argument("--timestamp-column", default="timestamp", help="long layout: time column")
     data.add_argument("--target", default="target", help="long layout: value column to learn")
     data.add_argument("--columns", nargs="+", default=None, help="wide layout: series columns")
-    if name == "pretrain":
-        data.add_argument(
-            "--synthetic",
-            type=int,
-            default=0,
-            help="add this many KernelSynth Gaussian-process series",
-        )
-        data.add_argument(
-            "--synthetic-length", type=int, default=1024, help="length of each synthetic series"
-        )
-        data.add_argument(
-            "--tsmixup",
-            type=int,
-            default=0,
-            help="add this many TSMixup series (convex mixtures of the --data series)",
-        )
+    # Synthetic series augment fine-tuning (continued pretraining) as well as pretraining.
+    data.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        help="add this many KernelSynth Gaussian-process series",
+    )
+    data.add_argument(
+        "--synthetic-length", type=int, default=1024, help="length of each synthetic series"
+    )
+    data.add_argument(
+        "--tsmixup",
+        type=int,
+        default=0,
+        help="add this many TSMixup series (convex mixtures of the --data series)",
+    )
+    data.add_argument(
+        "--seasonal-synth",
+        type=int,
+        default=0,
+        help="add this many synthetic seasonal-trend series (ETS-like, 16..1024 steps)",
+    )
     data.add_argument(
         "--no-validation",
         action="store_true",
@@ -138,6 +144,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         default=0.0,
         help="share of windows whose context is cut to a random shorter length (0 = off)",
     )
+    train.add_argument(
+        "--partial-future",
+        action="store_true",
+        help="also train on windows whose future runs past a series' end (short series)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--val-every-n-steps", type=int, default=100)
     train.add_argument("--checkpoint-every-n-steps", type=int, default=None)
@@ -178,6 +189,7 @@ TRAIN_KEYS = (
     "mask_max_start_prob",
     "mask_max_run",
     "context_truncation_prob",
+    "partial_future",
     "seed",
     "val_every_n_steps",
     "checkpoint_every_n_steps",
@@ -193,7 +205,9 @@ TRAIN_KEYS = (
 
 
 def load_training_series(args) -> tuple[list, str]:
-    """Series from ``--data`` (and ``--synthetic``) plus a one-line description."""
+    """Series from ``--data`` and the synthetic generators, plus a one-line description."""
+    import itertools
+
     from rexforge.data.sources import load_series
 
     series, parts = [], []
@@ -213,16 +227,18 @@ def load_training_series(args) -> tuple[list, str]:
     real = [s.target for s in series if len(s) >= 128]  # mixable, before synthetic ones join
     count = getattr(args, "synthetic", 0) or 0
     if count:
-        import itertools
-
         from rexforge.data.synthetic import iter_kernel_synth
 
         series += list(itertools.islice(iter_kernel_synth(args.seed, args.synthetic_length), count))
         parts.append(f"KernelSynth ({count} series of {args.synthetic_length}, seed {args.seed})")
+    seasonal = getattr(args, "seasonal_synth", 0) or 0
+    if seasonal:
+        from rexforge.data.synthetic import iter_seasonal_trend
+
+        series += list(itertools.islice(iter_seasonal_trend(args.seed), seasonal))
+        parts.append(f"seasonal-trend synthetic ({seasonal} series of 16-1024, seed {args.seed})")
     mixes = getattr(args, "tsmixup", 0) or 0
     if mixes:
-        import itertools
-
         from rexforge.data.synthetic import iter_tsmixup
 
         if not real:

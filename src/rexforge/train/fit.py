@@ -117,12 +117,19 @@ def as_arrays(series: Sequence) -> tuple[list[np.ndarray], list[str]]:
 
 
 def check_lengths(
-    arrays, names, horizon: int, train_future: int, validation: bool, skip_short: bool = False
+    arrays,
+    names,
+    horizon: int,
+    train_future: int,
+    validation: bool,
+    skip_short: bool = False,
+    partial_future: bool = False,
 ) -> tuple[list, list]:
-    """Every series must leave at least one step of history and a whole training window after
-    the validation hold-out. Name every series that does not, or with ``skip_short`` drop them
-    (logged; a pretraining corpus mixes lengths) as long as some series remain."""
-    need = (horizon if validation else 0) + train_future + 1
+    """Every series must leave at least one step of history and a whole training window (with
+    ``partial_future``: one future step) after the validation hold-out. Name every series that
+    does not, or with ``skip_short`` drop them (logged; a pretraining corpus mixes lengths) as
+    long as some series remain."""
+    need = (horizon if validation else 0) + (1 if partial_future else train_future) + 1
     short = [i for i, x in enumerate(arrays) if len(x) < need]
     if short and (not skip_short or len(short) == len(arrays)):
         listed = [f"'{names[i]}' ({len(arrays[i])})" for i in short[:10]]
@@ -193,11 +200,15 @@ def fit(
 
     arrays, names = as_arrays(train_series)
     H = settings.prediction_length
-    arrays, names = check_lengths(arrays, names, H, train_future, validation, skip_short)
+    arrays, names = check_lengths(
+        arrays, names, H, train_future, validation, skip_short, settings.partial_future
+    )
     from rexforge.data.sampler import WindowSampler
 
     train_arrays = [x[:-H] for x in arrays] if validation else arrays
-    sampler = WindowSampler(train_arrays, settings.context_length, train_future)
+    sampler = WindowSampler(
+        train_arrays, settings.context_length, train_future, partial_future=settings.partial_future
+    )
     val = HoldoutWindows(arrays, settings.context_length, H, train_future) if validation else None
 
     run_dir = Path(output_dir)

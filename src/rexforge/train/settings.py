@@ -43,6 +43,9 @@ class TrainConfig:
     mask_max_run: int = 8
     # Share of training windows whose context is cut to a random shorter length (0 = off).
     context_truncation_prob: float = 0.0
+    # Windows whose future runs past a series' end (NaN-padded, ignored by the loss): lets
+    # series shorter than context + prediction window train, as short yearly data needs.
+    partial_future: bool = False
     freeze_blocks: int = 0
     head_only: bool = False
     lora_rank: int = 8
