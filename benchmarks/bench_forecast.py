@@ -2,16 +2,22 @@
 
     python benchmarks/bench_forecast.py                # full grid (slow: the official path)
     python benchmarks/bench_forecast.py --quick        # a smaller grid
+    python benchmarks/bench_forecast.py --quick --official-compile   # + tirex-ts compile=True
+    python benchmarks/bench_forecast.py --quick --isa avx2   # as on a CPU without AVX-512/bf16
 
 Both models load the same random-weight checkpoint of the official size (tirex-35m) in the
 official format. Every cell reports median wall time over repeats (after one warm-up call),
-the ratio official/rexforge, and the deviation of rexforge's quantiles from the official
-ones in units of each series' std. Results go to benchmarks/results/.
+the ratio official/rexforge, rexforge's achieved GFLOP/s (matmul FLOPs of the patches it
+runs) against this run's fp32 matmul peak, and the deviation of rexforge's quantiles from
+the official ones in units of each series' std. "First forecast" is timed in a fresh Python
+process: imports, loading, padding-state cache and one forecast. Results go to
+benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +27,16 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import fp32_matmul_peak, machine_info, median_time, write_result  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    ISA_CAPS,
+    apply_isa_cap,
+    describe_machine,
+    forward_flops,
+    fp32_matmul_peak,
+    machine_info,
+    median_time,
+    write_result,
+)
 from tests.conftest import make_context, tolerance_scale, write_official_checkpoint  # noqa: E402
 
 
@@ -30,7 +45,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--preset", default="tirex-35m")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--official-compile",
+        action="store_true",
+        help="also time tirex-ts with compile=True (batch 32, horizon 32; warmed up)",
+    )
+    parser.add_argument("--isa", choices=sorted(ISA_CAPS), default="native")
     args = parser.parse_args()
+    apply_isa_cap(args.isa)
 
     from tirex.models.tirex import TiRexZero
 
@@ -48,11 +70,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     ckpt = write_official_checkpoint(tmp / "model.ckpt", TiRexConfig.from_name(args.preset), seed=0)
 
-    start = time.perf_counter()
+    first_call = fresh_process_first_forecast(ckpt)
     ours = load_model(ckpt)
-    ours.forecast(make_context([100]))  # includes building the padding-state cache
-    first_call = time.perf_counter() - start
+    ours.forecast(make_context([100]))  # builds the padding-state cache
     official = TiRexZero.from_pretrained(str(ckpt), backend="torch", device="cpu")
+    config = ours.model.config
+    P = config.input_patch_size
 
     rows = []
     for batch, context_len, horizon in grid:
@@ -67,10 +90,14 @@ def main() -> None:
             rep_off, warmup=0 if rep_off == 1 else 1,
         )
         dev = np.abs(q_ours - q_off).max(axis=(1, 2)) / tolerance_scale(context)
+        # The exact rollout reruns the observed context plus one NaN patch per step taken.
+        steps, observed = -(-horizon // P), -(-context_len // P)
+        flops = batch * sum(forward_flops(config, observed + j, 1) for j in range(steps))
         row = {
             "batch": batch, "context": context_len, "horizon": horizon,
             "rexforge_s": round(t_ours, 4), "official_s": round(t_off, 3),
             "speedup": round(t_off / t_ours, 2),
+            "gflops": round(flops / t_ours / 1e9, 1), "peak_share": round(flops / t_ours / 1e9 / peak, 3),
             "dev_median": float(np.median(dev)), "dev_max": float(dev.max()),
         }
         rows.append(row)
@@ -104,27 +131,87 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
 
+    compiled_rows, compile_s = [], None
+    if args.official_compile:
+        compiled_rows, compile_s = time_official_compiled(ckpt, ours, rows, args.repeats)
+
     info = machine_info()
+    flags = (" --quick" if args.quick else "") + (" --official-compile" if args.official_compile else "")
+    flags += f" --isa {args.isa}" if args.isa != "native" else ""
     md = [
         f"# Forecast speed: rexforge vs tirex-ts ({args.preset}, random weights, CPU)\n",
-        f"Command: `python benchmarks/bench_forecast.py{' --quick' if args.quick else ''}`  ",
-        f"Machine: {info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}; "
-        f"versions {info['versions']}; git {info['git']}  ",
+        f"Command: `python benchmarks/bench_forecast.py{flags}`  ",
+        describe_machine(info),
         f"fp32 matmul peak measured in this run: {peak:.1f} GFLOP/s  ",
-        f"First forecast in this process (load + padding-state cache + forecast): {first_call:.2f} s\n",
+        f"First forecast in a fresh process (imports, load, padding-state cache, one forecast of one "
+        f"series): {first_call:.2f} s\n",
         "Medians of wall time (rexforge: 3 repeats after a warm-up; official: 3, or 1 for big cells). "
+        "GFLOP/s: matmul FLOPs of the patches rexforge runs / its time (share of the fp32 peak). "
         "Deviation = max |q_rexforge - q_official| per series / series std.\n",
-        "| batch | context | horizon | rollout | rexforge s | tirex-ts s | speedup | dev median | dev max |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| batch | context | horizon | rollout | rexforge s | tirex-ts s | speedup | GFLOP/s (peak) | dev median | dev max |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        gflops = f"{r['gflops']} ({r['peak_share']:.0%})" if "gflops" in r else "-"
         md.append(
             f"| {r['batch']} | {r['context']} | {r['horizon']} | {r.get('rollout', 'exact')} | {r['rexforge_s']:.3f} | "
-            f"{r['official_s']:.2f} | {r['speedup']:.1f}x | {r['dev_median']:.1e} | {r['dev_max']:.1e} |"
+            f"{r['official_s']:.2f} | {r['speedup']:.1f}x | {gflops} | {r['dev_median']:.1e} | {r['dev_max']:.1e} |"
         )
-    base = write_result("bench_forecast", {"machine": info, "fp32_peak_gflops": peak,
-                        "first_forecast_s": first_call, "rows": rows}, "\n".join(md) + "\n")
+    if compiled_rows:
+        md += [
+            "",
+            f"## Against tirex-ts `compile=True` (warmed up; its first call, compiling, took {compile_s:.0f} s)\n",
+            "| batch | context | horizon | rexforge s | tirex-ts compiled s | speedup |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in compiled_rows:
+            md.append(
+                f"| {r['batch']} | {r['context']} | {r['horizon']} | {r['rexforge_s']:.3f} | "
+                f"{r['official_compiled_s']:.3f} | {r['speedup']:.1f}x |"
+            )
+    name = "bench_forecast" + ("" if args.isa == "native" else f"-{args.isa}")
+    payload = {"machine": info, "fp32_peak_gflops": peak, "first_forecast_s": first_call, "rows": rows,
+               "official_compiled": compiled_rows, "official_compile_s": compile_s}
+    base = write_result(name, payload, "\n".join(md) + "\n")
     print(f"wrote {base}.md")
+
+
+def fresh_process_first_forecast(ckpt: Path) -> float:
+    """Wall time of a new Python process that imports rexforge, loads ``ckpt`` and forecasts
+    one series, minus the time of an empty interpreter start."""
+    code = (
+        "import numpy as np, rexforge; m = rexforge.load_model({path!r}); "
+        "m.forecast(np.sin(np.arange(300) / 7.0)[None], prediction_length=32)"
+    )
+
+    def run(source: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", source], check=True)
+        return time.perf_counter() - start
+
+    return run(code.format(path=str(ckpt))) - run("pass")
+
+
+def time_official_compiled(ckpt: Path, ours, rows: list[dict], repeats: int):
+    """tirex-ts with ``compile=True`` on the batch-32, horizon-32 cells (every context is
+    padded to the same length officially, so one compilation serves them all)."""
+    from tirex.models.tirex import TiRexZero
+
+    compiled = TiRexZero.from_pretrained(str(ckpt), backend="torch", device="cpu", compile=True)
+    cells = [r for r in rows if r["batch"] == 32 and r["horizon"] == 32 and "rollout" not in r]
+    start = time.perf_counter()
+    compiled.forecast(make_context([128] * 32, seed=1), prediction_length=32, output_type="numpy")
+    compile_s = time.perf_counter() - start
+    out = []
+    for r in cells:
+        context = make_context([r["context"]] * 32, seed=32 + r["context"])
+        t, _ = median_time(
+            lambda c=context: compiled.forecast(c, prediction_length=32, output_type="numpy"), repeats
+        )
+        out.append({**{k: r[k] for k in ("batch", "context", "horizon", "rexforge_s")},
+                    "official_compiled_s": round(t, 4), "speedup": round(t / r["rexforge_s"], 2)})
+        print(out[-1], flush=True)
+    return out, compile_s
 
 
 if __name__ == "__main__":

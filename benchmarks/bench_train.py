@@ -1,6 +1,7 @@
 """Training-step speed: rexforge kernels vs the plain autograd reference vs the official module.
 
     python benchmarks/bench_train.py            # tirex-35m, tirex-1m, tirex-test; batch 8, context 512
+    python benchmarks/bench_train.py --isa avx2 # as on a CPU without AVX-512/native bf16
 
 One step = forward over all patches of a (context + one patch) window, pinball loss, backward.
 The official package has no training code: "official" means tirex-ts's TiRexZero module run
@@ -17,7 +18,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import fp32_matmul_peak, machine_info, median_time, write_result  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    ISA_CAPS,
+    apply_isa_cap,
+    describe_machine,
+    fp32_matmul_peak,
+    machine_info,
+    median_time,
+    write_result,
+)
 
 
 def make_step(model_forward, params, tokens, targets, quantiles):
@@ -39,7 +48,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--context", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--isa", choices=sorted(ISA_CAPS), default="native")
     args = parser.parse_args()
+    apply_isa_cap(args.isa)
 
     from tirex.models.tirex import TiRexZero
 
@@ -91,9 +102,9 @@ def main() -> None:
     info = machine_info()
     md = [
         "# Training-step speed (CPU)\n",
-        f"Command: `python benchmarks/bench_train.py --batch {args.batch} --context {args.context}`  ",
-        f"Machine: {info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}; "
-        f"versions {info['versions']}; git {info['git']}  ",
+        f"Command: `python benchmarks/bench_train.py --batch {args.batch} --context {args.context}"
+        f"{'' if args.isa == 'native' else ' --isa ' + args.isa}`  ",
+        describe_machine(info),
         f"fp32 matmul peak measured in this run: {peak:.1f} GFLOP/s\n",
         f"One step: forward over {args.context // 32} patches x batch {args.batch}, pinball loss, "
         f"backward. Medians of {args.repeats} steps after a warm-up. 'official' = tirex-ts's "
@@ -106,7 +117,8 @@ def main() -> None:
             f"| {r['preset']} | {r['parameters']:,} | {r['torch_ref_s']:.3f} | {r['cpu_fused_s']:.3f} | "
             f"{r['official_s']:.3f} | {r['fused_vs_ref']:.2f}x | {r['fused_vs_official']:.2f}x | {r['fused_gflops']} |"
         )
-    base = write_result("bench_train", {"machine": info, "fp32_peak_gflops": peak, "rows": rows}, "\n".join(md) + "\n")
+    name = "bench_train" + ("" if args.isa == "native" else f"-{args.isa}")
+    base = write_result(name, {"machine": info, "fp32_peak_gflops": peak, "rows": rows}, "\n".join(md) + "\n")
     print(f"wrote {base}.md")
 
 

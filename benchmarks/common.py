@@ -14,6 +14,35 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# Environment caps that make this machine's libraries behave like a CPU with fewer vector
+# extensions: oneDNN (torch's bf16 matmuls), ATen's vectorised kernels and MKL (fp32 gemm).
+# "avx2" stands for the many CPUs without AVX-512/avx512_bf16 (laptops, older servers), where
+# the official bf16 recurrent matmul is much slower than on a CPU with native bf16.
+ISA_CAPS = {
+    "native": {},
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+}
+
+
+def apply_isa_cap(name: str) -> None:
+    """Re-execute this script with the environment of ``ISA_CAPS[name]`` unless it is set
+    (the libraries read it once, when they load)."""
+    env = ISA_CAPS[name]
+    if any(os.environ.get(key) != value for key, value in env.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **env})
+
+
+def forward_flops(config, patches: int, head_patches: int) -> int:
+    """Matmul FLOPs of one series through the network: ``patches`` patches through the
+    embedding and every block, ``head_patches`` through the output head."""
+    P, b = config.input_patch_size, config.block_kwargs
+    E, hidden, Q = b.embedding_dim, config.input_ff_dim, config.num_quantiles
+    embed = 2 * (2 * P * hidden + hidden * E + 2 * P * E)
+    # gate projections (4 head-wise DHxDH per head), recurrent matmul, gated feed-forward
+    block = 2 * (4 * E * b.head_dim + E * 4 * b.head_dim + 3 * E * b.ffn_dim)
+    head = 2 * (E * hidden + hidden * Q * config.output_patch_size + E * Q * config.output_patch_size)
+    return patches * (embed + b.num_blocks * block) + head_patches * head
+
 
 def machine_info() -> dict:
     import torch
@@ -32,8 +61,17 @@ def machine_info() -> dict:
             versions[name] = version({"tirex": "tirex-ts"}.get(name, name))
         except Exception:  # noqa: BLE001 - optional package
             pass
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        pass
     return {
         "cpu": cpu,
+        "native_bf16": "avx512_bf16" in flags.split() or "amx_bf16" in flags.split(),
+        "aten_capability": torch.backends.cpu.get_cpu_capability(),
+        "isa_cap": {k: os.environ[k] for k in ISA_CAPS["avx2"] if k in os.environ},
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
@@ -62,6 +100,16 @@ def fp32_matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     t, _ = median_time(lambda: a @ b, repeats)
     return 2 * n**3 / t / 1e9
+
+
+def describe_machine(info: dict) -> str:
+    """One markdown line: CPU, cores, threads, vector extensions in use, versions, git."""
+    cap = ", ".join(f"{k}={v}" for k, v in info["isa_cap"].items()) or "none"
+    return (
+        f"Machine: {info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}; "
+        f"native bf16 (avx512_bf16): {'yes' if info['native_bf16'] else 'no'}; ATen kernels "
+        f"{info['aten_capability']}; ISA cap: {cap}  \nVersions: {info['versions']}; git {info['git']}  "
+    )
 
 
 def write_result(name: str, payload: dict, markdown: str) -> Path:

@@ -74,13 +74,29 @@ def test_unknown_kernel_and_numerics():
         slstm_torch_ref(wx, None, R, b, "fp16")
 
 
-def test_bitwise_bf16_rounding_equals_dtype_conversion():
-    from rexforge.kernels.common import round_bf16
+def test_bf16_rounding_is_round_to_nearest_even_in_place():
+    import numpy as np
+
+    from rexforge.kernels.common import round_bf16, round_bf16_
 
     gen = torch.Generator().manual_seed(0)
-    x = torch.cat([torch.randn(100_000, generator=gen) * 10.0 ** torch.randint(-30, 30, (100_000,), generator=gen),
-                   torch.tensor([0.0, -0.0, 1.0, 3.0e38, -3.0e38, 1e-40])])
-    assert torch.equal(round_bf16(x), x.to(torch.bfloat16).float())
+    scales = 10.0 ** torch.randint(-30, 30, (100_000,), generator=gen)
+    x = torch.cat(
+        [
+            torch.randn(100_000, generator=gen) * scales,
+            torch.tensor([0.0, -0.0, 1.0, 3.0e38, -3.0e38, 1e-40]),
+            # exact ties between two bf16 values: 1 + 2^-8 rounds down (even), 1 + 3*2^-8 up
+            torch.tensor([1.0 + 2.0**-8, 1.0 + 3 * 2.0**-8, -(1.0 + 2.0**-8)]),
+        ]
+    )
+    # Oracle on the IEEE bit pattern: add 0x7FFF plus the lowest kept bit, drop 16 bits.
+    bits = x.numpy().view(np.uint32).astype(np.uint64)
+    expected = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+    expected = torch.from_numpy(expected.view(np.float32))
+    assert torch.equal(round_bf16(x), expected)
+    assert expected[-3:].tolist() == [1.0, 1.0 + 4 * 2.0**-8, -1.0]
+    y = x.clone()
+    assert round_bf16_(y) is y and torch.equal(y, expected)
 
 
 @pytest.mark.parametrize("name", list_kernels(available_only=True))

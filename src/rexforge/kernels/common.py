@@ -32,24 +32,19 @@ NUMERICS: tuple[str, ...] = ("bf16", "fp32")
 
 
 def round_bf16_(x: torch.Tensor) -> torch.Tensor:
-    """Round a contiguous fp32 tensor to the nearest bfloat16 values (ties to even), in place.
+    """Round fp32 values to the nearest bfloat16 values (ties to even), in place.
 
-    Done on the bit pattern: on CPUs without native bf16, ``x.to(torch.bfloat16)`` is ~15x
-    slower than these integer ops. Equal to the dtype conversion for finite values (tested);
-    the sLSTM states this is used on are always finite.
+    A round trip through the bf16 dtype. Measured with torch 2.13 on one core (benchmarks/
+    results/bf16_rounding-*): 4-6x faster than rounding on the int32 bit pattern (shift, and,
+    add, mask) at every size, with vectorised (AVX2, AVX-512) and scalar ATen kernels alike;
+    both give the same bits for finite values (tested).
     """
-    bits = x.view(torch.int32)
-    bits.add_((bits >> 16).bitwise_and_(1).add_(0x7FFF))
-    bits.bitwise_and_(-65536)  # -65536 == 0xFFFF0000
-    return x
+    return x.copy_(x.to(torch.bfloat16))
 
 
 def round_bf16(x: torch.Tensor) -> torch.Tensor:
     """Round fp32 values to the nearest bfloat16 value, keeping fp32 (a new tensor)."""
-    if x.requires_grad:
-        # Autograd cannot pass through integer views: use the (differentiable) conversion.
-        return x.to(torch.bfloat16).to(x.dtype)
-    return round_bf16_(x.contiguous().clone())
+    return x.to(torch.bfloat16).to(x.dtype)  # differentiable: rounding acts as the identity
 
 
 def maybe_round(x: torch.Tensor, numerics: str) -> torch.Tensor:
