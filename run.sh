@@ -34,7 +34,8 @@ case "${1:-}" in
     ;;
   test)
     setup dev
-    "$VENV/bin/ruff" check src tests benchmarks
+    "$VENV/bin/ruff" check src tests benchmarks scripts
+    "$VENV/bin/ruff" format --check src tests benchmarks scripts
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${@:2}"
     ;;
   *)

@@ -81,24 +81,33 @@ def main() -> None:
     for batch, context_len, horizon in grid:
         context = make_context([context_len] * batch, seed=batch + context_len)
         t_ours, (q_ours, _) = median_time(
-            lambda c=context, h=horizon: ours.forecast(c, prediction_length=h, output_type="numpy"), args.repeats
+            lambda c=context, h=horizon: ours.forecast(c, prediction_length=h, output_type="numpy"),
+            args.repeats,
         )
         # The official path is slow: fewer repeats for big cells.
         rep_off = 1 if batch * horizon >= 32 * 256 or batch >= 256 else args.repeats
         t_off, (q_off, _) = median_time(
-            lambda c=context, h=horizon: official.forecast(c, prediction_length=h, output_type="numpy"),
-            rep_off, warmup=0 if rep_off == 1 else 1,
+            lambda c=context, h=horizon: official.forecast(
+                c, prediction_length=h, output_type="numpy"
+            ),
+            rep_off,
+            warmup=0 if rep_off == 1 else 1,
         )
         dev = np.abs(q_ours - q_off).max(axis=(1, 2)) / tolerance_scale(context)
         # The exact rollout reruns the observed context plus one NaN patch per step taken.
         steps, observed = -(-horizon // P), -(-context_len // P)
         flops = batch * sum(forward_flops(config, observed + j, 1) for j in range(steps))
         row = {
-            "batch": batch, "context": context_len, "horizon": horizon,
-            "rexforge_s": round(t_ours, 4), "official_s": round(t_off, 3),
+            "batch": batch,
+            "context": context_len,
+            "horizon": horizon,
+            "rexforge_s": round(t_ours, 4),
+            "official_s": round(t_off, 3),
             "speedup": round(t_off / t_ours, 2),
-            "gflops": round(flops / t_ours / 1e9, 1), "peak_share": round(flops / t_ours / 1e9 / peak, 3),
-            "dev_median": float(np.median(dev)), "dev_max": float(dev.max()),
+            "gflops": round(flops / t_ours / 1e9, 1),
+            "peak_share": round(flops / t_ours / 1e9 / peak, 3),
+            "dev_median": float(np.median(dev)),
+            "dev_max": float(dev.max()),
         }
         rows.append(row)
         print(row, flush=True)
@@ -108,14 +117,18 @@ def main() -> None:
     for batch, context_len, horizon in stateful:
         context = make_context([context_len] * batch, seed=batch + context_len)
         t_ours, (q_ours, _) = median_time(
-            lambda c=context, h=horizon: ours.forecast(c, prediction_length=h, output_type="numpy", rollout="stateful"),
+            lambda c=context, h=horizon: ours.forecast(
+                c, prediction_length=h, output_type="numpy", rollout="stateful"
+            ),
             args.repeats,
         )
         measured = {(r["batch"], r["context"], r["horizon"]): r["official_s"] for r in rows}
         official_s = measured.get((batch, context_len, horizon))
         if official_s is None:
             official_s, (q_off, _) = median_time(
-                lambda c=context, h=horizon: official.forecast(c, prediction_length=h, output_type="numpy"),
+                lambda c=context, h=horizon: official.forecast(
+                    c, prediction_length=h, output_type="numpy"
+                ),
                 1,
                 warmup=0,
             )
@@ -123,10 +136,15 @@ def main() -> None:
             q_off, _ = official.forecast(context, prediction_length=horizon, output_type="numpy")
         dev = np.abs(q_ours - q_off).max(axis=(1, 2)) / tolerance_scale(context)
         row = {
-            "batch": batch, "context": context_len, "horizon": horizon, "rollout": "stateful",
-            "rexforge_s": round(t_ours, 4), "official_s": round(official_s, 3),
+            "batch": batch,
+            "context": context_len,
+            "horizon": horizon,
+            "rollout": "stateful",
+            "rexforge_s": round(t_ours, 4),
+            "official_s": round(official_s, 3),
             "speedup": round(official_s / t_ours, 2),
-            "dev_median": float(np.median(dev)), "dev_max": float(dev.max()),
+            "dev_median": float(np.median(dev)),
+            "dev_max": float(dev.max()),
         }
         rows.append(row)
         print(row, flush=True)
@@ -136,7 +154,9 @@ def main() -> None:
         compiled_rows, compile_s = time_official_compiled(ckpt, ours, rows, args.repeats)
 
     info = machine_info()
-    flags = (" --quick" if args.quick else "") + (" --official-compile" if args.official_compile else "")
+    flags = (" --quick" if args.quick else "") + (
+        " --official-compile" if args.official_compile else ""
+    )
     flags += f" --isa {args.isa}" if args.isa != "native" else ""
     md = [
         f"# Forecast speed: rexforge vs tirex-ts ({args.preset}, random weights, CPU)\n",
@@ -170,8 +190,14 @@ def main() -> None:
                 f"{r['official_compiled_s']:.3f} | {r['speedup']:.1f}x |"
             )
     name = "bench_forecast" + ("" if args.isa == "native" else f"-{args.isa}")
-    payload = {"machine": info, "fp32_peak_gflops": peak, "first_forecast_s": first_call, "rows": rows,
-               "official_compiled": compiled_rows, "official_compile_s": compile_s}
+    payload = {
+        "machine": info,
+        "fp32_peak_gflops": peak,
+        "first_forecast_s": first_call,
+        "rows": rows,
+        "official_compiled": compiled_rows,
+        "official_compile_s": compile_s,
+    }
     base = write_result(name, payload, "\n".join(md) + "\n")
     print(f"wrote {base}.md")
 
@@ -206,10 +232,16 @@ def time_official_compiled(ckpt: Path, ours, rows: list[dict], repeats: int):
     for r in cells:
         context = make_context([r["context"]] * 32, seed=32 + r["context"])
         t, _ = median_time(
-            lambda c=context: compiled.forecast(c, prediction_length=32, output_type="numpy"), repeats
+            lambda c=context: compiled.forecast(c, prediction_length=32, output_type="numpy"),
+            repeats,
         )
-        out.append({**{k: r[k] for k in ("batch", "context", "horizon", "rexforge_s")},
-                    "official_compiled_s": round(t, 4), "speedup": round(t / r["rexforge_s"], 2)})
+        out.append(
+            {
+                **{k: r[k] for k in ("batch", "context", "horizon", "rexforge_s")},
+                "official_compiled_s": round(t, 4),
+                "speedup": round(t / r["rexforge_s"], 2),
+            }
+        )
         print(out[-1], flush=True)
     return out, compile_s
 

@@ -64,14 +64,18 @@ def main() -> None:
         P = config.input_patch_size
         N = args.context // P  # input patches; targets are patches 1..N
         gen = torch.Generator().manual_seed(0)
-        tokens = torch.cat((torch.randn(args.batch, N, P, generator=gen), torch.ones(args.batch, N, P)), -1)
+        tokens = torch.cat(
+            (torch.randn(args.batch, N, P, generator=gen), torch.ones(args.batch, N, P)), -1
+        )
         targets = torch.randn(args.batch, N, P, generator=gen)
         q = torch.tensor(config.quantiles)[None, None, :, None]
         timings = {}
         for kernel in ("torch_ref", "cpu_fused"):
             model = TiRexModel(config, kernel=kernel, numerics="fp32")
             model.reset_parameters(seed=0)
-            step = make_step(lambda t, m=model: m(t).quantiles, list(model.parameters()), tokens, targets, q)
+            step = make_step(
+                lambda t, m=model: m(t).quantiles, list(model.parameters()), tokens, targets, q
+            )
             timings[kernel], _ = median_time(step, args.repeats)
         official = TiRexZero(backend="torch", **config.to_hyper_parameters())
         official.load_state_dict(model.state_dict())
@@ -83,7 +87,8 @@ def main() -> None:
             return out.reshape(t.shape[0], t.shape[1], *qp)
 
         timings["official"], _ = median_time(
-            make_step(official_forward, list(official.parameters()), tokens, targets, q), args.repeats
+            make_step(official_forward, list(official.parameters()), tokens, targets, q),
+            args.repeats,
         )
         n_params = count_parameters(model)
         # forward + backward ~ 6 FLOP per parameter per token (matmul-dominated)
@@ -118,7 +123,9 @@ def main() -> None:
             f"{r['official_s']:.3f} | {r['fused_vs_ref']:.2f}x | {r['fused_vs_official']:.2f}x | {r['fused_gflops']} |"
         )
     name = "bench_train" + ("" if args.isa == "native" else f"-{args.isa}")
-    base = write_result(name, {"machine": info, "fp32_peak_gflops": peak, "rows": rows}, "\n".join(md) + "\n")
+    base = write_result(
+        name, {"machine": info, "fp32_peak_gflops": peak, "rows": rows}, "\n".join(md) + "\n"
+    )
     print(f"wrote {base}.md")
 
 

@@ -20,7 +20,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # the official bf16 recurrent matmul is much slower than on a CPU with native bf16.
 ISA_CAPS = {
     "native": {},
-    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "avx2": {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    },
 }
 
 
@@ -40,7 +44,9 @@ def forward_flops(config, patches: int, head_patches: int) -> int:
     embed = 2 * (2 * P * hidden + hidden * E + 2 * P * E)
     # gate projections (4 head-wise DHxDH per head), recurrent matmul, gated feed-forward
     block = 2 * (4 * E * b.head_dim + E * 4 * b.head_dim + 3 * E * b.ffn_dim)
-    head = 2 * (E * hidden + hidden * Q * config.output_patch_size + E * Q * config.output_patch_size)
+    head = 2 * (
+        E * hidden + hidden * Q * config.output_patch_size + E * Q * config.output_patch_size
+    )
     return patches * (embed + b.num_blocks * block) + head_patches * head
 
 
@@ -50,7 +56,9 @@ def machine_info() -> dict:
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
     versions = {"python": platform.python_version(), "torch": torch.__version__}
@@ -76,7 +84,9 @@ def machine_info() -> dict:
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "versions": versions,
-        "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "git": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
     }
 
 

@@ -45,12 +45,19 @@ def main() -> None:
             for name, (model, kwargs) in variants.items():
                 if horizon == 32 and "stateful" in name:
                     continue  # identical to bf16 for one patch
-                q, _ = model.forecast(context, prediction_length=horizon, output_type="numpy", **kwargs)
+                q, _ = model.forecast(
+                    context, prediction_length=horizon, output_type="numpy", **kwargs
+                )
                 dev = np.abs(q - ref).max(axis=(1, 2)) / tolerance_scale(context)
                 row = {
-                    "preset": preset, "horizon": horizon, "mode": name,
-                    "median": float(np.median(dev)), "p90": float(np.quantile(dev, 0.9)),
-                    "max": float(dev.max()), "within_1e-3": int((dev < 1e-3).sum()), "series": len(dev),
+                    "preset": preset,
+                    "horizon": horizon,
+                    "mode": name,
+                    "median": float(np.median(dev)),
+                    "p90": float(np.quantile(dev, 0.9)),
+                    "max": float(dev.max()),
+                    "within_1e-3": int((dev < 1e-3).sum()),
+                    "series": len(dev),
                 }
                 rows.append(row)
                 print(row, flush=True)

@@ -55,14 +55,20 @@ def main() -> None:
         "|---:|---:|---:|---:|",
     ]
     for _, r in val.iterrows():
-        md.append(f"| {int(r['step']) + 1} | {r['val_loss']:.4g} | {r['val_wql']:.4f} | {r['val_mase']:.2f} |")
+        md.append(
+            f"| {int(r['step']) + 1} | {r['val_loss']:.4g} | {r['val_wql']:.4f} | {r['val_mase']:.2f} |"
+        )
     if args.note:
         md.append(f"\nNote: {args.note}")
     md.append(
         "\nValidation MASE is dominated by a few series whose in-sample seasonal differences are "
         "near zero (intermittent car-parts demand); WQL is the scale-free summary to read."
     )
-    payload = {"train": train_curve.to_dict("records"), "val": val.to_dict("records"), "config": config}
+    payload = {
+        "train": train_curve.to_dict("records"),
+        "val": val.to_dict("records"),
+        "config": config,
+    }
     base = write_result(args.name, payload, "\n".join(md) + "\n")
     print(f"wrote {base}.md")
 

@@ -26,8 +26,11 @@ class WithRollout:
 
     def forecast(self, context, prediction_length, output_type="numpy", batch_size=256, **_):
         return self.model.forecast(
-            context, prediction_length=prediction_length, output_type=output_type,
-            batch_size=batch_size, rollout=self.rollout,
+            context,
+            prediction_length=prediction_length,
+            output_type=output_type,
+            batch_size=batch_size,
+            rollout=self.rollout,
         )
 
 
@@ -39,7 +42,9 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=3)
     args = parser.parse_args()
     if not args.data.is_file():
-        print(f"error: {args.data} not found (this benchmark needs ../shared/data)", file=sys.stderr)
+        print(
+            f"error: {args.data} not found (this benchmark needs ../shared/data)", file=sys.stderr
+        )
         raise SystemExit(2)
 
     from rexforge import load_model
@@ -52,11 +57,19 @@ def main() -> None:
     for horizon in map(int, args.horizons.split(",")):
         for rollout in ("exact", "stateful"):
             start = time.perf_counter()
-            result = backtest(WithRollout(model, rollout), series, horizon, windows=args.windows, season=24)
+            result = backtest(
+                WithRollout(model, rollout), series, horizon, windows=args.windows, season=24
+            )
             seconds = time.perf_counter() - start
             m = result.metrics
-            row = {"horizon": horizon, "rollout": rollout, "wql": float(m["wql"]),
-                   "mase": float(m["mase"]), "coverage_80": float(m["coverage_80"]), "seconds": round(seconds, 2)}
+            row = {
+                "horizon": horizon,
+                "rollout": rollout,
+                "wql": float(m["wql"]),
+                "mase": float(m["mase"]),
+                "coverage_80": float(m["coverage_80"]),
+                "seconds": round(seconds, 2),
+            }
             rows.append(row)
             print(row, flush=True)
     info = machine_info()
@@ -69,7 +82,10 @@ def main() -> None:
         "| horizon | rollout | WQL | MASE | coverage 80% | seconds |",
         "|---:|---|---:|---:|---:|---:|",
     ]
-    md += [f"| {r['horizon']} | {r['rollout']} | {r['wql']:.4f} | {r['mase']:.3f} | {r['coverage_80']:.3f} | {r['seconds']} |" for r in rows]
+    md += [
+        f"| {r['horizon']} | {r['rollout']} | {r['wql']:.4f} | {r['mase']:.3f} | {r['coverage_80']:.3f} | {r['seconds']} |"
+        for r in rows
+    ]
     base = write_result("rollout_quality", {"machine": info, "rows": rows}, "\n".join(md) + "\n")
     print(f"wrote {base}.md")
 

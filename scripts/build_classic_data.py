@@ -60,7 +60,9 @@ def classic_series(folder: Path, min_length: int = 8) -> pd.DataFrame:
                 target = target[first:last]  # drop leading/trailing missing years
                 name = "/".join([table, *map(str, key), column]).replace(",", " ")
                 frames.append(
-                    pd.DataFrame({"item_id": name, "timestamp": range(len(target)), "target": target})
+                    pd.DataFrame(
+                        {"item_id": name, "timestamp": range(len(target)), "target": target}
+                    )
                 )
     return pd.concat(frames, ignore_index=True)
 

@@ -26,7 +26,9 @@ def main() -> None:
     raw = read_training_checkpoint(args.checkpoint)
     hp = raw["hyper_parameters"]
     if hp["train_config"].get("mode") == "lora":
-        raise SystemExit("error: LoRA training checkpoints hold adapters only; use the run's final/")
+        raise SystemExit(
+            "error: LoRA training checkpoints hold adapters only; use the run's final/"
+        )
     config = TiRexConfig.from_dict(hp["model_config"])
     state = {k[len("model.") :]: v for k, v in raw["state_dict"].items() if k.startswith("model.")}
     final = args.checkpoint.parent.parent / "final"

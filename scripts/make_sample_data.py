@@ -28,7 +28,9 @@ def main() -> None:
         y = level + daily + weekly + trend + noise
         if i == 2:
             y[300:310] = np.nan  # a gap: the model's mask handles it
-        frames.append(pd.DataFrame({"item_id": f"sensor_{i}", "timestamp": idx, "target": np.round(y, 3)}))
+        frames.append(
+            pd.DataFrame({"item_id": f"sensor_{i}", "timestamp": idx, "target": np.round(y, 3)})
+        )
     pd.concat(frames).to_csv(OUT, index=False)
     print(f"wrote {OUT}")
 

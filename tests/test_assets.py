@@ -25,5 +25,7 @@ def test_starter_model_loads_forecasts_and_carries_the_notice():
 
 def test_cli_uses_the_starter_when_model_is_omitted(tmp_path):
     out = tmp_path / "f.csv"
-    assert main(["forecast", "--data", str(SAMPLE_DATA), "--horizon", "8", "--output", str(out)]) == 0
+    assert (
+        main(["forecast", "--data", str(SAMPLE_DATA), "--horizon", "8", "--output", str(out)]) == 0
+    )
     assert len(pd.read_csv(out)) == 6 * 8

@@ -11,14 +11,20 @@ def long_csv(path, n_items=3, n=80):
     rows = []
     for i in range(n_items):
         idx = pd.date_range("2023-01-01", periods=n, freq="D")
-        rows.append(pd.DataFrame({"item_id": f"s{i}", "timestamp": idx, "target": np.sin(np.arange(n) / (3 + i)) + i}))
+        rows.append(
+            pd.DataFrame(
+                {"item_id": f"s{i}", "timestamp": idx, "target": np.sin(np.arange(n) / (3 + i)) + i}
+            )
+        )
     pd.concat(rows).to_csv(path, index=False)
     return path
 
 
 def wide_csv(path, n=90):
     idx = pd.date_range("2024-01-01", periods=n, freq="h")
-    pd.DataFrame({"date": idx, "open": np.arange(n) + 1.0, "close": np.cos(np.arange(n) / 5) + 10}).to_csv(path, index=False)
+    pd.DataFrame(
+        {"date": idx, "open": np.arange(n) + 1.0, "close": np.cos(np.arange(n) / 5) + 10}
+    ).to_csv(path, index=False)
     return path
 
 
@@ -31,8 +37,21 @@ def test_help_lists_every_command(capsys):
 
 def test_forecast_long_csv_with_plot(tmp_path, tiny_ckpt):
     out, png = tmp_path / "f.csv", tmp_path / "f.png"
-    code = main(["forecast", "--model", str(tiny_ckpt), "--data", str(long_csv(tmp_path / "d.csv")),
-                 "--horizon", "12", "--output", str(out), "--plot", str(png)])
+    code = main(
+        [
+            "forecast",
+            "--model",
+            str(tiny_ckpt),
+            "--data",
+            str(long_csv(tmp_path / "d.csv")),
+            "--horizon",
+            "12",
+            "--output",
+            str(out),
+            "--plot",
+            str(png),
+        ]
+    )
     assert code == 0
     frame = pd.read_csv(out)
     assert len(frame) == 36 and set(frame["item_id"]) == {"s0", "s1", "s2"}
@@ -42,8 +61,21 @@ def test_forecast_long_csv_with_plot(tmp_path, tiny_ckpt):
 
 def test_forecast_wide_csv_picks_columns(tmp_path, tiny_ckpt):
     out = tmp_path / "w.csv"
-    code = main(["forecast", "--model", str(tiny_ckpt), "--data", str(wide_csv(tmp_path / "w_in.csv")),
-                 "--columns", "close", "--horizon", "5", "--output", str(out)])
+    code = main(
+        [
+            "forecast",
+            "--model",
+            str(tiny_ckpt),
+            "--data",
+            str(wide_csv(tmp_path / "w_in.csv")),
+            "--columns",
+            "close",
+            "--horizon",
+            "5",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     frame = pd.read_csv(out)
     assert list(frame["item_id"].unique()) == ["close"] and len(frame) == 5
@@ -53,7 +85,9 @@ def test_yaml_config_sets_options(tmp_path, tiny_ckpt):
     out = tmp_path / "y.csv"
     cfg = tmp_path / "run.yaml"
     cfg.write_text(f"model: {tiny_ckpt}\nhorizon: 3\noutput: {out}\n")
-    assert main(["forecast", "--config", str(cfg), "--data", str(long_csv(tmp_path / "d.csv"))]) == 0
+    assert (
+        main(["forecast", "--config", str(cfg), "--data", str(long_csv(tmp_path / "d.csv"))]) == 0
+    )
     assert len(pd.read_csv(out)) == 9
 
 
@@ -79,7 +113,12 @@ def test_info(tiny_ckpt, capsys):
 def test_bad_input_exit_2_one_line(tmp_path, tiny_ckpt, capsys, args, message):
     good = long_csv(tmp_path / "good.csv")
     (tmp_path / "empty.csv").write_text("")
-    fill = {"missing": tmp_path / "nope.csv", "dir": tmp_path, "empty": tmp_path / "empty.csv", "good": good}
+    fill = {
+        "missing": tmp_path / "nope.csv",
+        "dir": tmp_path,
+        "empty": tmp_path / "empty.csv",
+        "good": good,
+    }
     args = [a.format(**fill) for a in args]
     if "--model" not in args:
         args += ["--model", str(tiny_ckpt)]

@@ -27,7 +27,11 @@ def test_official_preset_values():
     hp = c.to_hyper_parameters()
     assert set(hp) == {"model_config", "train_ctx_len"}
     assert set(hp["model_config"]) == {
-        "input_patch_size", "output_patch_size", "quantiles", "block_kwargs", "input_ff_dim"
+        "input_patch_size",
+        "output_patch_size",
+        "quantiles",
+        "block_kwargs",
+        "input_ff_dim",
     }
     # Official keys the official code ignores are carried verbatim.
     assert hp["model_config"]["block_kwargs"]["norm_eps"] == 1e-5
@@ -77,5 +81,7 @@ def test_preset_sizes_are_ordered():
     sizes = []
     for name in PRESETS:
         with torch.device("meta"):
-            sizes.append(count_parameters(TiRexModel(TiRexConfig.from_name(name), kernel="torch_ref")))
+            sizes.append(
+                count_parameters(TiRexModel(TiRexConfig.from_name(name), kernel="torch_ref"))
+            )
     assert sizes == sorted(sizes, reverse=True)

@@ -16,7 +16,14 @@ def model(tiny_ckpt):
 def test_accepts_every_official_input_form(model):
     x = make_context([100], seed=0)[0]
     want, _ = model.forecast(x[None, :])
-    for form in (x, torch.tensor(x), x[None, :].astype(np.float64), [x], [torch.tensor(x)], [list(x)]):
+    for form in (
+        x,
+        torch.tensor(x),
+        x[None, :].astype(np.float64),
+        [x],
+        [torch.tensor(x)],
+        [list(x)],
+    ):
         got, _ = model.forecast(form)
         torch.testing.assert_close(got, want)
 
@@ -25,7 +32,9 @@ def test_output_types_and_shapes(model):
     context = make_context([30, 70, 130])
     q, m = model.forecast(context, prediction_length=45, output_type="numpy")
     assert isinstance(q, np.ndarray) and q.shape == (3, 45, 9) and m.shape == (3, 45)
-    batches = list(model.forecast(context, prediction_length=10, batch_size=2, yield_per_batch=True))
+    batches = list(
+        model.forecast(context, prediction_length=10, batch_size=2, yield_per_batch=True)
+    )
     assert [b[0].shape[0] for b in batches] == [2, 1]
     torch.testing.assert_close(torch.cat([b[0] for b in batches]), model.forecast(context, 10)[0])
 
@@ -81,4 +90,6 @@ def test_forecast_df_continues_timestamps(model):
     assert b.iloc[0] == pd.Timestamp("2024-01-03 22:00")
     q, _ = model.forecast([rows[0]["y"].to_numpy()], 5, output_type="numpy")
     # Alone vs in a batch of two: matrix shapes differ, so the last float bit may too.
-    np.testing.assert_allclose(out[out["id"] == "a"]["0.5"].to_numpy(), q[0, :, 4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        out[out["id"] == "a"]["0.5"].to_numpy(), q[0, :, 4], rtol=1e-5, atol=1e-6
+    )

@@ -79,8 +79,10 @@ def test_tirex_35m_matches_official(full_ckpt):
             devs_fp32.append(relative_deviation(q32, ref_q, context))
     devs = np.concatenate(devs)
     devs_fp32 = np.concatenate(devs_fp32)
-    print(f"bf16 mode: median {np.median(devs):.2e} max {devs.max():.2e}; "
-          f"fp32 mode: median {np.median(devs_fp32):.2e} max {devs_fp32.max():.2e}")
+    print(
+        f"bf16 mode: median {np.median(devs):.2e} max {devs.max():.2e}; "
+        f"fp32 mode: median {np.median(devs_fp32):.2e} max {devs_fp32.max():.2e}"
+    )
     assert np.median(devs) < 5e-3, devs
     assert devs.max() < 5e-2, devs
     assert np.median(devs_fp32) > 5 * np.median(devs)

@@ -24,7 +24,9 @@ def test_remap_is_pure_and_invertible(tiny_ckpt):
 
 
 def test_keys_without_prefix_load_too(tmp_path, tiny_ckpt):
-    path = write_official_checkpoint(tmp_path / "np.ckpt", TiRexConfig.from_name("tirex-test"), prefix=False)
+    path = write_official_checkpoint(
+        tmp_path / "np.ckpt", TiRexConfig.from_name("tirex-test"), prefix=False
+    )
     a = load_model(path).forecast(make_context([50]))[0]
     b = load_model(tiny_ckpt).forecast(make_context([50]))[0]
     torch.testing.assert_close(a, b)
@@ -42,7 +44,9 @@ def test_official_round_trip_is_bit_identical_and_keeps_notice(tmp_path, tiny_ck
     assert raw_out["rexforge"]["notice"] == NXAI_NOTICE
 
 
-def test_rexforge_official_file_loads_in_tirex_with_same_forecasts(tmp_path, tiny_ckpt, monkeypatch):
+def test_rexforge_official_file_loads_in_tirex_with_same_forecasts(
+    tmp_path, tiny_ckpt, monkeypatch
+):
     tirex = pytest.importorskip("tirex", reason="tirex-ts is in the dev extra")
     model = load_model(tiny_ckpt)
     (tmp_path / "x" / "TiRex").mkdir(parents=True)

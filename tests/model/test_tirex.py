@@ -11,7 +11,12 @@ from rexforge.model.tokenizer import standard_scale, tokenize
 
 def test_scaling_rules():
     x = torch.tensor(
-        [[1.0, 2.0, 3.0, float("nan")], [4.0, 4.0, 4.0, 4.0], [float("nan")] * 4, [-2.0, -2.0, float("nan"), -2.0]]
+        [
+            [1.0, 2.0, 3.0, float("nan")],
+            [4.0, 4.0, 4.0, 4.0],
+            [float("nan")] * 4,
+            [-2.0, -2.0, float("nan"), -2.0],
+        ]
     )
     s = standard_scale(x)
     torch.testing.assert_close(s.loc[:, 0], torch.tensor([2.0, 4.0, 0.0, -2.0]))
@@ -43,7 +48,9 @@ def test_rmsnorm_eps_is_official_1e6_and_group_norm_uses_one_plus_weight():
 
 def test_block_equals_official_block_in_fp32():
     """Our block (fp32 numerics) equals tirex-ts's block with its cell run in fp32."""
-    block_mod = pytest.importorskip("tirex.models.slstm.block", reason="tirex-ts is in the dev extra")
+    block_mod = pytest.importorskip(
+        "tirex.models.slstm.block", reason="tirex-ts is in the dev extra"
+    )
     cell_mod = pytest.importorskip("tirex.models.slstm.cell")
     config = TiRexConfig.from_name("tirex-test")
     model = TiRexModel(config, kernel="torch_ref", numerics="fp32")
@@ -56,7 +63,9 @@ def test_block_equals_official_block_in_fp32():
 
     def fp32_impl(inp, state):  # the official cell's math without its bf16 casts
         bias = cell._bias_.reshape(2, 4, 8).permute(1, 0, 2).reshape(-1)
-        return cell._impl_forward_torch(inp.view(inp.shape[0], inp.shape[1], -1), state, cell._recurrent_kernel_, bias)
+        return cell._impl_forward_torch(
+            inp.view(inp.shape[0], inp.shape[1], -1), state, cell._recurrent_kernel_, bias
+        )
 
     cell._impl_torch = fp32_impl
     x = torch.randn(3, 9, 16)

@@ -163,14 +163,28 @@ def test_pretrain_mixes_tsmixup_series_from_the_data(tmp_path):
     from rexforge.train.command import load_training_series
 
     rows = [
-        pd.DataFrame({"item_id": f"s{i}", "timestamp": np.arange(200), "target": np.sin(np.arange(200) / (3 + i))})
+        pd.DataFrame(
+            {
+                "item_id": f"s{i}",
+                "timestamp": np.arange(200),
+                "target": np.sin(np.arange(200) / (3 + i)),
+            }
+        )
         for i in range(3)
     ]
     path = tmp_path / "d.csv"
     pd.concat(rows).to_csv(path, index=False)
     args = SimpleNamespace(
-        data=[path], layout="auto", id_column="item_id", timestamp_column="timestamp",
-        target="target", columns=None, synthetic=2, synthetic_length=64, tsmixup=4, seed=0,
+        data=[path],
+        layout="auto",
+        id_column="item_id",
+        timestamp_column="timestamp",
+        target="target",
+        columns=None,
+        synthetic=2,
+        synthetic_length=64,
+        tsmixup=4,
+        seed=0,
         seasonal_synth=5,
     )
     series, description = load_training_series(args)

@@ -14,11 +14,13 @@ SCRIPT = Path(__file__).with_name("ddp_script.py")
 def run(devices: int, batch: int, out: Path) -> dict:
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), str(devices), str(batch), str(out)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 @pytest.mark.slow

@@ -135,9 +135,7 @@ def test_partial_future_trains_on_series_shorter_than_a_window(tmp_path, tiny_ck
     with pytest.raises(InputError, match="need >= 105 steps"):
         fit(tiny_ckpt, short, output_dir=tmp_path / "x", max_steps=1, **TINY)
     # ...but with partial futures it needs only 40 + 2: one context and one future step.
-    run = fit(
-        tiny_ckpt, short, output_dir=tmp_path / "p", max_steps=2, partial_future=True, **TINY
-    )
+    run = fit(tiny_ckpt, short, output_dir=tmp_path / "p", max_steps=2, partial_future=True, **TINY)
     assert run.final_dir.is_dir()
     with pytest.raises(InputError, match="need >= 42 steps"):
         fit(

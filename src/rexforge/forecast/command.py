@@ -18,16 +18,24 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="starter", help="checkpoint file/folder, or 'starter' (default)")
-    parser.add_argument("--data", type=Path, required=True, help="CSV or Parquet file, long or wide")
+    parser.add_argument(
+        "--model", default="starter", help="checkpoint file/folder, or 'starter' (default)"
+    )
+    parser.add_argument(
+        "--data", type=Path, required=True, help="CSV or Parquet file, long or wide"
+    )
     parser.add_argument("--horizon", type=int, required=True, help="steps to forecast")
     parser.add_argument("--output", type=Path, required=True, help="CSV file to write")
     parser.add_argument("--plot", type=Path, default=None, help="also write a fan chart PNG")
     parser.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
     parser.add_argument("--id-column", default=None, help="long layout: series id column (item_id)")
-    parser.add_argument("--timestamp-column", default=None, help="long layout: time column (timestamp)")
+    parser.add_argument(
+        "--timestamp-column", default=None, help="long layout: time column (timestamp)"
+    )
     parser.add_argument("--target", default=None, help="long layout: target column (target)")
-    parser.add_argument("--columns", default=None, help="wide layout: comma-separated series columns")
+    parser.add_argument(
+        "--columns", default=None, help="wide layout: comma-separated series columns"
+    )
     parser.add_argument("--time-column", default=None, help="wide layout: the time column")
     parser.add_argument("--gaps", choices=("keep", "interpolate"), default="keep")
     parser.add_argument("--skip-bad", action="store_true", help="skip invalid series, report them")
@@ -57,15 +65,21 @@ def run(args: argparse.Namespace) -> int:
         return _run_streaming(args)
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     layout = args.layout
-    if layout == "auto" and any(v is not None for v in (args.id_column, args.timestamp_column, args.target)):
+    if layout == "auto" and any(
+        v is not None for v in (args.id_column, args.timestamp_column, args.target)
+    ):
         # Naming a long-layout column means the file is long: a wrong name is then an error
         # instead of the table being read as wide.
         layout = "long"
     report = load_series_report(
-        args.data, layout=layout, id_column=args.id_column or "item_id",
+        args.data,
+        layout=layout,
+        id_column=args.id_column or "item_id",
         timestamp_column=args.timestamp_column or "timestamp",
-        target_column=args.target or "target", columns=columns,
-        time_column=args.time_column, gaps=args.gaps,
+        target_column=args.target or "target",
+        columns=columns,
+        time_column=args.time_column,
+        gaps=args.gaps,
     )
     report.series, unusable = split_forecastable(report.series)
     report.problems += unusable
@@ -78,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(args.output, frame.to_csv(index=False))
     logger.info(
         "wrote %d rows (%d series x %d steps) to %s",
-        len(frame), len(report.series), args.horizon, args.output,
+        len(frame),
+        len(report.series),
+        args.horizon,
+        args.output,
     )
     if args.plot is not None:
         from rexforge.forecast.plot import fan_chart
@@ -124,6 +141,9 @@ def _run_streaming(args: argparse.Namespace) -> int:
         _warn_skipped(summary.problems)
     logger.info(
         "wrote %d rows (%d series x %d steps) to %s",
-        summary.rows, summary.series, args.horizon, args.output,
+        summary.rows,
+        summary.series,
+        args.horizon,
+        args.output,
     )
     return 0

@@ -46,7 +46,9 @@ class PadStateCache:
         key = self._weights_key(model)
         if key != self._key:
             self._key = key
-            self._states = masked_prefix_states(model, model.config.train_ctx_len // model.config.input_patch_size)
+            self._states = masked_prefix_states(
+                model, model.config.train_ctx_len // model.config.input_patch_size
+            )
         return self._states[k]
 
 
@@ -224,7 +226,10 @@ def _rerun_rollout(model, context, prediction_length, cache, patches_per_step) -
         if remaining > 0:
             # One NaN patch per patch just predicted, as the official rollout appends.
             nan_patch = torch.full(
-                (context.shape[0], step * P), float("nan"), dtype=context.dtype, device=context.device
+                (context.shape[0], step * P),
+                float("nan"),
+                dtype=context.dtype,
+                device=context.device,
             )
             context = torch.cat((context, nan_patch), dim=1)
     quantiles = torch.cat(pieces, dim=-1)[..., :prediction_length]  # [B, Q, H]

@@ -33,7 +33,9 @@ def _as_1d(sample, index: int) -> torch.Tensor:
         raise InputError(f"series {index} is empty")
     tensor = tensor.float().cpu()
     if torch.isinf(tensor).any():
-        raise InputError(f"series {index} contains +-inf; replace it with NaN (missing) or a finite value")
+        raise InputError(
+            f"series {index} contains +-inf; replace it with NaN (missing) or a finite value"
+        )
     return tensor
 
 

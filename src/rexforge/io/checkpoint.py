@@ -77,7 +77,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     config, state_dict, meta = read_official(path)
     expected = meta.get("state_dict_sha256")
     if expected and expected != state_dict_digest(state_dict):
-        raise CheckpointError(f"{path}: weights do not match their recorded checksum (corrupt file)")
+        raise CheckpointError(
+            f"{path}: weights do not match their recorded checksum (corrupt file)"
+        )
     if "derived_from_nxai_weights" not in meta:
         # A file in the official layout without rexforge metadata: treat as NXAI's release.
         meta.update(nxai_metadata(True))
@@ -110,7 +112,9 @@ def _read_folder(folder: Path, weights: Path | None = None) -> Checkpoint:
     meta = dict(data.get("metadata") or {})
     expected = data.get("weights_sha256")
     if expected and expected != sha256_file(weights):
-        raise CheckpointError(f"{weights}: file does not match its recorded sha256 (corrupt or changed)")
+        raise CheckpointError(
+            f"{weights}: file does not match its recorded sha256 (corrupt or changed)"
+        )
     try:
         state_dict = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -133,7 +137,9 @@ def write_official(path: str | Path, ckpt: Checkpoint) -> Path:
         path = path / OFFICIAL_FILE
     meta = _full_metadata(ckpt)
     meta["state_dict_sha256"] = state_dict_digest(ckpt.state_dict)
-    atomic_write_bytes(path, serialize_official(official_payload(ckpt.config, ckpt.state_dict, meta)))
+    atomic_write_bytes(
+        path, serialize_official(official_payload(ckpt.config, ckpt.state_dict, meta))
+    )
     return path
 
 
@@ -183,7 +189,9 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
 
 
 # -- building a model -----------------------------------------------------------------------
-def weights_problems(expected: dict[str, tuple[int, ...]], state_dict: dict[str, torch.Tensor]) -> list[str]:
+def weights_problems(
+    expected: dict[str, tuple[int, ...]], state_dict: dict[str, torch.Tensor]
+) -> list[str]:
     """Every missing, unexpected or mis-shaped key of ``state_dict`` against ``expected``
     (name -> shape), summarised in at most three phrases."""
     missing = sorted(set(expected) - set(state_dict))
@@ -210,13 +218,18 @@ def check_weights(config: TiRexConfig, state_dict: dict[str, torch.Tensor], sour
     from rexforge.model.tirex import TiRexModel
 
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in TiRexModel(config, kernel="torch_ref").state_dict().items()}
+        expected = {
+            k: tuple(v.shape)
+            for k, v in TiRexModel(config, kernel="torch_ref").state_dict().items()
+        }
     problems = weights_problems(expected, state_dict)
     if problems:
         raise CheckpointError(f"{source}: weights do not match the config: " + "; ".join(problems))
 
 
-def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+def load_state_dict_strict(
+    model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str
+) -> None:
     """Load strictly; every missing, unexpected or mis-shaped key is named in one error."""
     expected = model.state_dict()
     problems = weights_problems({k: tuple(v.shape) for k, v in expected.items()}, state_dict)

@@ -40,7 +40,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if b.extra:
         print(f"unused keys  {', '.join(sorted(b.extra))} (kept, not interpreted)")
-    for key in ("notice", "license", "derived_from_nxai_weights", "rexforge_version", "mode", "base_checkpoint"):
+    for key in (
+        "notice",
+        "license",
+        "derived_from_nxai_weights",
+        "rexforge_version",
+        "mode",
+        "base_checkpoint",
+    ):
         if key in ckpt.metadata:
             print(f"{key:<12} {ckpt.metadata[key]}")
     return 0

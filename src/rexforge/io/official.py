@@ -38,7 +38,9 @@ def from_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return out
 
 
-def to_official(state_dict: dict[str, torch.Tensor], prefix: bool = True) -> dict[str, torch.Tensor]:
+def to_official(
+    state_dict: dict[str, torch.Tensor], prefix: bool = True
+) -> dict[str, torch.Tensor]:
     """rexforge state dict -> the released layout (block-stack keys prefixed). Pure."""
     if not prefix:
         return dict(state_dict)
@@ -75,7 +77,9 @@ def torch_load_safely(path: Path) -> Any:
                 f"(loading it could run code){': ' + culprit if culprit else ''}"
             ) from None
         first = (text.splitlines() or ["unpickling failed"])[0]
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or not a torch file): {first}") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or not a torch file): {first}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any failure to parse an untrusted file is reported alike
         # (truncated zip, garbage bytes, old pickle protocols: torch raises many types here)
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -116,7 +120,9 @@ def official_payload(
         "global_step": 0,
         "pytorch-lightning_version": LIGHTNING_VERSION_FOR_OFFICIAL,
         "hyper_parameters": config.to_hyper_parameters(),
-        "state_dict": to_official({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}),
+        "state_dict": to_official(
+            {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+        ),
     }
     if metadata:
         payload[REXFORGE_META_KEY] = dict(metadata)
