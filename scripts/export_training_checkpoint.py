@@ -2,6 +2,10 @@
 a model folder (config.json + model.safetensors) and an official-layout model.ckpt.
 
     python scripts/export_training_checkpoint.py runs/x/checkpoints/best.ckpt runs/x/best
+    python scripts/export_training_checkpoint.py runs/x/checkpoints/step-0*.ckpt runs/x/avg \
+        --selected-by "average of the last three checkpoints"
+
+Several checkpoints are averaged uniformly (same architecture required).
 
 Metadata comes from the run's own export (``<run>/final``, when present) with the step and the
 reason for the choice added. Full-model checkpoints only (LoRA checkpoints hold adapters only).
@@ -14,34 +18,45 @@ from pathlib import Path
 
 from rexforge.config import TiRexConfig
 from rexforge.io.checkpoint import Checkpoint, read_checkpoint, write_folder, write_official
-from rexforge.train.checkpointing import read_training_checkpoint
+from rexforge.train.checkpointing import average_state_dicts, read_training_checkpoint
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument(
+        "checkpoints", type=Path, nargs="+", help="one .ckpt, or several to average"
+    )
     parser.add_argument("output", type=Path)
     parser.add_argument("--selected-by", default="lowest validation loss of the run")
     args = parser.parse_args()
-    raw = read_training_checkpoint(args.checkpoint)
-    hp = raw["hyper_parameters"]
-    if hp["train_config"].get("mode") == "lora":
-        raise SystemExit(
-            "error: LoRA training checkpoints hold adapters only; use the run's final/"
+    configs, states, steps = [], [], []
+    for path in args.checkpoints:
+        raw = read_training_checkpoint(path)
+        hp = raw["hyper_parameters"]
+        if hp["train_config"].get("mode") == "lora":
+            raise SystemExit(
+                "error: LoRA training checkpoints hold adapters only; use the run's final/"
+            )
+        configs.append(TiRexConfig.from_dict(hp["model_config"]))
+        states.append(
+            {k[len("model.") :]: v for k, v in raw["state_dict"].items() if k.startswith("model.")}
         )
-    config = TiRexConfig.from_dict(hp["model_config"])
-    state = {k[len("model.") :]: v for k, v in raw["state_dict"].items() if k.startswith("model.")}
-    final = args.checkpoint.parent.parent / "final"
+        steps.append(int(raw["global_step"]))
+    if any(c != configs[0] for c in configs[1:]):
+        raise SystemExit("error: the checkpoints to average have different architectures")
+    config, state = configs[0], average_state_dicts(states)
+    final = args.checkpoints[0].parent.parent / "final"
     metadata = dict(read_checkpoint(final).metadata) if (final / "config.json").is_file() else {}
+    names = ", ".join(f"{p.name} (step {s})" for p, s in zip(args.checkpoints, steps))
     metadata.update(
-        steps=int(raw["global_step"]),
-        selected_checkpoint=f"{args.checkpoint.name} (step {raw['global_step']}; {args.selected_by})",
+        steps=max(steps),
+        selected_checkpoint=f"{'average of ' if len(steps) > 1 else ''}{names}; {args.selected_by}",
     )
     metadata.pop("metrics", None)  # those were measured on the final weights
     ckpt = Checkpoint(config, state, metadata)
     write_folder(args.output, ckpt)
     write_official(args.output / "model.ckpt", ckpt)
-    print(f"exported step {raw['global_step']} of {args.checkpoint} -> {args.output}")
+    print(f"exported {names} -> {args.output}")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,31 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def average_state_dicts(state_dicts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Uniform average of several state dicts with the same keys and shapes (checkpoint
+    averaging: the mean of the last few checkpoints of a run is usually smoother than any one).
+    Floating tensors are averaged in float64 and cast back; other tensors must be equal."""
+    if not state_dicts:
+        raise ValueError("no state dicts to average")
+    first = state_dicts[0]
+    for other in state_dicts[1:]:
+        if other.keys() != first.keys():
+            raise CheckpointError("checkpoints to average hold different parameters")
+    averaged = {}
+    for key, value in first.items():
+        tensors = [sd[key] for sd in state_dicts]
+        if any(t.shape != value.shape for t in tensors):
+            raise CheckpointError(f"checkpoints to average disagree on the shape of {key}")
+        if value.is_floating_point():
+            mean = torch.stack([t.double() for t in tensors]).mean(dim=0)
+            averaged[key] = mean.to(value.dtype)
+        elif all(torch.equal(t, value) for t in tensors):
+            averaged[key] = value
+        else:
+            raise CheckpointError(f"checkpoints to average differ in non-float tensor {key}")
+    return averaged
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` with atomic, checksummed writes and code-free reads."""
 
