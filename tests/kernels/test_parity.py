@@ -19,7 +19,11 @@ def random_inputs(B, S, NH, DH, seed=0, requires_grad=False):
     return tensors
 
 
-@pytest.mark.parametrize("name", list_kernels(available_only=True))
+# Kernels cheap to call at any shape; cpu_compiled compiles per shape and has its own test.
+EAGER_KERNELS = [k for k in list_kernels(available_only=True) if k != "cpu_compiled"]
+
+
+@pytest.mark.parametrize("name", EAGER_KERNELS)
 @pytest.mark.parametrize("numerics,atol", [("fp32", 1e-5), ("bf16", 2e-2)])
 @pytest.mark.parametrize("shape", [(1, 1, 1, 4), (3, 17, 2, 8), (5, 40, 4, 16)])
 def test_kernel_matches_reference(name, numerics, atol, shape):
@@ -101,9 +105,31 @@ def test_bf16_rounding_is_round_to_nearest_even_in_place():
 
 @pytest.mark.parametrize("name", list_kernels(available_only=True))
 def test_kernels_are_bitwise_equal_to_reference_in_bf16(name):
+    # (cpu_compiled runs cpu_fused for bf16 numerics: no compilation here)
     """bf16 numerics amplify last-bit differences, so fast kernels must not reorder the
     arithmetic of the reference at all."""
     wx, R, b = random_inputs(6, 30, 4, 32, seed=11)
     h, state = get_kernel(name)(wx, None, R, b, "bf16")
     h_ref, state_ref = slstm_torch_ref(wx, None, R, b, "bf16")
     assert torch.equal(h, h_ref) and torch.equal(state, state_ref)
+
+
+@pytest.mark.skipif("cpu_compiled" not in list_kernels(available_only=True), reason="no C++")
+def test_compiled_kernel_values_gradients_and_state_carry():
+    """One small shape (each new shape compiles, ~10-20 s): values and gradients against the
+    reference, from zero state and from a carried state."""
+    kernel = get_kernel("cpu_compiled")
+    wx, R, b = random_inputs(2, 3, 2, 4, seed=5, requires_grad=True)
+    weights = torch.randn(2, 3, 2, 4, generator=torch.Generator().manual_seed(0))
+    earlier = random_inputs(2, 2, 2, 4, seed=6)[0]
+    _, state0 = slstm_torch_ref(earlier, None, R.detach(), b.detach(), "fp32")  # [4, B, NH*DH]
+    for state in (None, state0):
+        h, final = kernel(wx, state, R, b, "fp32")
+        h_ref, final_ref = slstm_torch_ref(wx, state, R, b, "fp32")
+        torch.testing.assert_close(h, h_ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(final, final_ref, atol=1e-5, rtol=1e-5)
+        grads = torch.autograd.grad((h * weights).sum(), (wx, R, b))
+        ref_grads = torch.autograd.grad((h_ref * weights).sum(), (wx, R, b))
+        for got, ref in zip(grads, ref_grads):
+            torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+    assert not torch.equal(h, kernel(wx, None, R, b, "fp32")[0])  # the carried state mattered

@@ -34,6 +34,17 @@ def slstm_torch_ref(
     y, c, n, m = (maybe_round(s.float(), numerics) for s in state.unbind(0))
     # The official cell treats the very first step from an all-zero normaliser specially.
     fresh = bool((n == 0).all())
+    return reference_loop(wx, (y, c, n, m), R, b, numerics, fresh, (B, S, G, NH, DH))
+
+
+def reference_loop(wx, state, R, b, numerics: str, fresh: bool, shape: tuple[int, ...]):
+    """The time loop of ``slstm_torch_ref`` on prepared inputs: ``wx`` [B, S, 4, NH*DH],
+    ``state`` = (y, c, n, m) each [B, NH*DH], ``R`` [NH, DH, 4*DH], ``b`` [1, 4, NH*DH].
+    Branch-free in tensor values (``fresh`` is a Python bool), so ``torch.compile`` traces it
+    as one graph (see ``kernels.compiled_cpu``)."""
+    B, S, G, NH, DH = shape
+    width = NH * DH
+    y, c, n, m = state
     outputs = []
     for t in range(S):
         # Per-head recurrent matmul: [NH, B, DH] @ [NH, DH, 4*DH] -> [NH, B, 4*DH]

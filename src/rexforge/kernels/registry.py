@@ -87,4 +87,4 @@ def _ensure_builtin() -> None:
         priority=0,
         description="plain torch loop, autograd backward; the reference",
     )
-    from rexforge.kernels import fused_cpu  # noqa: F401  (registers itself)
+    from rexforge.kernels import compiled_cpu, fused_cpu  # noqa: F401  (register themselves)
