@@ -57,7 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
             default=list(DEFAULT_TARGETS),
             help="mode lora: glob patterns of adapted module names",
         )
-    model.add_argument("--kernel", default="torch_ref", help="sLSTM kernel used for training")
+    model.add_argument(
+        "--kernel",
+        default="auto",
+        help="sLSTM kernel for training: auto (cpu_fused), torch_ref, cpu_compiled (compiles "
+        "once per window shape, ~1 min; fastest for long CPU runs)",
+    )
 
     data = parser.add_argument_group("data")
     data.add_argument(
