@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from rexforge.train.masking import apply_patch_mask, contiguous_patch_mask
@@ -53,3 +54,28 @@ def test_context_truncation_keeps_a_random_suffix_of_at_least_one_patch():
         assert torch.isnan(row[: 128 - k]).all()
         assert torch.equal(row[128 - k :], context[0, 128 - k :])
     assert torch.equal(truncate_contexts(context, 0.0, 32, gen), context)
+
+
+def test_log_uniform_truncation_reaches_sub_patch_contexts():
+    from rexforge.train.objective import truncate_contexts
+
+    context = torch.arange(1.0, 513.0).repeat(4000, 1)  # [4000, 512]
+    gen = torch.Generator().manual_seed(0)
+    out = truncate_contexts(context, 1.0, 32, gen, min_length=4, log_uniform=True)
+    kept = (~torch.isnan(out)).sum(dim=1).double()
+    assert kept.min() >= 4 and kept.max() <= 512
+    # log-uniform on [4, 513): each factor-2 band holds ~1/7 of the draws
+    share_4_8 = ((kept >= 4) & (kept < 8)).double().mean()
+    share_256_512 = ((kept >= 256) & (kept < 512)).double().mean()
+    assert 0.11 < share_4_8 < 0.18 and 0.11 < share_256_512 < 0.18
+    uniform = truncate_contexts(context, 1.0, 32, gen, min_length=4)
+    kept_uniform = (~torch.isnan(uniform)).sum(dim=1).double()
+    assert ((kept_uniform >= 4) & (kept_uniform < 8)).double().mean() < 0.02
+
+
+def test_truncation_settings_are_validated():
+    from rexforge.errors import ConfigError
+    from rexforge.train.settings import TrainConfig
+
+    with pytest.raises(ConfigError, match="context-truncation-min-length must be >= 1"):
+        TrainConfig(context_truncation_min_length=0).validate()

@@ -150,6 +150,17 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="share of windows whose context is cut to a random shorter length (0 = off)",
     )
     train.add_argument(
+        "--context-truncation-min-length",
+        type=int,
+        default=None,
+        help="shortest context kept by truncation (default: one patch)",
+    )
+    train.add_argument(
+        "--context-truncation-log-uniform",
+        action="store_true",
+        help="draw truncated context lengths log-uniformly (more very short contexts)",
+    )
+    train.add_argument(
         "--partial-future",
         action="store_true",
         help="also train on windows whose future runs past a series' end (short series)",
@@ -194,6 +205,8 @@ TRAIN_KEYS = (
     "mask_max_start_prob",
     "mask_max_run",
     "context_truncation_prob",
+    "context_truncation_min_length",
+    "context_truncation_log_uniform",
     "partial_future",
     "seed",
     "val_every_n_steps",

@@ -49,7 +49,11 @@ class TiRexTrainingModule(L.LightningModule):
             seed=s.seed,
         )
         self.masking = MaskingConfig(
-            s.mask_max_start_prob, s.mask_max_run, s.context_truncation_prob
+            s.mask_max_start_prob,
+            s.mask_max_run,
+            s.context_truncation_prob,
+            s.context_truncation_min_length,
+            s.context_truncation_log_uniform,
         )
         self.micro_step = 0  # micro-batches trained so far (checkpointed)
         self.nonfinite_step: int | None = None  # optimizer step whose loss was NaN/inf

@@ -21,6 +21,7 @@ training shares, and which keeps one forward per batch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -42,21 +43,40 @@ class MaskingConfig:
     max_start_prob: float = 0.15
     max_run: int = 8
     truncate_prob: float = 0.0
+    # Shortest kept context (None = one patch) and whether the kept length is drawn uniformly
+    # or log-uniformly (more very short contexts, as yearly competition series have).
+    truncate_min_length: int | None = None
+    truncate_log_uniform: bool = False
 
 
 def truncate_contexts(
-    context: torch.Tensor, prob: float, patch_size: int, generator: torch.Generator | None
+    context: torch.Tensor,
+    prob: float,
+    patch_size: int,
+    generator: torch.Generator | None,
+    *,
+    min_length: int | None = None,
+    log_uniform: bool = False,
 ) -> torch.Tensor:
-    """Cut a random share ``prob`` of the contexts [B, C] to a random length of at least one
-    patch, by setting the steps before it to NaN (what a short series looks like after the
-    forecaster's left padding). Windows from long series then also teach the model to forecast
-    from a few observations, as competition data (yearly series of 20 points) asks it to."""
+    """Cut a random share ``prob`` of the contexts [B, C] to a random length, by setting the
+    steps before it to NaN (what a short series looks like after the forecaster's left
+    padding). Windows from long series then also teach the model to forecast from a few
+    observations, as competition data (yearly series of 15-20 points) asks it to.
+
+    The kept length is uniform in [min_length, C] (default min_length: one patch), or
+    log-uniform there with ``log_uniform`` (then as many contexts keep 8-16 steps as 256-512).
+    """
     B, C = context.shape
-    if prob <= 0 or patch_size >= C:
+    low = patch_size if min_length is None else max(1, min_length)
+    if prob <= 0 or low >= C:
         return context
     cut = torch.rand(B, generator=generator) < prob  # [B]
-    # Keep the last `keep` steps, uniform in [patch_size, C].
-    keep = torch.randint(patch_size, C + 1, (B,), generator=generator)
+    if log_uniform:
+        u = torch.rand(B, generator=generator)
+        keep = torch.exp(math.log(low) + u * (math.log(C + 1) - math.log(low))).long()
+        keep = keep.clamp(low, C)
+    else:
+        keep = torch.randint(low, C + 1, (B,), generator=generator)  # [B]
     steps = torch.arange(C)[None, :]  # [1, C]
     drop = cut[:, None] & (steps < (C - keep)[:, None])  # [B, C]
     return torch.where(drop, torch.nan, context)
@@ -81,7 +101,14 @@ def window_loss(
     if C % P or future.shape[1] % P:
         raise ValueError(f"context ({C}) and future ({future.shape[1]}) must be multiples of {P}")
     if masking is not None and masking.truncate_prob > 0:
-        context = truncate_contexts(context.float(), masking.truncate_prob, P, generator)
+        context = truncate_contexts(
+            context.float(),
+            masking.truncate_prob,
+            P,
+            generator,
+            min_length=masking.truncate_min_length,
+            log_uniform=masking.truncate_log_uniform,
+        )
     x = torch.cat((context, future), dim=1).float()  # [B, T]
     scale = standard_scale(context.float())  # loc, scale [B, 1] from the context only
     scaled = (x - scale.loc) / scale.scale

@@ -43,6 +43,9 @@ class TrainConfig:
     mask_max_run: int = 8
     # Share of training windows whose context is cut to a random shorter length (0 = off).
     context_truncation_prob: float = 0.0
+    # Shortest kept context (None = one patch); log-uniform kept lengths favour short ones.
+    context_truncation_min_length: int | None = None
+    context_truncation_log_uniform: bool = False
     # Windows whose future runs past a series' end (NaN-padded, ignored by the loss): lets
     # series shorter than context + prediction window train, as short yearly data needs.
     partial_future: bool = False
@@ -100,6 +103,14 @@ class TrainConfig:
             problems.append("--lr must be > 0")
         if not 0 <= self.min_lr_ratio <= 1:
             problems.append("--min-lr-ratio must be in [0, 1]")
+        if (
+            self.context_truncation_min_length is not None
+            and self.context_truncation_min_length < 1
+        ):
+            raise ConfigError(
+                "--context-truncation-min-length must be >= 1, got "
+                f"{self.context_truncation_min_length}"
+            )
         if not 0 <= self.context_truncation_prob <= 1:
             problems.append("--context-truncation-prob must be in [0, 1]")
         if not 0 <= self.mask_max_start_prob <= 1:
