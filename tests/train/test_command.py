@@ -83,10 +83,15 @@ def test_cli_yaml_recipe_and_pretrain(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         "preset: tirex-test\nsynthetic: 3\nsynthetic_length: 200\nprediction_length: 40\n"
-        "context-length: 96\nbatch_size: 4\nmax_steps: 2\nwarmup_steps: 1\nval_every_n_steps: 2\n"
+        "context-length: 96\nbatch_size: 4\nmax_steps: 3\nwarmup_steps: 1\nval_every_n_steps: 2\n"
+        "checkpoint_every_n_steps: 1\nkeep_checkpoints: -1\n"
     )
     assert main(["pretrain", "--config", str(recipe), "--output-dir", str(tmp_path / "pre")]) == 0
     assert (tmp_path / "pre" / "final" / "model.ckpt").is_file()
+    kept = sorted(p.name for p in (tmp_path / "pre" / "checkpoints").glob("step-*.ckpt"))
+    assert kept == ["step-000001.ckpt", "step-000002.ckpt", "step-000003.ckpt"]  # -1: all
+    bad = ["pretrain", "--config", str(recipe), "--output-dir", str(tmp_path / "x")]
+    assert main([*bad, "--keep-checkpoints", "-2"]) == 2
     assert not (tmp_path / "pre" / "final" / "NOTICE").exists()  # from scratch: not NXAI-derived
 
 

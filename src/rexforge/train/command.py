@@ -10,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from rexforge.errors import InputError
+from rexforge.errors import ConfigError, InputError
 from rexforge.train.lora import DEFAULT_TARGETS
 from rexforge.train.modes import MODES
 
@@ -188,6 +188,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     run.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
     run.add_argument("--num-nodes", type=int, default=1)
     run.add_argument("--precision", default=None, help="default 32-true on CPU, bf16-mixed on GPU")
+    run.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=3,
+        help="newest step-* checkpoints kept in <output-dir>/checkpoints (-1 = all)",
+    )
     run.add_argument("--progress-bar", action="store_true")
 
 
@@ -275,6 +281,10 @@ def run(args) -> int:
     from rexforge.io.atomic import atomic_write_text
     from rexforge.train.fit import fit
 
+    if args.keep_checkpoints < -1:
+        raise ConfigError(
+            f"--keep-checkpoints must be -1 (all) or >= 0, got {args.keep_checkpoints}"
+        )
     if args.command == "pretrain":
         mode = "scratch"
         base = (
@@ -314,6 +324,7 @@ def run(args) -> int:
         data_description=description,
         progress_bar=args.progress_bar,
         skip_short=args.skip_short,
+        keep_checkpoints=args.keep_checkpoints,
         **options,
     )
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
