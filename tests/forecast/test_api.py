@@ -39,6 +39,15 @@ def test_output_types_and_shapes(model):
     torch.testing.assert_close(torch.cat([b[0] for b in batches]), model.forecast(context, 10)[0])
 
 
+@pytest.mark.parametrize("magnitude", [1e20, 1e30])
+def test_huge_values_forecast_like_their_scaled_down_series(model, magnitude):
+    # Token supplies in wei (1e18 per coin) reach 1e19+, whose squares overflow float32.
+    x = make_context([300])[0]
+    q_small, _ = model.forecast([x], prediction_length=32, output_type="numpy")
+    q_huge, _ = model.forecast([x * magnitude], prediction_length=32, output_type="numpy")
+    np.testing.assert_allclose(q_huge / magnitude, q_small, rtol=1e-4, atol=1e-4 * np.std(x))
+
+
 def test_nan_anywhere_and_all_nan(model):
     x = make_context([200])[0]
     x[::7] = np.nan

@@ -24,6 +24,17 @@ def test_scaling_rules():
     torch.testing.assert_close(s.scale[:, 0], torch.tensor([(2 / 3) ** 0.5, 4.00001, 1.0, 2.00001]))
 
 
+def test_scaling_survives_values_whose_squares_overflow_float32():
+    # 1e20**2 = 1e40 > float32's 3.4e38: the variance used to be inf, the forecast garbage.
+    x = torch.tensor([[1e20, 3e20, float("nan")], [1.0, 3.0, 2.0], [3e36, -3e36, 3e36]])
+    s = standard_scale(x)
+    torch.testing.assert_close(s.loc[:, 0], torch.tensor([2e20, 2.0, 1e36]))
+    torch.testing.assert_close(s.scale[:, 0], torch.tensor([1e20, (2 / 3) ** 0.5, 8**0.5 * 1e36]))
+    # A row that does not overflow keeps its float32 statistics bit for bit.
+    plain = standard_scale(x[1:2])
+    assert torch.equal(s.loc[1], plain.loc[0]) and torch.equal(s.scale[1], plain.scale[0])
+
+
 def test_tokens_hold_values_then_mask():
     x = torch.tensor([[float("nan"), 1.0, 3.0, float("nan")]])
     tokens, _ = tokenize(x, patch_size=2)
