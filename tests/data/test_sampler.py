@@ -76,6 +76,23 @@ def test_partial_future_windows_run_past_the_end_nan_padded():
         WindowSampler([np.arange(5.0)], context_length=8, prediction_length=32)
 
 
+@pytest.mark.parametrize("power, share_short", [(1.0, 1 / 101), (0.5, 1 / 11), (0.0, 0.5)])
+def test_series_weight_power_shifts_draws_to_short_series(power, share_short):
+    # 100 windows in the long series, 1 in the short one (context 1, horizon 1).
+    series = [np.arange(101.0), np.arange(2.0)]
+    sampler = WindowSampler(series, 1, 1, series_weight_power=power)
+    assert sampler.window_counts.tolist() == [100, 1]
+    idx = sampler.sample_indices(np.random.default_rng(0), 200_000)
+    assert idx.min() >= 0 and idx.max() < sampler.num_windows
+    short = (idx == 100).mean()
+    assert abs(short - share_short) < 0.01
+    # within the long series the windows stay uniform
+    counts = np.bincount(idx[idx < 100], minlength=100)
+    assert counts.min() > 0.8 * counts.mean() and counts.max() < 1.2 * counts.mean()
+    with pytest.raises(InputError, match="series_weight_power"):
+        WindowSampler(series, 1, 1, series_weight_power=1.5)
+
+
 def test_sampling_frequency_is_proportional_to_window_counts():
     series = [np.ones(10), np.ones(40), np.ones(160)]
     sampler = WindowSampler(series, context_length=8, prediction_length=4)

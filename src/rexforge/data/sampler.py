@@ -11,7 +11,10 @@ short yearly/quarterly series are exactly what zero-shot benchmarks such as M3 a
 
 Drawing a uniform index over *all* valid windows makes a series' share proportional to its
 window count: a 10,000-step series gives ~100x the windows of a 100-step one, instead of the
-same weight (one-per-series sampling would overfit the short series).
+same weight (one-per-series sampling would overfit the short series). ``series_weight_power``
+moves between the two: a series is drawn with probability proportional to its window count
+raised to that power (1 = uniform over windows, 0.5 = square root, 0 = uniform over series),
+then one of its windows uniformly.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class WindowSampler:
         seed: seeds ``draw`` (the torch stream ``WindowDataset`` has its own seeding).
         partial_future: let futures run past the end of a series (NaN-padded); a window then
             needs ``max(min_future, 1)`` observed future values.
+        series_weight_power: p in [0, 1]; series drawn with probability ~ windows**p (1: every
+            window equally likely, the default; 0.5 gives short series more weight).
 
     Windows are numbered ``0 .. num_windows - 1`` series by series, in increasing ``end``.
     """
@@ -59,6 +64,7 @@ class WindowSampler:
         min_future: int = 1,
         seed: int | None = None,
         partial_future: bool = False,
+        series_weight_power: float = 1.0,
     ):
         if context_length < 1 or prediction_length < 1:
             raise InputError(
@@ -97,6 +103,13 @@ class WindowSampler:
                 self._first_end[i] = first
                 counts[i] = max(0, len(x) - self._future_inside - first + 1)
         self.window_counts = counts
+        if not 0.0 <= series_weight_power <= 1.0:
+            raise InputError(f"series_weight_power must be in [0, 1], got {series_weight_power}")
+        self.series_weight_power = series_weight_power
+        self._series_probs = None
+        if series_weight_power != 1.0:
+            weights = np.where(counts > 0, counts.astype(np.float64) ** series_weight_power, 0.0)
+            self._series_probs = weights / weights.sum() if weights.sum() > 0 else None
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
         self.num_windows = int(self._offsets[-1])
         if self.num_windows == 0:
@@ -140,8 +153,13 @@ class WindowSampler:
         return self.num_windows
 
     def sample_indices(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """``size`` window indices drawn uniformly with replacement: int64 ``[size]``."""
-        return rng.integers(0, self.num_windows, size=size)
+        """``size`` window indices drawn with replacement: int64 ``[size]``; uniform over all
+        windows, or series-weighted (``series_weight_power`` < 1)."""
+        if self._series_probs is None:
+            return rng.integers(0, self.num_windows, size=size)
+        series = rng.choice(len(self.series), size=size, p=self._series_probs)
+        within = (rng.random(size) * self.window_counts[series]).astype(np.int64)
+        return self._offsets[series] + np.minimum(within, self.window_counts[series] - 1)
 
     def draw(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """``size`` random windows from ``self.rng``: ``(contexts [size, C], futures [size, H])``."""

@@ -161,6 +161,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="draw truncated context lengths log-uniformly (more very short contexts)",
     )
     train.add_argument(
+        "--series-weight-power",
+        type=float,
+        default=1.0,
+        help="draw series with probability ~ windows**p: 1 = uniform over windows (default), "
+        "0.5 = more weight to short series, 0 = uniform over series",
+    )
+    train.add_argument(
         "--partial-future",
         action="store_true",
         help="also train on windows whose future runs past a series' end (short series)",
@@ -214,6 +221,7 @@ TRAIN_KEYS = (
     "context_truncation_min_length",
     "context_truncation_log_uniform",
     "partial_future",
+    "series_weight_power",
     "seed",
     "val_every_n_steps",
     "checkpoint_every_n_steps",

@@ -207,7 +207,11 @@ def fit(
 
     train_arrays = [x[:-H] for x in arrays] if validation else arrays
     sampler = WindowSampler(
-        train_arrays, settings.context_length, train_future, partial_future=settings.partial_future
+        train_arrays,
+        settings.context_length,
+        train_future,
+        partial_future=settings.partial_future,
+        series_weight_power=settings.series_weight_power,
     )
     val = HoldoutWindows(arrays, settings.context_length, H, train_future) if validation else None
 

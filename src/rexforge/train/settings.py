@@ -49,6 +49,9 @@ class TrainConfig:
     # Windows whose future runs past a series' end (NaN-padded, ignored by the loss): lets
     # series shorter than context + prediction window train, as short yearly data needs.
     partial_future: bool = False
+    # Series drawn with probability ~ (its window count) ** power: 1 = every window equally
+    # likely (long series dominate), 0.5 = square root, 0 = every series equally likely.
+    series_weight_power: float = 1.0
     freeze_blocks: int = 0
     head_only: bool = False
     lora_rank: int = 8
@@ -111,6 +114,8 @@ class TrainConfig:
                 "--context-truncation-min-length must be >= 1, got "
                 f"{self.context_truncation_min_length}"
             )
+        if not 0 <= self.series_weight_power <= 1:
+            problems.append("--series-weight-power must be in [0, 1]")
         if not 0 <= self.context_truncation_prob <= 1:
             problems.append("--context-truncation-prob must be in [0, 1]")
         if not 0 <= self.mask_max_start_prob <= 1:
