@@ -75,6 +75,8 @@ class WindowSampler:
             raise InputError(f"min_context must be in [1, {context_length}], got {min_context}")
         if not 0 <= min_future <= prediction_length:
             raise InputError(f"min_future must be in [0, {prediction_length}], got {min_future}")
+        if not 0.0 <= series_weight_power <= 1.0:
+            raise InputError(f"series_weight_power must be in [0, 1], got {series_weight_power}")
         self.series = [
             np.asarray(s.target if isinstance(s, TimeSeries) else s, dtype=np.float64).reshape(-1)
             for s in series
@@ -103,13 +105,6 @@ class WindowSampler:
                 self._first_end[i] = first
                 counts[i] = max(0, len(x) - self._future_inside - first + 1)
         self.window_counts = counts
-        if not 0.0 <= series_weight_power <= 1.0:
-            raise InputError(f"series_weight_power must be in [0, 1], got {series_weight_power}")
-        self.series_weight_power = series_weight_power
-        self._series_probs = None
-        if series_weight_power != 1.0:
-            weights = np.where(counts > 0, counts.astype(np.float64) ** series_weight_power, 0.0)
-            self._series_probs = weights / weights.sum() if weights.sum() > 0 else None
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
         self.num_windows = int(self._offsets[-1])
         if self.num_windows == 0:
@@ -117,6 +112,12 @@ class WindowSampler:
                 f"no training windows: every series needs at least min_context={min_context} "
                 f"+ prediction_length={prediction_length} steps ({len(self.series)} series given)"
             )
+        self.series_weight_power = series_weight_power
+        self._series_probs = None  # None: uniform over windows
+        if series_weight_power != 1.0:
+            # 0 ** 0 == 1: series without windows must stay at weight 0 explicitly.
+            weights = np.where(counts > 0, counts.astype(np.float64) ** series_weight_power, 0.0)
+            self._series_probs = weights / weights.sum()
 
     def _valid_ends(self, x: np.ndarray) -> np.ndarray:
         """Ends whose context and future hold enough observed values (vectorised over ends)."""

@@ -22,9 +22,9 @@ import shutil
 
 import torch
 
-from rexforge.kernels.common import check_numerics, initial_state
+from rexforge.kernels.common import check_numerics
 from rexforge.kernels.fused_cpu import slstm_fused_cpu
-from rexforge.kernels.reference import reference_loop
+from rexforge.kernels.reference import prepare_inputs, reference_loop
 
 
 @functools.cache
@@ -43,17 +43,7 @@ def slstm_compiled_cpu(
     check_numerics(numerics)
     if numerics == "bf16":
         return slstm_fused_cpu(wx, state, recurrent_kernel, bias, numerics)
-    B, S, G, NH, DH = wx.shape
-    width = NH * DH
-    if state is None:
-        state = initial_state(B, width, wx)
-    y, c, n, m = (s.float() for s in state.unbind(0))
-    fresh = bool((n == 0).all())  # decided here, eagerly: the compiled graph has no branches
-    wx = wx.float().reshape(B, S, G, width)
-    bias = bias.float().reshape(NH, G, DH).transpose(0, 1).reshape(1, G, width)
-    return _compiled_loop()(
-        wx, (y, c, n, m), recurrent_kernel.float(), bias, "fp32", fresh, (B, S, G, NH, DH)
-    )
+    return _compiled_loop()(*prepare_inputs(wx, state, recurrent_kernel, bias, "fp32"))
 
 
 def _unavailable() -> str | None:

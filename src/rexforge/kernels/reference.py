@@ -21,6 +21,12 @@ def slstm_torch_ref(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step-by-step recurrence, differentiable by autograd. Layout in ``kernels.common``."""
     check_numerics(numerics)
+    return reference_loop(*prepare_inputs(wx, state, recurrent_kernel, bias, numerics))
+
+
+def prepare_inputs(wx, state, recurrent_kernel, bias, numerics: str) -> tuple:
+    """The kernel arguments in the layout ``reference_loop`` takes, with the bf16 rounding of
+    the inputs applied: ``(wx, (y, c, n, m), R, b, numerics, fresh, shape)``."""
     B, S, G, NH, DH = wx.shape
     width = NH * DH
     if state is None:
@@ -33,8 +39,9 @@ def slstm_torch_ref(
 
     y, c, n, m = (maybe_round(s.float(), numerics) for s in state.unbind(0))
     # The official cell treats the very first step from an all-zero normaliser specially.
+    # Decided here, eagerly, so that the loop has no branch on tensor values.
     fresh = bool((n == 0).all())
-    return reference_loop(wx, (y, c, n, m), R, b, numerics, fresh, (B, S, G, NH, DH))
+    return wx, (y, c, n, m), R, b, numerics, fresh, (B, S, G, NH, DH)
 
 
 def reference_loop(wx, state, R, b, numerics: str, fresh: bool, shape: tuple[int, ...]):
