@@ -15,10 +15,12 @@ from rexforge.data.synthetic import (
     _lag_index,
     _sample_gp,
     iter_kernel_synth,
+    iter_persistent_trend,
     iter_seasonal_trend,
     iter_tsmixup,
     kernel_synth,
     kernel_synth_dataset,
+    persistent_trend,
     seasonal_trend,
     tsmixup,
     tsmixup_dataset,
@@ -160,3 +162,36 @@ def test_seasonal_trend_series_have_their_stated_period():
 def test_seasonal_trend_rejects_bad_lengths():
     with pytest.raises(InputError, match="min_length"):
         seasonal_trend(np.random.default_rng(0), min_length=10, max_length=5)
+
+
+def test_persistent_trend_series_keep_their_trend():
+    a = persistent_trend(np.random.default_rng(5), min_length=8, max_length=40)
+    b = persistent_trend(np.random.default_rng(5), min_length=8, max_length=40)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert 8 <= len(a[0]) <= 40 and a[1].split()[0] in ("log", "linear", "walk")
+    draws = list(itertools.islice(iter_persistent_trend(0), 600))
+    assert [d.item_id for d in draws[:2]] == ["trend-0", "trend-1"]
+    lengths = np.array([len(d.target) for d in draws])
+    assert lengths.min() >= 8 and lengths.max() <= 160 and 20 < np.median(lengths) < 60
+    assert all(np.isfinite(d.target).all() and (d.target > 0).all() for d in draws)
+    growths = np.array([float(d.meta["components"].split("growth=")[1].split()[0]) for d in draws])
+    assert 0.6 < (growths > 0).mean() < 0.8  # 70% grow
+    # Steady, seasonless log-linear trends: the slope fitted to the first half of the series
+    # predicts the second half's (same sign, similar size): the trend carries on.
+    first, second = [], []
+    for d, g in zip(draws, growths):
+        info = d.meta["components"]
+        if info.startswith("log period=1 ") and "steady" in info and len(d.target) >= 16:
+            y = np.log(d.target)
+            half = len(y) // 2
+            first.append(np.polyfit(np.arange(half), y[:half], 1)[0])
+            second.append(np.polyfit(np.arange(len(y) - half), y[half:], 1)[0])
+    first, second = np.array(first), np.array(second)
+    assert len(first) >= 30
+    assert (np.sign(first) == np.sign(second)).mean() > 0.85
+    assert np.corrcoef(first, second)[0, 1] > 0.8
+
+
+def test_persistent_trend_rejects_bad_lengths():
+    with pytest.raises(InputError, match="min_length"):
+        persistent_trend(np.random.default_rng(0), min_length=1, max_length=5)

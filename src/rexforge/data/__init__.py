@@ -27,6 +27,8 @@ _LAZY = {
     "iter_tsmixup": "rexforge.data.synthetic",
     "seasonal_trend": "rexforge.data.synthetic",
     "iter_seasonal_trend": "rexforge.data.synthetic",
+    "persistent_trend": "rexforge.data.synthetic",
+    "iter_persistent_trend": "rexforge.data.synthetic",
     "kernel_synth_dataset": "rexforge.data.synthetic",
     "tsmixup_dataset": "rexforge.data.synthetic",
 }

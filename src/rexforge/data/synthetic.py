@@ -265,6 +265,92 @@ def seasonal_trend(
     )
 
 
+# (period, weight) for persistent_trend: yearly, quarterly, monthly data.
+_TREND_PERIODS = ((1, 0.5), (4, 0.3), (12, 0.2))
+
+
+def persistent_trend(
+    rng: np.random.Generator, *, min_length: int = 8, max_length: int = 160
+) -> tuple[np.ndarray, str]:
+    """One short series whose trend carries on: ``(values float64 [L], description)``.
+
+    Yearly and quarterly business data (sales, arrivals, output) mostly keep growing or shrinking
+    at a steady rate with noise small next to the trend. ``seasonal_trend`` draws growth too small
+    for a 20-step series to show it, and a model trained on such series forecasts trending short
+    series flat. Here the growth per step is drawn as a multiple (signal-to-noise ratio, 0.3..5)
+    of the noise, so that over a short series the trend stands out; 70% of series grow.
+
+    Shapes: log-linear growth (``exp(g t)``), linear growth (``1 + g t``), or a random walk with
+    drift ``g``; 20% of trends are damped, 20% change slope once (the future follows the last
+    slope); periods 4 and 12 add a multiplicative season of strength up to 0.3.
+    """
+    if not 2 <= min_length <= max_length:
+        raise InputError(
+            f"persistent_trend: need 2 <= min_length <= max_length, got {min_length}, {max_length}"
+        )
+    length = int(np.exp(rng.uniform(np.log(min_length), np.log(max_length + 1))))
+    length = min(max(length, min_length), max_length)
+    periods, weights = zip(*_TREND_PERIODS)
+    period = int(rng.choice(periods, p=np.asarray(weights) / sum(weights)))
+    t = np.arange(length, dtype=np.float64)
+
+    sigma = np.exp(rng.uniform(np.log(0.005), np.log(0.1)))  # noise per step, in logs
+    ratio = np.exp(rng.uniform(np.log(0.3), np.log(5.0)))
+    growth = ratio * sigma * (1.0 if rng.random() < 0.7 else -1.0)
+    # Slope per step, [L]: damped (phi^t) or with one break, after which the new slope holds.
+    slope = np.full(length, growth)
+    shape = "steady"
+    if rng.random() < 0.2:
+        slope *= rng.uniform(0.85, 0.99) ** t
+        shape = "damped"
+    elif rng.random() < 0.25 and length >= 8:
+        at = int(rng.integers(length // 4, 3 * length // 4 + 1))
+        slope[at:] = growth * rng.uniform(-0.5, 2.0)
+        shape = f"break@{at}"
+
+    kind = str(rng.choice(["log", "linear", "walk"], p=[0.45, 0.25, 0.3]))
+    phi = rng.uniform(0.0, 0.7)
+    shocks = rng.normal(0.0, sigma, size=length)
+    if kind == "walk":  # drift plus accumulated shocks: the path wanders, the drift persists
+        log_path = np.cumsum(slope + shocks)
+    else:
+        noise = np.zeros(length)
+        for i in range(length):  # AR(1) noise; L <= a few hundred, a plain loop is cheap
+            noise[i] = (phi * noise[i - 1] if i else 0.0) + shocks[i] * np.sqrt(1 - phi**2)
+        trend = np.cumsum(slope)
+        if kind == "linear":
+            # growth in units of the starting level; keep it away from zero and sign changes
+            log_path = np.log(np.maximum(1.0 + trend, 0.05)) + noise
+        else:
+            log_path = trend + noise
+    season = np.zeros(length)
+    strength = rng.uniform(0.0, 0.3) if period > 1 else 0.0
+    if period > 1:
+        for k in range(1, min(2, period // 2) + 1):
+            season += rng.normal(0.0, 1.0 / k) * np.sin(
+                2 * np.pi * k * t / period + rng.uniform(0, 2 * np.pi)
+            )
+        season /= max(np.abs(season).max(), 1e-9)
+    level = np.exp(rng.uniform(0.0, 10.0))
+    values = level * np.exp(log_path) * (1.0 + strength * season)
+    return values, (
+        f"{kind} period={period} growth={growth:.4f} {shape} noise={sigma:.3f} ar={phi:.2f} "
+        f"season={strength:.2f}"
+    )
+
+
+def iter_persistent_trend(
+    seed: int, *, min_length: int = 8, max_length: int = 160
+) -> Iterator[TimeSeries]:
+    """Endless ``persistent_trend`` ``TimeSeries`` (``"trend-<i>"``, description in meta)."""
+    for i in itertools.count():
+        # counter offset 2 keeps these draws independent of the other generators' with one seed
+        values, info = persistent_trend(
+            stream_rng(seed, 0, 2, i), min_length=min_length, max_length=max_length
+        )
+        yield TimeSeries(f"trend-{i}", values, meta={"components": info})
+
+
 def iter_seasonal_trend(
     seed: int, *, min_length: int = 16, max_length: int = 1024
 ) -> Iterator[TimeSeries]:

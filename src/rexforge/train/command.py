@@ -101,6 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="add this many synthetic seasonal-trend series (ETS-like, 16..1024 steps)",
     )
     data.add_argument(
+        "--trend-synth",
+        type=int,
+        default=0,
+        help="add this many short synthetic series whose trend persists (8..160 steps)",
+    )
+    data.add_argument(
         "--no-validation",
         action="store_true",
         help="do not hold out the last horizon of each series for validation",
@@ -269,6 +275,12 @@ def load_training_series(args) -> tuple[list, str]:
 
         series += list(itertools.islice(iter_seasonal_trend(args.seed), seasonal))
         parts.append(f"seasonal-trend synthetic ({seasonal} series of 16-1024, seed {args.seed})")
+    trending = getattr(args, "trend_synth", 0) or 0
+    if trending:
+        from rexforge.data.synthetic import iter_persistent_trend
+
+        series += list(itertools.islice(iter_persistent_trend(args.seed), trending))
+        parts.append(f"persistent-trend synthetic ({trending} series of 8-160, seed {args.seed})")
     mixes = getattr(args, "tsmixup", 0) or 0
     if mixes:
         from rexforge.data.synthetic import iter_tsmixup
