@@ -179,7 +179,7 @@ def test_persistent_trend_series_keep_their_trend():
     # Steady, seasonless log-linear trends: the slope fitted to the first half of the series
     # predicts the second half's (same sign, similar size): the trend carries on.
     first, second = [], []
-    for d, g in zip(draws, growths):
+    for d in draws:
         info = d.meta["components"]
         if info.startswith("log period=1 ") and "steady" in info and len(d.target) >= 16:
             y = np.log(d.target)
