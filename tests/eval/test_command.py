@@ -45,6 +45,8 @@ def test_evaluate_csv_with_baselines(tmp_path, csv_file, capsys):
         2,
         "--baselines",
         "naive,seasonal-naive",
+        "--model",
+        "none",
         "--output-dir",
         out_dir,
         "--no-plots",
@@ -66,6 +68,21 @@ def test_evaluate_dataset_with_model_given_as_baseline_name(capsys):
     )
     assert code == 0, err
     assert "m3-other: 5 series, horizon 8" in out
+
+
+def test_evaluate_without_model_scores_the_starter(csv_file, capsys):
+    common = ["--data", csv_file, "--target", "sales", "--id-column", "store"]
+    common += ["--timestamp-column", "date", "--horizon", 6, "--baselines", "seasonal-naive"]
+    code, out, err = _run(capsys, *common)
+    assert code == 0, err
+    assert "starter" in out and "relative to seasonal_naive" in out
+    code, out, err = _run(capsys, *common, "--model", "none")
+    assert code == 0, err
+    assert "starter" not in out and "seasonal_naive" in out
+    code, _, err = _run(capsys, *common, "--model", "none", "--baselines", "none")
+    assert code == 2 and "nothing to evaluate" in err and err.count("\n") == 1
+    code, _, err = _run(capsys, *common, "--model", "none", "--model", "starter")
+    assert code == 2 and "cannot be combined" in err
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 Examples::
 
-    rexforge evaluate --data m3-monthly --baselines naive,seasonal-naive,auto-ets
+    rexforge evaluate --data m3-monthly --baselines naive,seasonal-naive,auto-ets   # + starter
+    rexforge evaluate --data m3-monthly --model none     # baselines only
     rexforge evaluate --model runs/tirex/final --data sales.csv --horizon 14 --windows 3 \\
         --target sales --id-column store --output-dir eval-out
 """
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="PATH",
         help="model checkpoint (file or folder, or 'starter') to evaluate, or a baseline name; "
-        "repeatable "
+        "repeatable; default: the bundled starter model; 'none' for baselines only "
         f"(baselines: {', '.join(list_baselines())})",
     )
     parser.add_argument(
@@ -121,7 +122,12 @@ def _build_forecasters(args, season: int) -> list[tuple[str, object]]:
     from rexforge.eval.baselines import get_baseline, is_baseline
 
     forecasters: list[tuple[str, object]] = []
-    for spec in args.model or []:
+    # Omitted --model means the bundled starter, as in every other command; "none" opts out.
+    specs = ["starter"] if args.model is None else args.model
+    specs = [] if [s.strip().lower() for s in specs] == ["none"] else specs
+    for spec in specs:
+        if spec.strip().lower() == "none":
+            raise InputError("--model none cannot be combined with other --model values")
         if is_baseline(spec):
             forecasters.append((spec.replace("-", "_"), get_baseline(spec, season=season)))
             continue
@@ -134,7 +140,7 @@ def _build_forecasters(args, season: int) -> list[tuple[str, object]]:
     for name in extra:
         forecasters.append((name.replace("-", "_"), get_baseline(name, season=season)))
     if not forecasters:
-        raise InputError("nothing to evaluate: give --model and/or --baselines")
+        raise InputError("nothing to evaluate: --model none and --baselines none")
     # Unique display names: a repeated name gets a numeric suffix.
     seen: dict[str, int] = {}
     unique = []
