@@ -195,6 +195,8 @@ def forecast_quantiles(
       "accelerated rollout" (``max_accelerated_rollout_steps``) computes, except that it never
       re-cuts the window; it differs from ``"exact"`` by the changed padding before the context
       (and, for series longer than the window, by the re-cut and re-scaling).
+      ``patches_per_step`` has no effect here: feeding k masked tokens at once or one at a time
+      gives the same states, so the stateful result is that of every ``patches_per_step``.
     """
     if rollout not in ROLLOUTS:
         raise ValueError(f"rollout must be one of {ROLLOUTS}, got {rollout!r}")
