@@ -339,46 +339,59 @@ def persistent_trend(
     )
 
 
+def _iter_draws(
+    seed: int, stream: int, prefix: str, meta_key: str, draw: Callable
+) -> Iterator[TimeSeries]:
+    """Endless ``TimeSeries`` ``"<prefix>-<i>"`` from ``draw(rng) -> (values, info)``; draw ``i``
+    uses the generator keyed ``(seed, 0, stream, i)``: each generator has its own ``stream``
+    number so that its draws stay independent of the others' under one seed."""
+    for i in itertools.count():
+        values, info = draw(stream_rng(seed, 0, stream, i))
+        yield TimeSeries(f"{prefix}-{i}", values, meta={meta_key: info})
+
+
 def iter_persistent_trend(
     seed: int, *, min_length: int = 8, max_length: int = 160
 ) -> Iterator[TimeSeries]:
     """Endless ``persistent_trend`` ``TimeSeries`` (``"trend-<i>"``, description in meta)."""
-    for i in itertools.count():
-        # counter offset 2 keeps these draws independent of the other generators' with one seed
-        values, info = persistent_trend(
-            stream_rng(seed, 0, 2, i), min_length=min_length, max_length=max_length
-        )
-        yield TimeSeries(f"trend-{i}", values, meta={"components": info})
+    return _iter_draws(
+        seed,
+        2,
+        "trend",
+        "components",
+        lambda rng: persistent_trend(rng, min_length=min_length, max_length=max_length),
+    )
 
 
 def iter_seasonal_trend(
     seed: int, *, min_length: int = 16, max_length: int = 1024
 ) -> Iterator[TimeSeries]:
     """Endless ``seasonal_trend`` ``TimeSeries`` (``"seasonal-<i>"``, description in meta)."""
-    for i in itertools.count():
-        # counter offset keeps these draws independent of KernelSynth's with the same seed
-        values, info = seasonal_trend(
-            stream_rng(seed, 0, 1, i), min_length=min_length, max_length=max_length
-        )
-        yield TimeSeries(f"seasonal-{i}", values, meta={"components": info})
+    return _iter_draws(
+        seed,
+        1,
+        "seasonal",
+        "components",
+        lambda rng: seasonal_trend(rng, min_length=min_length, max_length=max_length),
+    )
 
 
 def iter_kernel_synth(
     seed: int, length: int = 1024, *, max_kernels: int = 5, max_gp_points: int = 1024
 ) -> Iterator[TimeSeries]:
     """Endless KernelSynth ``TimeSeries`` (``item_id`` ``"kernelsynth-<i>"``, kernel in meta)."""
-    for i in itertools.count():
-        values, kernel = kernel_synth(
-            stream_rng(seed, 0, 0, i), length, max_kernels=max_kernels, max_gp_points=max_gp_points
-        )
-        yield TimeSeries(f"kernelsynth-{i}", values, meta={"kernel": kernel})
+    return _iter_draws(
+        seed,
+        0,
+        "kernelsynth",
+        "kernel",
+        lambda rng: kernel_synth(rng, length, max_kernels=max_kernels, max_gp_points=max_gp_points),
+    )
 
 
 def iter_tsmixup(seed: int, series: Sequence[np.ndarray], **kwargs) -> Iterator[TimeSeries]:
     """Endless TSMixup ``TimeSeries`` (``meta["sources"]`` lists the mixed series' indices)."""
-    for i in itertools.count():
-        values, chosen = tsmixup(stream_rng(seed, 0, 0, i), series, **kwargs)
-        yield TimeSeries(f"tsmixup-{i}", values, meta={"sources": chosen})
+    return _iter_draws(seed, 0, "tsmixup", "sources", lambda rng: tsmixup(rng, series, **kwargs))
 
 
 class SyntheticDataset(ResumableStream):
