@@ -29,6 +29,9 @@ def prepare_inputs(wx, state, recurrent_kernel, bias, numerics: str) -> tuple:
     the inputs applied: ``(wx, (y, c, n, m), R, b, numerics, fresh, shape)``."""
     B, S, G, NH, DH = wx.shape
     width = NH * DH
+    # No state: the all-zero start, known fresh without looking at values (a tensor check
+    # would break a torch.compile graph of the whole model).
+    known_fresh = state is None
     if state is None:
         state = initial_state(B, width, wx)
     # Gate-major layout [B, S, 4, NH*DH] so that slot g of the raw pre-activation is contiguous.
@@ -40,7 +43,7 @@ def prepare_inputs(wx, state, recurrent_kernel, bias, numerics: str) -> tuple:
     y, c, n, m = (maybe_round(s.float(), numerics) for s in state.unbind(0))
     # The official cell treats the very first step from an all-zero normaliser specially.
     # Decided here, eagerly, so that the loop has no branch on tensor values.
-    fresh = bool((n == 0).all())
+    fresh = known_fresh or bool((n == 0).all())
     return wx, (y, c, n, m), R, b, numerics, fresh, (B, S, G, NH, DH)
 
 

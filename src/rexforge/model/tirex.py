@@ -119,18 +119,21 @@ class TiRexModel(nn.Module):
         states: list[torch.Tensor] | None = None,
         last_n: int | None = None,
         return_hidden: bool = False,
+        kernel=None,
     ) -> ModelOutput:
         """Run the network.
 
         tokens  [B, N, 2P]
         states  optional per-block initial states [4, B, E] (None = start from zeros)
         last_n  apply the head only to the last ``last_n`` positions (None = all)
+        kernel  a recurrence function for this call only (default: the model's ``kernel``)
         Returns quantiles [B, N_out, Q, P] (scaled space) and the final per-block states.
         """
+        kernel = self.kernel if kernel is None else kernel
         x = self.embed(tokens)  # [B, N, E]
         new_states = []
         for i, block in enumerate(self.blocks):
-            x, state = block(x, None if states is None else states[i], self.kernel, self.numerics)
+            x, state = block(x, None if states is None else states[i], kernel, self.numerics)
             new_states.append(state)
         hidden_for_head = x if last_n is None else x[:, -last_n:]
         return ModelOutput(self.head(hidden_for_head), new_states, x if return_hidden else None)

@@ -63,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="sLSTM kernel for training: auto (cpu_fused), torch_ref, cpu_compiled (compiles "
         "once per window shape, ~1 min; fastest for long CPU runs)",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the whole model and loss for training (first step compiles, "
+        "~1-2 min; faster steps after, most for small models)",
+    )
 
     data = parser.add_argument_group("data")
     data.add_argument(
@@ -234,6 +240,7 @@ TRAIN_KEYS = (
     "early_stopping_patience",
     "num_workers",
     "kernel",
+    "compile",
     "freeze_blocks",
     "head_only",
     "lora_rank",

@@ -18,7 +18,7 @@ from rexforge.io.checkpoint import load_state_dict_strict
 from rexforge.model.tirex import TiRexModel
 from rexforge.train.lora import lora_state_dict
 from rexforge.train.modes import apply_mode
-from rexforge.train.objective import MaskingConfig, window_loss
+from rexforge.train.objective import MaskingConfig, tokens_loss, window_loss, window_tokens
 from rexforge.train.settings import TrainConfig, lr_factor
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class TiRexTrainingModule(L.LightningModule):
         # LoRA checkpoints hold only the adapters; the base comes from base_checkpoint again.
         self.strict_loading = s.mode != "lora"
         self._val_outputs: list[dict[str, np.ndarray]] = []
+        self._compiled_loss = None  # built on the first training step when settings.compile
 
     # -- training ------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int):
@@ -68,9 +69,14 @@ class TiRexTrainingModule(L.LightningModule):
         key = (self.settings.seed * 1_000_003 + self.global_rank) * 1_000_000_007 + self.micro_step
         gen = torch.Generator().manual_seed(key % (2**63))
         self.micro_step += 1
-        loss = window_loss(
-            self.model, batch["context"], batch["future"], masking=self.masking, generator=gen
-        )
+        tokens, targets = window_tokens(
+            batch["context"],
+            batch["future"],
+            self.model.config.input_patch_size,
+            masking=self.masking,
+            generator=gen,
+        )  # random draws and data-dependent cuts stay eager; the rest may be compiled
+        loss = self.training_loss(tokens, targets)
         if not torch.isfinite(loss):
             # Skip this update (returning None) and stop: the weights stay the last good ones.
             self.nonfinite_step = self.global_step
@@ -86,6 +92,21 @@ class TiRexTrainingModule(L.LightningModule):
         self.log("train_loss", loss, prog_bar=True, batch_size=batch["context"].shape[0])
         self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
         return loss
+
+    def training_loss(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``tokens_loss``, through ``torch.compile`` when the ``compile`` setting is on."""
+        if not self.settings.compile:
+            return tokens_loss(self.model, tokens, targets)
+        if self._compiled_loss is None:
+            import functools
+
+            from rexforge.kernels.reference import slstm_torch_ref
+
+            # The reference recurrence: plain tensor ops that Inductor unrolls and fuses.
+            self._compiled_loss = torch.compile(
+                functools.partial(tokens_loss, self.model, kernel=slstm_torch_ref), dynamic=False
+            )
+        return self._compiled_loss(tokens, targets)
 
     # -- validation: loss on the held-out windows, plus WQL/MASE of real rollouts ----------
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int):

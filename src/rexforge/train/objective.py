@@ -95,8 +95,32 @@ def window_loss(
     context [B, C], future [B, H] (NaN = missing), C and H multiples of P. ``masking`` with a
     CPU ``generator`` applies CPM to the input tokens (training); None = no masking (validation).
     """
-    config = model.config
-    P = config.input_patch_size
+    tokens, targets = window_tokens(
+        context, future, model.config.input_patch_size, masking=masking, generator=generator
+    )
+    return tokens_loss(model, tokens, targets)
+
+
+def tokens_loss(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Tensor, kernel=None):
+    """Mean pinball loss of the model's quantiles for tokens [B, N, 2P] against targets [B, N, P].
+
+    Free of random draws and data-dependent branches, so ``torch.compile`` can take it whole
+    (``kernel`` then names a recurrence it can trace, e.g. the reference loop).
+    """
+    quantiles = model(tokens, kernel=kernel).quantiles  # [B, N, Q, P]
+    return pinball_loss(quantiles.float(), targets, model.config.quantiles)
+
+
+def window_tokens(
+    context: torch.Tensor,
+    future: torch.Tensor,
+    P: int,
+    *,
+    masking: MaskingConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows -> model inputs and targets: truncation and masking (when ``masking``), scaling by
+    the context, patching. Returns tokens [B, N-1, 2P] and targets [B, N-1, P] (N = (C+H)/P)."""
     B, C = context.shape
     if C % P or future.shape[1] % P:
         raise ValueError(f"context ({C}) and future ({future.shape[1]}) must be multiples of {P}")
@@ -128,5 +152,4 @@ def window_loss(
             max_run=masking.max_run,
         )
         tokens = apply_patch_mask(tokens, mask)
-    quantiles = model(tokens).quantiles  # [B, N-1, Q, P]
-    return pinball_loss(quantiles.float(), targets, config.quantiles)
+    return tokens, targets

@@ -63,6 +63,13 @@ class TrainConfig:
     # backward, gradients tested against torch_ref); "cpu_compiled" is faster per step on CPU
     # after a compilation per window shape (~1 min), worth it for long runs.
     kernel: str = "auto"
+    # torch.compile the whole training loss (embedding, blocks with the reference recurrence,
+    # head, pinball loss; forward and backward) instead of running it eagerly. The first step
+    # compiles (~1 min for tirex-test, ~2 min for tirex-1m on 2 cores; Inductor's disk cache
+    # makes later runs faster); after it each step is ~3.7x faster than the plain autograd
+    # reference at tirex-test size and ~2x at tirex-1m (benchmarks/bench_train.py). The
+    # kernel setting then applies to validation only.
+    compile: bool = False
     val_every_n_steps: int = 100
     early_stopping_patience: int | None = None
     checkpoint_every_n_steps: int | None = None
