@@ -65,10 +65,10 @@ class TrainConfig:
     kernel: str = "auto"
     # torch.compile the whole training loss (embedding, blocks with the reference recurrence,
     # head, pinball loss; forward and backward) instead of running it eagerly. The first step
-    # compiles (~1 min for tirex-test, ~2 min for tirex-1m on 2 cores; Inductor's disk cache
-    # makes later runs faster); after it each step is ~3.7x faster than the plain autograd
-    # reference at tirex-test size and ~2x at tirex-1m (benchmarks/bench_train.py). The
-    # kernel setting then applies to validation only.
+    # compiles (~40 s for tirex-test, ~2 min for tirex-1m, ~3.5 min for tirex-35m on 2 cores;
+    # Inductor's disk cache makes later runs start in seconds); after it a step is 3.3-3.9x
+    # faster than the plain autograd reference at tirex-test size, 2-3.3x at tirex-1m, 1.6x at
+    # tirex-35m (benchmarks/bench_train.py). The kernel setting then applies to validation only.
     compile: bool = False
     val_every_n_steps: int = 100
     early_stopping_patience: int | None = None
