@@ -180,14 +180,14 @@ def test_nonfinite_loss_names_step_and_batch_and_keeps_the_last_good_checkpoint(
 ):
     import rexforge.train.module as module
 
-    real, calls = module.window_loss, {"n": 0}
+    real, calls = module.tokens_loss, {"n": 0}
 
     def diverging(*args, **kwargs):
         calls["n"] += 1
         loss = real(*args, **kwargs)
         return loss + float("inf") if calls["n"] == 5 else loss  # the 5th batch: index 4
 
-    monkeypatch.setattr(module, "window_loss", diverging)
+    monkeypatch.setattr(module, "tokens_loss", diverging)
     out = tmp_path / "nan"
     with pytest.raises(InputError) as info:
         fit("tirex-test", load_series(data_csv), output_dir=out, **OPTIONS)

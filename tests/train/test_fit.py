@@ -92,7 +92,7 @@ def test_lora_checkpoints_hold_only_adapters_and_resume(tmp_path, tiny_ckpt):
 def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
     import rexforge.train.module as module
 
-    real = module.window_loss
+    real = module.tokens_loss
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -100,7 +100,7 @@ def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr(module, "window_loss", flaky)
+    monkeypatch.setattr(module, "tokens_loss", flaky)
     with pytest.raises(InputError, match="non-finite at step 2"):
         fit(
             "tirex-test",
