@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine_info, write_result  # noqa: E402
+from benchmarks.common import describe_machine, machine_info, write_result  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--preset", default="tirex-test")
     parser.add_argument("--whole-up-to", type=int, default=50_000, help="largest whole-load run")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
 
     from rexforge.config import TiRexConfig
     from tests.conftest import write_official_checkpoint
@@ -134,11 +136,13 @@ def main() -> None:
             data.unlink()
 
     info = machine_info()
+    info["load_average_before"] = load_before
     md = [
         f"# Peak memory: forecasting many short series from one CSV ({args.preset}, CPU)\n",
         f"Command: `{' '.join(['python', 'benchmarks/bench_memory.py', *sys.argv[1:]])}`  ",
-        f"Machine: {info['cpu']}, {info['cores']} cores (shared with other work during this "
-        f"run); children use 1 torch thread; versions {info['versions']}; git {info['git']}  ",
+        describe_machine(info),
+        f"Children use 1 torch thread. 1-minute load average before the run: {load_before:.2f} "
+        f"(other work competes for the {info['cores']} cores when it is near or above 1).  ",
         f"Data: daily series of {args.length} steps, horizon {args.horizon}; streaming with the "
         "defaults chunk_rows=200000, chunk_series=10000.\n",
         "Peak RSS of a fresh process (`ru_maxrss`); setup = peak after imports and loading the "
