@@ -148,7 +148,7 @@ def test_partial_future_trains_on_series_shorter_than_a_window(tmp_path, tiny_ck
         )
 
 
-def test_compiled_training_matches_eager(tmp_path):
+def test_compiled_training_matches_eager(tmp_path, monkeypatch):
     # compile=True runs the same loss through torch.compile (reference recurrence, fused by
     # Inductor): after 3 steps from one seed the weights agree with the eager run, and steps
     # 2-3 moved them (against a 1-step run) by far more than the tolerance. AdamW turns
@@ -161,7 +161,15 @@ def test_compiled_training_matches_eager(tmp_path):
         pytest.skip(_unavailable())
     opts = dict(TINY, context_length=64, max_steps=3, validation=False, mode="scratch")
     eager = fit("tirex-test", series(), output_dir=tmp_path / "eager", **opts)
+    real_compile, compiled_calls = torch.compile, []
+
+    def counting_compile(fn, **kwargs):  # proves the compiled path ran, not the eager one
+        compiled_calls.append(fn)
+        return real_compile(fn, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
     compiled = fit("tirex-test", series(), output_dir=tmp_path / "compiled", compile=True, **opts)
+    assert len(compiled_calls) == 1
     a = read_checkpoint(eager.final_dir).state_dict
     b = read_checkpoint(compiled.final_dir).state_dict
     one = fit("tirex-test", series(), output_dir=tmp_path / "one", **dict(opts, max_steps=1))
