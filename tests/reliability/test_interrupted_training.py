@@ -73,8 +73,10 @@ def reference(tmp_path_factory, data_csv):
     return run.run_dir, read_checkpoint(run.final_dir).state_dict
 
 
-def launch(args: list[str], log: Path, delay: float) -> subprocess.Popen:
+def launch(args: list[str], log: Path, delay: float, val_delay: float = 0) -> subprocess.Popen:
     env = dict(os.environ, REXFORGE_TEST_STEP_DELAY=str(delay))
+    if val_delay:
+        env["REXFORGE_TEST_VAL_DELAY"] = str(val_delay)
     with open(log, "w") as handle:  # a file, not a pipe: a full pipe would block the child
         return subprocess.Popen(
             [sys.executable, str(SCRIPT), *args], stdout=handle, stderr=subprocess.STDOUT, env=env
@@ -150,6 +152,55 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes_exactly(
 
     run = fit("tirex-test", load_series(data_csv), output_dir=out, resume="auto", **OPTIONS)
     assert_same_weights(read_checkpoint(run.final_dir).state_dict, reference[1])
+
+
+def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, one_thread):
+    # 12 series: 3 validation batches of 4, each slowed to 1.5 s; Ctrl-C during the first one
+    # must save and exit without running the other two, and the resumed run must end with the
+    # weights of an unbroken run with the same validation settings.
+    rng = np.random.default_rng(1)
+    t = np.arange(220)
+    frames = [
+        pd.DataFrame({"item_id": f"s{i}", "timestamp": t, "target": np.sin(t / (4 + i)) + 0.02 * t})
+        for i in range(12)
+    ]
+    frames = [f.assign(target=f.target + 0.1 * rng.standard_normal(len(t))) for f in frames]
+    data = tmp_path / "twelve.csv"
+    pd.concat(frames).to_csv(data, index=False)
+    options = dict(OPTIONS, validation=True, val_every_n_steps=2)
+    unbroken = fit("tirex-test", load_series(data), output_dir=tmp_path / "ref", **options)
+
+    out, log = tmp_path / "run", tmp_path / "log.txt"
+    args = ["cli", "pretrain", "--preset", "tirex-test", "--data", str(data)]
+    args += ["--output-dir", str(out), "--horizon", "32", "--context-length", "96"]
+    args += ["--batch-size", "4", "--lr", "3e-3", "--warmup-steps", "1", "--max-steps", "8"]
+    args += ["--checkpoint-every-n-steps", "1", "--val-every-n-steps", "2", "--seed", "0"]
+    args += ["--keep-checkpoints", "-1"]
+    proc = launch(args, log, delay=0.0, val_delay=1.5)
+    deadline = time.monotonic() + 60
+    while "validation batch 0" not in log.read_text():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "validation never started"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    output = log.read_text()
+    assert proc.returncode == 130, output[-3000:]
+    assert "Traceback" not in output
+    assert "validation batch 1" not in output  # left during the first batch
+    match = re.fullmatch(
+        r"error: training interrupted at step (\d+); saved (.*last\.ckpt); "
+        r"run the same command again to resume",
+        output.strip().splitlines()[-1],
+    )
+    assert match, output[-3000:]
+    assert int(match.group(1)) == 2  # the first validation comes after step 2
+    assert read_training_checkpoint(match.group(2))["global_step"] == 2
+
+    run = fit("tirex-test", load_series(data), output_dir=out, resume="auto", **options)
+    assert_same_weights(
+        read_checkpoint(run.final_dir).state_dict, read_checkpoint(unbroken.final_dir).state_dict
+    )
 
 
 @pytest.mark.slow

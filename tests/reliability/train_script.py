@@ -4,7 +4,8 @@
     python train_script.py cli ARGS...            # rexforge.cli.main(ARGS), exit with its status
 
 ``REXFORGE_TEST_STEP_DELAY`` (seconds) slows every training step down so that a signal sent
-from the test lands in the middle of the run; the delay changes no number.
+from the test lands in the middle of the run; ``REXFORGE_TEST_VAL_DELAY`` does the same for
+each validation batch (and prints its index). The delays change no number.
 """
 
 import os
@@ -44,8 +45,22 @@ def slow_down(delay: float) -> None:
     module.TiRexTrainingModule.training_step = slow_step
 
 
+def slow_validation(delay: float) -> None:
+    """Each validation batch prints its index and sleeps ``delay`` s before computing."""
+    step = module.TiRexTrainingModule.validation_step
+
+    def slow_step(self, batch, batch_idx, *args, **kwargs):
+        print(f"validation batch {batch_idx}", flush=True)
+        time.sleep(delay)
+        return step(self, batch, batch_idx, *args, **kwargs)
+
+    module.TiRexTrainingModule.validation_step = slow_step
+
+
 if __name__ == "__main__":
     slow_down(float(os.environ.get("REXFORGE_TEST_STEP_DELAY", "0")))
+    if os.environ.get("REXFORGE_TEST_VAL_DELAY"):
+        slow_validation(float(os.environ["REXFORGE_TEST_VAL_DELAY"]))
     if sys.argv[1] == "fit":
         from rexforge.data.sources import load_series
         from rexforge.train.fit import fit

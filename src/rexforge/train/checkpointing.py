@@ -137,6 +137,22 @@ class InterruptCheckpoint(Callback):
         self.saved_step = int(trainer.global_step)
         trainer.should_stop = True
 
+    def on_validation_batch_start(
+        self, trainer, pl_module, batch, batch_idx, dataloader_idx: int = 0
+    ) -> None:
+        # A Ctrl-C during validation (which can take minutes on many series) must not wait for
+        # the rest of it: the weights are those of the last finished optimizer step, so save
+        # now and leave; the validation is not part of the checkpointed training state.
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        if not self.requested or self.saved_step is not None:
+            return
+        if trainer.state.fn != TrainerFn.FITTING:  # trainer.validate(): nothing to save
+            return
+        trainer.save_checkpoint(self.path, weights_only=False)
+        self.saved_step = int(trainer.global_step)
+        raise KeyboardInterrupt  # Lightning shuts down; fit() reports the saved step
+
     def teardown(self, trainer, pl_module, stage: str) -> None:
         self.restore()
 

@@ -323,6 +323,11 @@ def fit(
         if not trainer.interrupted:
             raise
         on_interrupt.restore()
+        if on_interrupt.saved_step is not None:  # Ctrl-C during validation: saved, then left
+            raise TrainingInterrupted(
+                f"training interrupted at step {on_interrupt.saved_step}; saved {last}; "
+                "run the same command again to resume"
+            ) from None
         kept = f"{last} holds the last saved step" if last.exists() else "no checkpoint was saved"
         raise TrainingInterrupted(f"training aborted; {kept}") from None
     finally:
