@@ -10,6 +10,7 @@ No I/O, no padding or rollout logic (that is ``rexforge.forecast``), no training
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -119,7 +120,7 @@ class TiRexModel(nn.Module):
         states: list[torch.Tensor] | None = None,
         last_n: int | None = None,
         return_hidden: bool = False,
-        kernel=None,
+        kernel: Callable | None = None,
     ) -> ModelOutput:
         """Run the network.
 
