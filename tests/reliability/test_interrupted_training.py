@@ -83,6 +83,15 @@ def launch(args: list[str], log: Path, delay: float, val_delay: float = 0) -> su
         )
 
 
+def pretrain_args(data: Path, out: Path, *extra: str) -> list[str]:
+    """``train_script.py cli`` arguments of a tirex-test pretraining run of 8 steps with a
+    checkpoint after each (the shape of ``OPTIONS``), plus ``extra``."""
+    args = ["cli", "pretrain", "--preset", "tirex-test", "--data", str(data)]
+    args += ["--output-dir", str(out), "--horizon", "32", "--context-length", "96"]
+    args += ["--batch-size", "4", "--max-steps", "8", "--checkpoint-every-n-steps", "1"]
+    return args + list(extra)
+
+
 def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -127,10 +136,8 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes_exactly(
     tmp_path, data_csv, reference, one_thread
 ):
     out, log = tmp_path / "run", tmp_path / "log.txt"
-    args = ["cli", "pretrain", "--preset", "tirex-test", "--data", str(data_csv)]
-    args += ["--output-dir", str(out), "--horizon", "32", "--context-length", "96"]
-    args += ["--batch-size", "4", "--lr", "3e-3", "--warmup-steps", "1", "--max-steps", "8"]
-    args += ["--checkpoint-every-n-steps", "1", "--no-validation", "--seed", "0"]
+    args = pretrain_args(data_csv, out, "--lr", "3e-3", "--warmup-steps", "1", "--seed", "0")
+    args += ["--no-validation"]
     proc = launch(args, log, delay=0.3)
     wait_for(out / "checkpoints" / "step-000002.ckpt", proc, log)
     proc.send_signal(signal.SIGINT)
@@ -171,11 +178,8 @@ def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, on
     unbroken = fit("tirex-test", load_series(data), output_dir=tmp_path / "ref", **options)
 
     out, log = tmp_path / "run", tmp_path / "log.txt"
-    args = ["cli", "pretrain", "--preset", "tirex-test", "--data", str(data)]
-    args += ["--output-dir", str(out), "--horizon", "32", "--context-length", "96"]
-    args += ["--batch-size", "4", "--lr", "3e-3", "--warmup-steps", "1", "--max-steps", "8"]
-    args += ["--checkpoint-every-n-steps", "1", "--val-every-n-steps", "2", "--seed", "0"]
-    args += ["--keep-checkpoints", "-1"]
+    args = pretrain_args(data, out, "--lr", "3e-3", "--warmup-steps", "1", "--seed", "0")
+    args += ["--val-every-n-steps", "2", "--keep-checkpoints", "-1"]
     proc = launch(args, log, delay=0.0, val_delay=1.5)
     deadline = time.monotonic() + 60
     while "validation batch 0" not in log.read_text():
@@ -206,10 +210,7 @@ def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, on
 @pytest.mark.slow
 def test_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(tmp_path, data_csv):
     out, log = tmp_path / "run", tmp_path / "log.txt"
-    args = ["cli", "pretrain", "--preset", "tirex-test", "--data", str(data_csv)]
-    args += ["--output-dir", str(out), "--horizon", "32", "--context-length", "96"]
-    args += ["--batch-size", "4", "--max-steps", "8", "--checkpoint-every-n-steps", "1"]
-    args += ["--no-validation"]
+    args = pretrain_args(data_csv, out, "--no-validation")
     proc = launch(args, log, delay=1.0)  # long steps: both signals land in the same one
     wait_for(out / "checkpoints" / "step-000001.ckpt", proc, log)
     proc.send_signal(signal.SIGINT)
