@@ -92,6 +92,22 @@ def pretrain_args(data: Path, out: Path, *extra: str) -> list[str]:
     return args + list(extra)
 
 
+def interrupted_at(proc: subprocess.Popen, log: Path) -> tuple[int, str]:
+    """Wait for ``proc``; check it exited 130 with the one-line "interrupted" error and no
+    traceback; return the step and checkpoint path the line names."""
+    proc.wait(timeout=60)
+    output = log.read_text()
+    assert proc.returncode == 130, output[-3000:]
+    assert "Traceback" not in output
+    match = re.fullmatch(
+        r"error: training interrupted at step (\d+); saved (.*last\.ckpt); "
+        r"run the same command again to resume",
+        output.strip().splitlines()[-1],
+    )
+    assert match, output[-3000:]
+    return int(match.group(1)), match.group(2)
+
+
 def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -141,20 +157,9 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes_exactly(
     proc = launch(args, log, delay=0.3)
     wait_for(out / "checkpoints" / "step-000002.ckpt", proc, log)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
-    output = log.read_text()
-    assert proc.returncode == 130, output[-3000:]
-    assert "Traceback" not in output
-    last_line = output.strip().splitlines()[-1]
-    match = re.fullmatch(
-        r"error: training interrupted at step (\d+); saved (.*last\.ckpt); "
-        r"run the same command again to resume",
-        last_line,
-    )
-    assert match, last_line
-    step = int(match.group(1))
+    step, saved = interrupted_at(proc, log)
     assert 2 <= step < OPTIONS["max_steps"]
-    assert read_training_checkpoint(match.group(2))["global_step"] == step
+    assert read_training_checkpoint(saved)["global_step"] == step
     assert not (out / "final").exists()
 
     run = fit("tirex-test", load_series(data_csv), output_dir=out, resume="auto", **OPTIONS)
@@ -187,19 +192,10 @@ def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, on
         assert time.monotonic() < deadline, "validation never started"
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
-    output = log.read_text()
-    assert proc.returncode == 130, output[-3000:]
-    assert "Traceback" not in output
-    assert "validation batch 1" not in output  # left during the first batch
-    match = re.fullmatch(
-        r"error: training interrupted at step (\d+); saved (.*last\.ckpt); "
-        r"run the same command again to resume",
-        output.strip().splitlines()[-1],
-    )
-    assert match, output[-3000:]
-    assert int(match.group(1)) == 2  # the first validation comes after step 2
-    assert read_training_checkpoint(match.group(2))["global_step"] == 2
+    step, saved = interrupted_at(proc, log)
+    assert "validation batch 1" not in log.read_text()  # left during the first batch
+    assert step == 2  # the first validation comes after step 2
+    assert read_training_checkpoint(saved)["global_step"] == 2
 
     run = fit("tirex-test", load_series(data), output_dir=out, resume="auto", **options)
     assert_same_weights(

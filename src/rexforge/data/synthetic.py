@@ -206,6 +206,21 @@ def tsmixup(
     return mix, chosen
 
 
+def _length_and_period(
+    rng: np.random.Generator, name: str, min_length: int, max_length: int, periods: tuple
+) -> tuple[int, int]:
+    """A log-uniform length in [min_length, max_length] and a period drawn from
+    ``periods`` ((period, weight) pairs); ``name`` labels the error for bad lengths."""
+    if not 2 <= min_length <= max_length:
+        raise InputError(
+            f"{name}: need 2 <= min_length <= max_length, got {min_length}, {max_length}"
+        )
+    length = int(np.exp(rng.uniform(np.log(min_length), np.log(max_length + 1))))
+    length = min(max(length, min_length), max_length)
+    values, weights = zip(*periods)
+    return length, int(rng.choice(values, p=np.asarray(weights) / sum(weights)))
+
+
 # (period, weight): quarterly, weekly-of-daily, monthly, hourly, weekly data; 1 = no season.
 _SEASONAL_PERIODS = ((1, 0.2), (4, 0.2), (12, 0.3), (7, 0.1), (24, 0.1), (52, 0.1))
 
@@ -218,14 +233,9 @@ def seasonal_trend(
     y_t = level_t * trend_t * season_t * exp(noise_t) (multiplicative) or
     level_t * trend_t + amplitude * season_t + noise_t (additive), level_t a random walk in logs.
     """
-    if not 2 <= min_length <= max_length:
-        raise InputError(
-            f"seasonal_trend: need 2 <= min_length <= max_length, got {min_length}, {max_length}"
-        )
-    length = int(np.exp(rng.uniform(np.log(min_length), np.log(max_length + 1))))
-    length = min(max(length, min_length), max_length)
-    periods, weights = zip(*_SEASONAL_PERIODS)
-    period = int(rng.choice(periods, p=np.asarray(weights) / sum(weights)))
+    length, period = _length_and_period(
+        rng, "seasonal_trend", min_length, max_length, _SEASONAL_PERIODS
+    )
     t = np.arange(length, dtype=np.float64)
 
     # Trend as growth per step in log space: +-2% per step at most, often near zero; damped
@@ -284,14 +294,9 @@ def persistent_trend(
     drift ``g``; 20% of trends are damped, 20% change slope once (the future follows the last
     slope); periods 4 and 12 add a multiplicative season of strength up to 0.3.
     """
-    if not 2 <= min_length <= max_length:
-        raise InputError(
-            f"persistent_trend: need 2 <= min_length <= max_length, got {min_length}, {max_length}"
-        )
-    length = int(np.exp(rng.uniform(np.log(min_length), np.log(max_length + 1))))
-    length = min(max(length, min_length), max_length)
-    periods, weights = zip(*_TREND_PERIODS)
-    period = int(rng.choice(periods, p=np.asarray(weights) / sum(weights)))
+    length, period = _length_and_period(
+        rng, "persistent_trend", min_length, max_length, _TREND_PERIODS
+    )
     t = np.arange(length, dtype=np.float64)
 
     sigma = np.exp(rng.uniform(np.log(0.005), np.log(0.1)))  # noise per step, in logs
@@ -354,39 +359,27 @@ def iter_persistent_trend(
     seed: int, *, min_length: int = 8, max_length: int = 160
 ) -> Iterator[TimeSeries]:
     """Endless ``persistent_trend`` ``TimeSeries`` (``"trend-<i>"``, description in meta)."""
-    return _iter_draws(
-        seed,
-        2,
-        "trend",
-        "components",
-        lambda rng: persistent_trend(rng, min_length=min_length, max_length=max_length),
-    )
+    draw = functools.partial(persistent_trend, min_length=min_length, max_length=max_length)
+    return _iter_draws(seed, 2, "trend", "components", draw)
 
 
 def iter_seasonal_trend(
     seed: int, *, min_length: int = 16, max_length: int = 1024
 ) -> Iterator[TimeSeries]:
     """Endless ``seasonal_trend`` ``TimeSeries`` (``"seasonal-<i>"``, description in meta)."""
-    return _iter_draws(
-        seed,
-        1,
-        "seasonal",
-        "components",
-        lambda rng: seasonal_trend(rng, min_length=min_length, max_length=max_length),
-    )
+    draw = functools.partial(seasonal_trend, min_length=min_length, max_length=max_length)
+    return _iter_draws(seed, 1, "seasonal", "components", draw)
 
 
 def iter_kernel_synth(
     seed: int, length: int = 1024, *, max_kernels: int = 5, max_gp_points: int = 1024
 ) -> Iterator[TimeSeries]:
     """Endless KernelSynth ``TimeSeries`` (``item_id`` ``"kernelsynth-<i>"``, kernel in meta)."""
-    return _iter_draws(
-        seed,
-        0,
-        "kernelsynth",
-        "kernel",
-        lambda rng: kernel_synth(rng, length, max_kernels=max_kernels, max_gp_points=max_gp_points),
-    )
+
+    def draw(rng):
+        return kernel_synth(rng, length, max_kernels=max_kernels, max_gp_points=max_gp_points)
+
+    return _iter_draws(seed, 0, "kernelsynth", "kernel", draw)
 
 
 def iter_tsmixup(seed: int, series: Sequence[np.ndarray], **kwargs) -> Iterator[TimeSeries]:
