@@ -124,10 +124,11 @@ def _build_forecasters(args, season: int) -> list[tuple[str, object]]:
     forecasters: list[tuple[str, object]] = []
     # Omitted --model means the bundled starter, as in every other command; "none" opts out.
     specs = ["starter"] if args.model is None else args.model
-    specs = [] if [s.strip().lower() for s in specs] == ["none"] else specs
-    for spec in specs:
-        if spec.strip().lower() == "none":
+    if "none" in (spec.strip().lower() for spec in specs):
+        if len(specs) > 1:
             raise InputError("--model none cannot be combined with other --model values")
+        specs = []
+    for spec in specs:
         if is_baseline(spec):
             forecasters.append((spec.replace("-", "_"), get_baseline(spec, season=season)))
             continue

@@ -147,6 +147,12 @@ def check_lengths(
 
 
 # -- the loop ------------------------------------------------------------------------------
+def _interrupted(step: int, saved: Path) -> TrainingInterrupted:
+    return TrainingInterrupted(
+        f"training interrupted at step {step}; saved {saved}; run the same command again to resume"
+    )
+
+
 def fit(
     model: Any,
     train_series: Sequence,
@@ -324,10 +330,7 @@ def fit(
             raise
         on_interrupt.restore()
         if on_interrupt.saved_step is not None:  # Ctrl-C during validation: saved, then left
-            raise TrainingInterrupted(
-                f"training interrupted at step {on_interrupt.saved_step}; saved {last}; "
-                "run the same command again to resume"
-            ) from None
+            raise _interrupted(on_interrupt.saved_step, last) from None
         kept = f"{last} holds the last saved step" if last.exists() else "no checkpoint was saved"
         raise TrainingInterrupted(f"training aborted; {kept}") from None
     finally:
@@ -336,10 +339,7 @@ def fit(
             _merge_metrics(metrics_csv, earlier)
 
     if on_interrupt.saved_step is not None:
-        raise TrainingInterrupted(
-            f"training interrupted at step {on_interrupt.saved_step}; saved {last}; "
-            "run the same command again to resume"
-        )
+        raise _interrupted(on_interrupt.saved_step, last)
     if module.nonfinite_step is not None:
         kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved"
         raise InputError(
