@@ -66,8 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the whole model and loss for training (first step compiles, "
-        "~1-2 min; faster steps after, most for small models)",
+        help="torch.compile the whole model and loss for training (the first step compiles: "
+        "~1-4 min by model size; faster steps after, most for small models)",
     )
 
     data = parser.add_argument_group("data")

@@ -22,6 +22,7 @@ training shares, and which keeps one forward per batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -101,7 +102,12 @@ def window_loss(
     return tokens_loss(model, tokens, targets)
 
 
-def tokens_loss(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Tensor, kernel=None):
+def tokens_loss(
+    model: torch.nn.Module,
+    tokens: torch.Tensor,
+    targets: torch.Tensor,
+    kernel: Callable | None = None,
+) -> torch.Tensor:
     """Mean pinball loss of the model's quantiles for tokens [B, N, 2P] against targets [B, N, P].
 
     Free of random draws and data-dependent branches, so ``torch.compile`` can take it whole
