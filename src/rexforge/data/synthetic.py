@@ -221,6 +221,29 @@ def _length_and_period(
     return length, int(rng.choice(values, p=np.asarray(weights) / sum(weights)))
 
 
+def _season_profile(
+    rng: np.random.Generator, t: np.ndarray, period: int, harmonics: int
+) -> np.ndarray:
+    """A random periodic profile over steps ``t`` [L]: up to ``harmonics`` sine harmonics
+    (amplitude ~ 1/k), zero mean over whole periods, largest |value| 1; zeros for period 1."""
+    season = np.zeros(len(t))
+    if period > 1:
+        for k in range(1, min(harmonics, period // 2) + 1):
+            amp = rng.normal(0.0, 1.0 / k)
+            season += amp * np.sin(2 * np.pi * k * t / period + rng.uniform(0, 2 * np.pi))
+        season /= max(np.abs(season).max(), 1e-9)
+    return season
+
+
+def _ar1(shocks: np.ndarray, phi: float) -> np.ndarray:
+    """AR(1) path x_i = phi x_{i-1} + shocks_i from x_0 = shocks_0 ([L]; a plain loop: the
+    series here are at most ~1000 steps, < 1 ms)."""
+    noise = np.zeros(len(shocks))
+    for i in range(len(shocks)):
+        noise[i] = (phi * noise[i - 1] if i else 0.0) + shocks[i]
+    return noise
+
+
 # (period, weight): quarterly, weekly-of-daily, monthly, hourly, weekly data; 1 = no season.
 _SEASONAL_PERIODS = ((1, 0.2), (4, 0.2), (12, 0.3), (7, 0.1), (24, 0.1), (52, 0.1))
 
@@ -246,20 +269,13 @@ def seasonal_trend(
     log_trend = growth * cumulative
 
     # Season: a random periodic profile from 1..3 harmonics, zero mean, unit max amplitude.
-    season = np.zeros(length)
-    if period > 1:
-        for k in range(1, min(3, period // 2) + 1):
-            amp = rng.normal(0.0, 1.0 / k)
-            season += amp * np.sin(2 * np.pi * k * t / period + rng.uniform(0, 2 * np.pi))
-        season /= max(np.abs(season).max(), 1e-9)
+    season = _season_profile(rng, t, period, harmonics=3)
     strength = rng.uniform(0.0, 0.5)
 
     level_walk = np.cumsum(rng.normal(0.0, rng.uniform(0.0, 0.03), size=length))
     phi, sigma = rng.uniform(0.0, 0.9), rng.uniform(0.005, 0.15)
     shocks = rng.normal(0.0, sigma * np.sqrt(1 - phi**2), size=length)
-    noise = np.zeros(length)
-    for i in range(length):  # AR(1); L <= 1024, a plain loop costs < 1 ms
-        noise[i] = (phi * noise[i - 1] if i else 0.0) + shocks[i]
+    noise = _ar1(shocks, phi)
 
     level = np.exp(rng.uniform(0.0, 8.0))  # scale varies over decades, as real data does
     multiplicative = rng.random() < 0.6
@@ -319,23 +335,15 @@ def persistent_trend(
     if kind == "walk":  # drift plus accumulated shocks: the path wanders, the drift persists
         log_path = np.cumsum(slope + shocks)
     else:
-        noise = np.zeros(length)
-        for i in range(length):  # AR(1) noise; L <= a few hundred, a plain loop is cheap
-            noise[i] = (phi * noise[i - 1] if i else 0.0) + shocks[i] * np.sqrt(1 - phi**2)
+        noise = _ar1(shocks * np.sqrt(1 - phi**2), phi)
         trend = np.cumsum(slope)
         if kind == "linear":
             # growth in units of the starting level; keep it away from zero and sign changes
             log_path = np.log(np.maximum(1.0 + trend, 0.05)) + noise
         else:
             log_path = trend + noise
-    season = np.zeros(length)
     strength = rng.uniform(0.0, 0.3) if period > 1 else 0.0
-    if period > 1:
-        for k in range(1, min(2, period // 2) + 1):
-            season += rng.normal(0.0, 1.0 / k) * np.sin(
-                2 * np.pi * k * t / period + rng.uniform(0, 2 * np.pi)
-            )
-        season /= max(np.abs(season).max(), 1e-9)
+    season = _season_profile(rng, t, period, harmonics=2)
     level = np.exp(rng.uniform(0.0, 10.0))
     values = level * np.exp(log_path) * (1.0 + strength * season)
     return values, (
