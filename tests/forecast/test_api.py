@@ -39,9 +39,10 @@ def test_output_types_and_shapes(model):
     torch.testing.assert_close(torch.cat([b[0] for b in batches]), model.forecast(context, 10)[0])
 
 
-@pytest.mark.parametrize("magnitude", [1e20, 1e30])
-def test_huge_values_forecast_like_their_scaled_down_series(model, magnitude):
-    # Token supplies in wei (1e18 per coin) reach 1e19+, whose squares overflow float32.
+@pytest.mark.parametrize("magnitude", [1e20, 1e30, 1e-25, 1e-35])
+def test_huge_and_tiny_values_forecast_like_their_rescaled_series(model, magnitude):
+    # Token supplies in wei (1e18 per coin) reach 1e19+, whose squares overflow float32; values
+    # of 1e-20 and below (prices per wei, physical constants) square below its range.
     x = make_context([300])[0]
     q_small, _ = model.forecast([x], prediction_length=32, output_type="numpy")
     q_huge, _ = model.forecast([x * magnitude], prediction_length=32, output_type="numpy")

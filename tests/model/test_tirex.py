@@ -35,6 +35,23 @@ def test_scaling_survives_values_whose_squares_overflow_float32():
     assert torch.equal(s.loc[1], plain.loc[0]) and torch.equal(s.scale[1], plain.scale[0])
 
 
+def test_scaling_survives_values_whose_squares_underflow_float32():
+    # Deviations of 1e-25 square to 1e-50, below float32's smallest number: the variance was 0,
+    # the row read as constant and got scale 1e-5, 1e20 times its spread.
+    base = torch.tensor([1.0, 3.0, 2.0, float("nan")])
+    x = torch.stack([base * 1e-25, base, base * 1e-40, torch.full((4,), 1e-25)])
+    s = standard_scale(x)
+    torch.testing.assert_close(s.loc[:3, 0], torch.tensor([2e-25, 2.0, 2e-40]), rtol=1e-3, atol=0)
+    spread = (2 / 3) ** 0.5
+    torch.testing.assert_close(
+        s.scale[:3, 0], torch.tensor([spread * 1e-25, spread, spread * 1e-40]), rtol=1e-3, atol=0
+    )
+    # A truly constant tiny row keeps the official constant rule, the others their float32 bits.
+    assert s.scale[3, 0].item() == pytest.approx(1e-5, rel=1e-6)
+    plain = standard_scale(x[1:2])
+    assert torch.equal(s.loc[1], plain.loc[0]) and torch.equal(s.scale[1], plain.scale[0])
+
+
 def test_tokens_hold_values_then_mask():
     x = torch.tensor([[float("nan"), 1.0, 3.0, float("nan")]])
     tokens, _ = tokenize(x, patch_size=2)

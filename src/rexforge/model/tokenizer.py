@@ -28,16 +28,21 @@ def standard_scale(x: torch.Tensor) -> Scale:
     loc = torch.nan_to_num(torch.nanmean(x, dim=-1, keepdim=True), nan=0.0)
     var = torch.nanmean((x - loc).square(), dim=-1, keepdim=True)
     scale = var.sqrt()
+    # float32 squares leave its range both ways: |deviations| above ~1e19 square past 3.4e38
+    # (inf), below ~1e-19 under its smallest normal number 1.2e-38 (precision lost, or 0, which
+    # would read as a constant series and scale by 1e-5 instead of the data's own spread).
+    # Such rows, and only those (elsewhere the float32 numerics are the official ones), get
+    # their statistics in float64; their mean and std themselves fit float32 again.
     overflow = torch.isinf(var) | torch.isinf(loc)  # [B, 1]
-    if overflow.any():
-        # |values| above ~1e19 square (or sum) past float32's range (3.4e38): such rows, and
-        # only those (elsewhere the float32 numerics are the official ones), get their
-        # statistics in float64. Their mean and std themselves fit float32 again.
+    underflow = var < torch.finfo(x.dtype).tiny  # [B, 1]; NaN (all-NaN rows) compares False
+    if (overflow | underflow).any():
         x64 = x.double()
         loc64 = torch.nan_to_num(torch.nanmean(x64, dim=-1, keepdim=True), nan=0.0)
         std64 = torch.nanmean((x64 - loc64).square(), dim=-1, keepdim=True).sqrt()
-        loc = torch.where(overflow, loc64.to(x.dtype), loc)
-        scale = torch.where(overflow, std64.to(x.dtype), scale)
+        # A truly constant row keeps the official constant rule (std 0 below).
+        redo = overflow | (underflow & (std64 > 0))
+        loc = torch.where(redo, loc64.to(x.dtype), loc)
+        scale = torch.where(redo, std64.to(x.dtype), scale)
     scale = torch.nan_to_num(scale, nan=1.0)
     scale = torch.where(scale == 0, loc.abs() + CONSTANT_SERIES_EPS, scale)
     return Scale(loc, scale)
