@@ -17,11 +17,13 @@ from rexforge.data.synthetic import (
     iter_kernel_synth,
     iter_persistent_trend,
     iter_seasonal_trend,
+    iter_trend_cycle,
     iter_tsmixup,
     kernel_synth,
     kernel_synth_dataset,
     persistent_trend,
     seasonal_trend,
+    trend_cycle,
     tsmixup,
     tsmixup_dataset,
 )
@@ -195,3 +197,31 @@ def test_persistent_trend_series_keep_their_trend():
 def test_persistent_trend_rejects_bad_lengths():
     with pytest.raises(InputError, match="min_length"):
         persistent_trend(np.random.default_rng(0), min_length=1, max_length=5)
+
+
+def test_trend_cycle_series_revert_to_their_trend():
+    a = trend_cycle(np.random.default_rng(3), min_length=8, max_length=40)
+    b = trend_cycle(np.random.default_rng(3), min_length=8, max_length=40)
+    np.testing.assert_array_equal(a[0], b[0])
+    draws = list(itertools.islice(iter_trend_cycle(0), 800))
+    assert [d.item_id for d in draws[:2]] == ["cycle-0", "cycle-1"]
+    lengths = np.array([len(d.target) for d in draws])
+    assert lengths.min() >= 8 and lengths.max() <= 160
+    assert all(np.isfinite(d.target).all() and (d.target > 0).all() for d in draws)
+    monthly = [d for d in draws if " period=12 " in d.meta["components"]]
+    assert len(monthly) > 100 and min(len(d.target) for d in monthly) >= 36
+    # What the generator is for: on the seasonless log-linear series, the change from the last
+    # value to the mean of the next 4 follows the slope over the first part of the series, not
+    # the last step's change (the cycle undoes it).
+    global_slope, last_step, ahead = [], [], []
+    for d in draws:
+        if d.meta["components"].startswith("log period=1 ") and len(d.target) >= 20:
+            y = np.log(d.target)
+            past = y[:-4]
+            global_slope.append((past[-1] - past[0]) / (len(past) - 1))
+            last_step.append(past[-1] - past[-2])
+            ahead.append(y[-4:].mean() - past[-1])
+    global_slope, last_step, ahead = map(np.array, (global_slope, last_step, ahead))
+    assert len(ahead) >= 60
+    assert np.corrcoef(global_slope, ahead)[0, 1] > 0.3
+    assert np.corrcoef(last_step, ahead)[0, 1] < 0.0

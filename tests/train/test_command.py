@@ -192,13 +192,16 @@ def test_pretrain_mixes_tsmixup_series_from_the_data(tmp_path):
         seed=0,
         seasonal_synth=5,
         trend_synth=3,
+        cycle_synth=2,
     )
     series, description = load_training_series(args)
-    assert len(series) == 3 + 2 + 5 + 3 + 4
+    assert len(series) == 3 + 2 + 5 + 3 + 2 + 4
     assert "TSMixup (4 mixtures of 3 real series" in description
     assert "seasonal-trend synthetic (5 series" in description
     assert "persistent-trend synthetic (3 series of 8-160" in description
     assert [s.item_id for s in series[10:13]] == ["trend-0", "trend-1", "trend-2"]
+    assert "trend-cycle synthetic (2 series of 8-160" in description
+    assert [s.item_id for s in series[13:15]] == ["cycle-0", "cycle-1"]
     mixes = series[-4:]
     assert all(s.item_id.startswith("tsmixup-") and 128 <= len(s) <= 200 for s in mixes)
     seasonal = series[5:10]

@@ -29,6 +29,8 @@ _LAZY = {
     "iter_seasonal_trend": "rexforge.data.synthetic",
     "persistent_trend": "rexforge.data.synthetic",
     "iter_persistent_trend": "rexforge.data.synthetic",
+    "trend_cycle": "rexforge.data.synthetic",
+    "iter_trend_cycle": "rexforge.data.synthetic",
     "kernel_synth_dataset": "rexforge.data.synthetic",
     "tsmixup_dataset": "rexforge.data.synthetic",
 }

@@ -20,6 +20,11 @@ trend, a seasonal profile of period 4, 7, 12, 24 or 52 applied additively or mul
 a drifting level (random walk) and AR(1) noise, on a random length of 16..1024 steps. The
 design follows ETS models and the ForecastPFN prior (Dooley et al., 2023); the parameters are
 ours, chosen so that trend, season and noise each dominate some of the draws.
+
+Two short-series generators (8..160 steps, yearly/quarterly/monthly) aim at what the two above
+miss: ``persistent_trend`` (growth large next to the noise, which carries on) and ``trend_cycle``
+(a steady drift plus a cycle that reverts to it: the whole series' slope predicts, the last few
+changes do not).
 """
 
 from __future__ import annotations
@@ -352,6 +357,58 @@ def persistent_trend(
     )
 
 
+def trend_cycle(
+    rng: np.random.Generator, *, min_length: int = 8, max_length: int = 160
+) -> tuple[np.ndarray, str]:
+    """One short series: a steady trend plus a cycle that reverts to it (``(values float64 [L],
+    description)``).
+
+    In yearly and quarterly business data (visitors, sales) a year's jump or fall is mostly
+    undone later while the long-run growth carries on, so the slope over the whole series
+    predicts the future and the last few changes do not. A model trained only on random walks
+    and persistent trends follows the last changes instead. Here the log series is a drift
+    (0.05..1.5 times the cycle's size per step, 70% growing; log-linear or linear in level) plus
+    a stationary AR(2) cycle (sometimes oscillating, std 0.01..0.15 in logs), in 30% of series a
+    one-off shock that decays away, and for periods 4 and 12 a multiplicative season of strength
+    up to 0.3. Monthly series are at least 36 steps long.
+    """
+    length, period = _length_and_period(rng, "trend_cycle", min_length, max_length, _TREND_PERIODS)
+    if period == 12:
+        length = max(length, min(36, max_length))
+    t = np.arange(length, dtype=np.float64)
+
+    sigma = np.exp(rng.uniform(np.log(0.01), np.log(0.15)))  # the cycle's std, in logs
+    ratio = np.exp(rng.uniform(np.log(0.05), np.log(1.5)))
+    growth = ratio * sigma * (1.0 if rng.random() < 0.7 else -1.0)
+
+    # AR(2) cycle c_t = phi1 c_{t-1} + phi2 c_{t-2} + e_t; phi1 + phi2 <= 0.95 and phi2 >= -0.7
+    # keep it stationary. 50 burn-in steps start it from its stationary distribution.
+    phi1 = rng.uniform(0.2, 1.3)
+    phi2 = rng.uniform(-0.7, min(0.0, 0.95 - phi1))
+    burn_in = 50
+    shocks = rng.normal(0.0, 1.0, size=length + burn_in)
+    cycle = np.zeros(length + burn_in)
+    for i in range(2, length + burn_in):
+        cycle[i] = phi1 * cycle[i - 1] + phi2 * cycle[i - 2] + shocks[i]
+    cycle = cycle[burn_in:]
+    cycle *= sigma / max(cycle.std(), 1e-9)
+
+    shock = np.zeros(length)
+    if rng.random() < 0.3:
+        at = int(rng.integers(0, length))
+        size, decay = rng.normal(0.0, 3.0 * sigma), rng.uniform(0.3, 0.8)
+        shock[at:] = size * decay ** (t[at:] - at)
+
+    season = _season_profile(rng, t, period, harmonics=2) * rng.uniform(0.0, 0.3)
+    level = np.exp(rng.uniform(0.0, 10.0))
+    kind = "log" if rng.random() < 0.6 else "linear"
+    trend = growth * t if kind == "log" else np.log(np.maximum(1.0 + growth * t, 0.05))
+    values = level * np.exp(trend + cycle + shock) * (1.0 + season)
+    return values, (
+        f"{kind} period={period} growth={growth:.4f} cycle={sigma:.3f} ar=({phi1:.2f},{phi2:.2f})"
+    )
+
+
 def _iter_draws(
     seed: int, stream: int, prefix: str, meta_key: str, draw: Callable
 ) -> Iterator[TimeSeries]:
@@ -369,6 +426,14 @@ def iter_persistent_trend(
     """Endless ``persistent_trend`` ``TimeSeries`` (``"trend-<i>"``, description in meta)."""
     draw = functools.partial(persistent_trend, min_length=min_length, max_length=max_length)
     return _iter_draws(seed, 2, "trend", "components", draw)
+
+
+def iter_trend_cycle(
+    seed: int, *, min_length: int = 8, max_length: int = 160
+) -> Iterator[TimeSeries]:
+    """Endless ``trend_cycle`` ``TimeSeries`` (``"cycle-<i>"``, description in meta)."""
+    draw = functools.partial(trend_cycle, min_length=min_length, max_length=max_length)
+    return _iter_draws(seed, 3, "cycle", "components", draw)
 
 
 def iter_seasonal_trend(

@@ -113,6 +113,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="add this many short synthetic series whose trend persists (8..160 steps)",
     )
     data.add_argument(
+        "--cycle-synth",
+        type=int,
+        default=0,
+        help="add this many short synthetic series: a drift plus a cycle reverting to it "
+        "(8..160 steps)",
+    )
+    data.add_argument(
         "--no-validation",
         action="store_true",
         help="do not hold out the last horizon of each series for validation",
@@ -288,6 +295,12 @@ def load_training_series(args) -> tuple[list, str]:
 
         series += list(itertools.islice(iter_persistent_trend(args.seed), trending))
         parts.append(f"persistent-trend synthetic ({trending} series of 8-160, seed {args.seed})")
+    cycles = getattr(args, "cycle_synth", 0) or 0
+    if cycles:
+        from rexforge.data.synthetic import iter_trend_cycle
+
+        series += list(itertools.islice(iter_trend_cycle(args.seed), cycles))
+        parts.append(f"trend-cycle synthetic ({cycles} series of 8-160, seed {args.seed})")
     mixes = getattr(args, "tsmixup", 0) or 0
     if mixes:
         from rexforge.data.synthetic import iter_tsmixup
