@@ -369,8 +369,8 @@ def trend_cycle(
     and persistent trends follows the last changes instead. Here the log series is a drift
     (0.05..1.5 times the cycle's size per step, 70% growing; log-linear or linear in level) plus
     a stationary AR(2) cycle (sometimes oscillating, std 0.01..0.15 in logs), in 30% of series a
-    one-off shock that decays away, and for periods 4 and 12 a multiplicative season of strength
-    up to 0.3. Monthly series are at least 36 steps long.
+    one-off shock that decays away, and for periods 4 and 12 a season of 0.02..0.9 in logs (as
+    strong as tourism data's). Monthly series are at least 36 steps long.
     """
     length, period = _length_and_period(rng, "trend_cycle", min_length, max_length, _TREND_PERIODS)
     if period == 12:
@@ -399,13 +399,16 @@ def trend_cycle(
         size, decay = rng.normal(0.0, 3.0 * sigma), rng.uniform(0.3, 0.8)
         shock[at:] = size * decay ** (t[at:] - at)
 
-    season = _season_profile(rng, t, period, harmonics=2) * rng.uniform(0.0, 0.3)
+    # Season in logs, 0.02..0.9 times a unit profile: up to the +-50% swings of tourism data.
+    strength = np.exp(rng.uniform(np.log(0.02), np.log(0.9))) if period > 1 else 0.0
+    season = _season_profile(rng, t, period, harmonics=2) * strength
     level = np.exp(rng.uniform(0.0, 10.0))
     kind = "log" if rng.random() < 0.6 else "linear"
     trend = growth * t if kind == "log" else np.log(np.maximum(1.0 + growth * t, 0.05))
-    values = level * np.exp(trend + cycle + shock) * (1.0 + season)
+    values = level * np.exp(trend + cycle + shock + season)
     return values, (
-        f"{kind} period={period} growth={growth:.4f} cycle={sigma:.3f} ar=({phi1:.2f},{phi2:.2f})"
+        f"{kind} period={period} growth={growth:.4f} cycle={sigma:.3f} ar=({phi1:.2f},{phi2:.2f}) "
+        f"season={strength:.2f}"
     )
 
 
