@@ -370,7 +370,8 @@ def trend_cycle(
     (0.05..1.5 times the cycle's size per step, 70% growing; log-linear or linear in level) plus
     a stationary AR(2) cycle (sometimes oscillating, std 0.01..0.15 in logs), in 30% of series a
     one-off shock that decays away, and for periods 4 and 12 a season of 0.02..0.9 in logs (as
-    strong as tourism data's). Monthly series are at least 36 steps long.
+    strong as tourism data's; smooth or with a free value per slot). Monthly series are at
+    least 36 steps long.
     """
     length, period = _length_and_period(rng, "trend_cycle", min_length, max_length, _TREND_PERIODS)
     if period == 12:
@@ -400,8 +401,15 @@ def trend_cycle(
         shock[at:] = size * decay ** (t[at:] - at)
 
     # Season in logs, 0.02..0.9 times a unit profile: up to the +-50% swings of tourism data.
+    # Half the profiles are smooth (two harmonics), half set each slot freely (a December peak,
+    # a one-quarter dip), which smooth profiles cannot draw.
     strength = np.exp(rng.uniform(np.log(0.02), np.log(0.9))) if period > 1 else 0.0
-    season = _season_profile(rng, t, period, harmonics=2) * strength
+    if period > 1 and rng.random() < 0.5:
+        slots = rng.normal(0.0, 1.0, size=period)
+        slots -= slots.mean()
+        season = slots[t.astype(np.int64) % period] / max(np.abs(slots).max(), 1e-9) * strength
+    else:
+        season = _season_profile(rng, t, period, harmonics=2) * strength
     level = np.exp(rng.uniform(0.0, 10.0))
     kind = "log" if rng.random() < 0.6 else "linear"
     trend = growth * t if kind == "log" else np.log(np.maximum(1.0 + growth * t, 0.05))
