@@ -28,7 +28,6 @@ Writes ``<output-dir>/<name>-<date>.md`` and ``.json`` (command, machine, versio
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -101,66 +100,6 @@ def default_name(path: str) -> str:
     if folder.name == "final" and folder.parent.name:
         folder = folder.parent
     return folder.name or str(path)
-
-
-def training_checkpoint(path: str):
-    """A Lightning training ``.ckpt`` written by ``rexforge pretrain/finetune`` (e.g.
-    ``runs/x/checkpoints/step-000500.ckpt``) as a ``Checkpoint``, or None when ``path`` is not one.
-    ``rexforge.load_model`` reads only exported models (``final/``); this lets a benchmark follow
-    a run that is still training. LoRA training checkpoints are refused (adapters unmerged)."""
-    from rexforge.config import TiRexConfig
-    from rexforge.errors import CheckpointError
-    from rexforge.io.checkpoint import Checkpoint
-    from rexforge.train.checkpointing import read_training_checkpoint
-
-    if not Path(path).is_file():
-        return None
-    try:
-        raw = read_training_checkpoint(path)
-    except CheckpointError:
-        return None
-    hp = raw.get("hyper_parameters") or {}
-    if "model_config" not in hp or "train_config" not in hp:
-        return None
-    state = {
-        k.removeprefix("model."): v for k, v in raw["state_dict"].items() if k.startswith("model.")
-    }
-    if any(".lora_" in k for k in state):
-        raise CheckpointError(f"{path}: a LoRA training checkpoint; evaluate its final/ export")
-    train = hp["train_config"]
-    meta = {
-        "steps": int(raw.get("global_step", 0)),
-        "mode": train.get("mode"),
-        "data": None,
-        "train_config": train,
-    }
-    run_config = Path(path).resolve().parent.parent / "config.yaml"  # runs/x/checkpoints/..
-    if Path(path).resolve().parent.name == "checkpoints" and run_config.is_file():
-        import yaml
-
-        with contextlib.suppress(OSError, yaml.YAMLError):
-            meta["data"] = (yaml.safe_load(run_config.read_text()) or {}).get("data")
-    return Checkpoint(TiRexConfig.from_dict(hp["model_config"]), state, meta, str(path))
-
-
-def load_forecaster(path: str, numerics: str = "bf16"):
-    """``rexforge.load_model``, falling back to a training checkpoint (``training_checkpoint``)."""
-    import rexforge
-    from rexforge.errors import CheckpointError
-    from rexforge.forecast.api import TiRexForecaster
-
-    try:
-        return rexforge.load_model(path, numerics=numerics)
-    except CheckpointError:
-        ckpt = training_checkpoint(path)
-        if ckpt is None:
-            raise
-        log.info(
-            "%s is a training checkpoint (step %s): loading its weights",
-            path,
-            ckpt.metadata["steps"],
-        )
-        return TiRexForecaster.from_checkpoint(ckpt, numerics=numerics)
 
 
 def model_file_sha(path: str) -> str | None:
@@ -330,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    import rexforge
+
     if args.threads:
         torch.set_num_threads(args.threads)
     datasets = [d.strip().lower() for d in args.datasets.split(",") if d.strip()]
@@ -354,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         while name in models or name in baselines:
             name, k = f"{base}-{k}", k + 1
         t0 = time.perf_counter()
-        forecaster = load_forecaster(path, args.numerics)
+        # rexforge.load_model also reads a run's training checkpoints (runs/x/checkpoints/*.ckpt)
+        forecaster = rexforge.load_model(path, numerics=args.numerics)
         meta = forecaster.metadata
         models[name] = forecaster
         model_info.append(

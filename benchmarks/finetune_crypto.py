@@ -224,18 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     import rexforge
     from benchmarks.common import machine_info
-    from benchmarks.eval_zero_shot import (
-        git_state,
-        model_file_sha,
-        package_version,
-        training_checkpoint,
-    )
+    from benchmarks.eval_zero_shot import git_state, model_file_sha, package_version
     from rexforge.data.sources import load_series
-    from rexforge.errors import CheckpointError
     from rexforge.eval import report
     from rexforge.eval.backtest import backtest
     from rexforge.eval.baselines import get_baseline
-    from rexforge.io.checkpoint import write_official
     from rexforge.train.fit import fit
     from rexforge.train.modes import apply_mode
 
@@ -263,19 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # --- base model -----------------------------------------------------------------------------
-    try:
-        base = rexforge.load_model(args.model)
-        base_path = args.model
-    except CheckpointError:
-        # A training checkpoint (a run still in progress): export it once, for ``fit``.
-        ckpt = training_checkpoint(args.model)
-        if ckpt is None:
-            raise
-        base_path = str(args.work_dir / "base" / "model.ckpt")
-        write_official(base_path, ckpt)
-        base = rexforge.load_model(base_path)
-        base.metadata.update({k: v for k, v in ckpt.metadata.items() if v is not None})
-        log.info("exported the training checkpoint %s to %s", args.model, base_path)
+    base = rexforge.load_model(args.model)  # a model, or a run's training checkpoint
+    base_path = args.model
     if base_path == "starter":
         from rexforge.assets import starter_model_path
 

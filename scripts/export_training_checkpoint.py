@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rexforge.config import TiRexConfig
+from rexforge.errors import CheckpointError
 from rexforge.io.checkpoint import Checkpoint, read_checkpoint, write_folder, write_official
-from rexforge.train.checkpointing import average_state_dicts, read_training_checkpoint
+from rexforge.train.checkpointing import average_state_dicts
 
 
 def main() -> None:
@@ -29,24 +29,22 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--selected-by", default="lowest validation loss of the run")
     args = parser.parse_args()
-    configs, states, steps = [], [], []
-    for path in args.checkpoints:
-        raw = read_training_checkpoint(path)
-        hp = raw["hyper_parameters"]
-        if hp["train_config"].get("mode") == "lora":
-            raise SystemExit(
-                "error: LoRA training checkpoints hold adapters only; use the run's final/"
-            )
-        configs.append(TiRexConfig.from_dict(hp["model_config"]))
-        states.append(
-            {k[len("model.") :]: v for k, v in raw["state_dict"].items() if k.startswith("model.")}
-        )
-        steps.append(int(raw["global_step"]))
+    # read_checkpoint reads a run's training checkpoints as models (LoRA ones are refused:
+    # they hold adapters only).
+    try:
+        models = [read_checkpoint(path) for path in args.checkpoints]
+    except CheckpointError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    configs = [m.config for m in models]
+    states = [m.state_dict for m in models]
+    steps = [int(m.metadata["steps"]) for m in models]
     if any(c != configs[0] for c in configs[1:]):
         raise SystemExit("error: the checkpoints to average have different architectures")
     config, state = configs[0], average_state_dicts(states)
     final = args.checkpoints[0].parent.parent / "final"
-    metadata = dict(read_checkpoint(final).metadata) if (final / "config.json").is_file() else {}
+    # The run's own export describes it best (data, metrics); a run in progress has none yet.
+    done = (final / "config.json").is_file()
+    metadata = dict(read_checkpoint(final).metadata if done else models[0].metadata)
     names = ", ".join(f"{p.name} (step {s})" for p, s in zip(args.checkpoints, steps))
     metadata.update(
         steps=max(steps),

@@ -44,6 +44,20 @@ def test_resume_from_mid_run_checkpoint_matches_unbroken_run(tmp_path):
     # and the run actually trained: weights differ from the step-2 state
     step2 = torch.load(mid, map_location="cpu", weights_only=True)["state_dict"]
     assert not torch.equal(step2["model.out_norm.weight"], a["out_norm.weight"])
+    # A training checkpoint reads as the model at its step (forecast, evaluate, fine-tune from
+    # it before the run is exported); a run from scratch owes nothing to NXAI's weights.
+    mid_model = read_checkpoint(mid)
+    assert mid_model.metadata["steps"] == 2 and mid_model.metadata["mode"] == "scratch"
+    assert mid_model.metadata["derived_from_nxai_weights"] is False
+    assert torch.equal(mid_model.state_dict["out_norm.weight"], step2["model.out_norm.weight"])
+    last = read_checkpoint(tmp_path / "a" / "checkpoints" / "last.ckpt").state_dict
+    assert all(torch.equal(last[k], a[k]) for k in a)
+    # A flipped bit is refused, as resuming refuses it.
+    payload = torch.load(mid, map_location="cpu", weights_only=True)
+    payload["state_dict"]["model.out_norm.weight"][0] += 1.0
+    torch.save(payload, mid)
+    with pytest.raises(CheckpointError, match="recorded checksum"):
+        load_model(mid)
 
 
 def test_finetune_exports_loadable_checkpoints(tmp_path, tiny_ckpt):
@@ -64,6 +78,11 @@ def test_finetune_exports_loadable_checkpoints(tmp_path, tiny_ckpt):
     q_folder, _ = load_model(run.final_dir).forecast(ctx, 40, output_type="numpy")
     q_ckpt, _ = load_model(run.final_dir / "model.ckpt").forecast(ctx, 40, output_type="numpy")
     np.testing.assert_array_equal(q_folder, q_ckpt)
+    # The run's last training checkpoint forecasts as its export does, and keeps the notice of
+    # the NXAI-format base it was fine-tuned from.
+    last = load_model(run.run_dir / "checkpoints" / "last.ckpt")
+    assert last.metadata["derived_from_nxai_weights"] is True and last.metadata["steps"] == 2
+    np.testing.assert_array_equal(last.forecast(ctx, 40, output_type="numpy")[0], q_folder)
     tirex = pytest.importorskip("tirex.models.tirex")
     official = tirex.TiRexZero.from_pretrained(
         str(run.final_dir / "model.ckpt"), backend="torch", device="cpu"
@@ -83,6 +102,8 @@ def test_lora_checkpoints_hold_only_adapters_and_resume(tmp_path, tiny_ckpt):
     assert (out / "final" / "adapter.safetensors").is_file()
     base_keys = set(read_checkpoint(tiny_ckpt).state_dict)
     assert set(read_checkpoint(out / "final").state_dict) == base_keys  # merged, plain
+    with pytest.raises(CheckpointError, match="LoRA training checkpoint.*final/"):
+        load_model(out / "checkpoints" / "last.ckpt")
     again = fit(
         tiny_ckpt, series(), output_dir=out, mode="lora", max_steps=3, **opts
     )  # resume auto

@@ -26,13 +26,12 @@ from lightning.pytorch.callbacks import Callback
 
 from rexforge.errors import CheckpointError
 from rexforge.io.atomic import atomic_write_bytes
-from rexforge.io.checkpoint import state_dict_digest
-from rexforge.io.official import torch_load_safely
+from rexforge.io.checkpoint import TRAINING_SHA_KEY, check_training_checksum, state_dict_digest
+from rexforge.io.official import REXFORGE_META_KEY, torch_load_safely
 
 # Where rexforge keeps its own entries in a Lightning checkpoint: micro_step (the module) and
-# training_state_dict_sha256 (here; named apart from the state_dict_sha256 of an official-layout
-# file's metadata, which covers the remapped names).
-META_KEY = "rexforge"
+# the weights' checksum (TRAINING_SHA_KEY, written here).
+META_KEY = REXFORGE_META_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +42,7 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     checkpoint = torch_load_safely(path)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} is not a training checkpoint (no mapping inside)")
-    expected = (checkpoint.get(META_KEY) or {}).get("training_state_dict_sha256")
-    if expected and expected != state_dict_digest(checkpoint.get("state_dict") or {}):
-        raise CheckpointError(
-            f"{path}: weights do not match their recorded checksum (corrupt file)"
-        )
+    check_training_checksum(path, checkpoint)
     return checkpoint
 
 
@@ -87,7 +82,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "state_dict" in checkpoint:  # a full checkpoint (ddp_spawn also saves bare weights)
             checkpoint = dict(checkpoint)
             meta = dict(checkpoint.get(META_KEY) or {})
-            meta["training_state_dict_sha256"] = state_dict_digest(checkpoint["state_dict"])
+            meta[TRAINING_SHA_KEY] = state_dict_digest(checkpoint["state_dict"])
             checkpoint[META_KEY] = meta
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)

@@ -200,6 +200,7 @@ def fit(
     config, base_state, provenance = resolve_base(model, settings.mode)
     settings.base_checkpoint = provenance.get("base_checkpoint")
     settings.base_sha256 = provenance.get("base_sha256")
+    settings.derived_from_nxai_weights = bool(provenance.get("derived_from_nxai_weights"))
     P = config.input_patch_size
     settings.context_length = round_up(settings.context_length or config.train_ctx_len, P)
     train_future = round_up(settings.prediction_length, P)

@@ -74,9 +74,11 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     checkpoint_every_n_steps: int | None = None
     num_workers: int = 0
-    # Filled in by ``fit``: where the starting weights came from.
+    # Filled in by ``fit``: where the starting weights came from, and whether they are (or
+    # descend from) NXAI's, so that a training checkpoint read as a model keeps the notice.
     base_checkpoint: str | None = None
     base_sha256: str | None = None
+    derived_from_nxai_weights: bool = False
 
     def validate(self) -> TrainConfig:
         """Raise one ConfigError naming every bad option (by its CLI flag)."""
