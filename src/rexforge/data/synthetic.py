@@ -367,7 +367,7 @@ def trend_cycle(
     undone later while the long-run growth carries on, so the slope over the whole series
     predicts the future and the last few changes do not. A model trained only on random walks
     and persistent trends follows the last changes instead. Here the log series is a drift
-    (0.05..3 times the cycle's size per step, 70% growing; log-linear or linear in level) plus
+    (0.05..1.5 times the cycle's size per step, 70% growing; log-linear or linear in level) plus
     a stationary AR(2) cycle (sometimes oscillating, std 0.01..0.15 in logs), in 30% of series a
     one-off shock that decays away, and for periods 4 and 12 a season of 0.02..0.9 in logs (as
     strong as tourism data's; smooth or with a free value per slot). Monthly series are 3 times
@@ -379,7 +379,7 @@ def trend_cycle(
     t = np.arange(length, dtype=np.float64)
 
     sigma = np.exp(rng.uniform(np.log(0.01), np.log(0.15)))  # the cycle's std, in logs
-    ratio = np.exp(rng.uniform(np.log(0.05), np.log(3.0)))
+    ratio = np.exp(rng.uniform(np.log(0.05), np.log(1.5)))
     growth = ratio * sigma * (1.0 if rng.random() < 0.7 else -1.0)
 
     # AR(2) cycle c_t = phi1 c_{t-1} + phi2 c_{t-2} + e_t; phi1 + phi2 <= 0.95 and phi2 >= -0.7
