@@ -370,12 +370,12 @@ def trend_cycle(
     (0.05..1.5 times the cycle's size per step, 70% growing; log-linear or linear in level) plus
     a stationary AR(2) cycle (sometimes oscillating, std 0.01..0.15 in logs), in 30% of series a
     one-off shock that decays away, and for periods 4 and 12 a season of 0.02..0.9 in logs (as
-    strong as tourism data's; smooth or with a free value per slot). Monthly series are 3 times
-    as long (36..3 * max_length steps).
+    strong as tourism data's; smooth or with a free value per slot). Monthly series are at
+    least 36 steps long.
     """
     length, period = _length_and_period(rng, "trend_cycle", min_length, max_length, _TREND_PERIODS)
-    if period == 12:  # monthly data run longer: 3x, at least 3 years
-        length = max(3 * length, 36)
+    if period == 12:
+        length = max(length, min(36, max_length))
     t = np.arange(length, dtype=np.float64)
 
     sigma = np.exp(rng.uniform(np.log(0.01), np.log(0.15)))  # the cycle's std, in logs
