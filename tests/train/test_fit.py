@@ -6,7 +6,7 @@ import torch
 
 from rexforge import load_model
 from rexforge.errors import CheckpointError, ConfigError, InputError
-from rexforge.io.checkpoint import read_checkpoint
+from rexforge.io.checkpoint import Checkpoint, nxai_metadata, read_checkpoint, write_folder
 from rexforge.train.fit import fit
 
 TINY = dict(
@@ -83,6 +83,19 @@ def test_finetune_exports_loadable_checkpoints(tmp_path, tiny_ckpt):
     last = load_model(run.run_dir / "checkpoints" / "last.ckpt")
     assert last.metadata["derived_from_nxai_weights"] is True and last.metadata["steps"] == 2
     np.testing.assert_array_equal(last.forecast(ctx, 40, output_type="numpy")[0], q_folder)
+    # Checkpoints written before runs recorded the flag take it from their base, if readable.
+    payload = torch.load(run.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    del payload["hyper_parameters"]["train_config"]["derived_from_nxai_weights"]
+    torch.save(payload, tmp_path / "old.ckpt")
+    assert read_checkpoint(tmp_path / "old.ckpt").metadata["derived_from_nxai_weights"] is True
+    payload["hyper_parameters"]["train_config"]["base_checkpoint"] = str(run.final_dir.parent)
+    torch.save(payload, tmp_path / "old.ckpt")  # a base that is not a model: keep the notice
+    assert read_checkpoint(tmp_path / "old.ckpt").metadata["derived_from_nxai_weights"] is True
+    own = read_checkpoint(run.final_dir)
+    write_folder(tmp_path / "own", Checkpoint(own.config, own.state_dict, nxai_metadata(False)))
+    payload["hyper_parameters"]["train_config"]["base_checkpoint"] = str(tmp_path / "own")
+    torch.save(payload, tmp_path / "old.ckpt")  # a base of rexforge's own: no NXAI weights
+    assert read_checkpoint(tmp_path / "old.ckpt").metadata["derived_from_nxai_weights"] is False
     tirex = pytest.importorskip("tirex.models.tirex")
     official = tirex.TiRexZero.from_pretrained(
         str(run.final_dir / "model.ckpt"), backend="torch", device="cpu"

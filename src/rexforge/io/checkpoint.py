@@ -138,10 +138,8 @@ def _from_training_payload(path: Path, obj: dict) -> Checkpoint:
         raise CheckpointError(f"{path}: {exc}") from None
     check_weights(config, state_dict, str(path))
     derived = train.get("derived_from_nxai_weights")
-    if derived is None:
-        # Written before runs recorded it: only a run from scratch is known not to descend
-        # from NXAI's weights; otherwise keep the notice.
-        derived = train.get("mode") != "scratch" and train.get("base_checkpoint") is not None
+    if derived is None:  # written before runs recorded it
+        derived = _base_derived_from_nxai(train)
     metadata = {
         **nxai_metadata(bool(derived)),
         "steps": int(obj.get("global_step") or 0),
@@ -152,6 +150,19 @@ def _from_training_payload(path: Path, obj: dict) -> Checkpoint:
         "data": _run_data(path),
     }
     return Checkpoint(config, state_dict, metadata, str(path))
+
+
+def _base_derived_from_nxai(train: dict) -> bool:
+    """Provenance of a training checkpoint that does not record it: a run from scratch owes
+    nothing to NXAI's weights; a fine-tune inherits its base's flag when the base can still be
+    read, and otherwise keeps the notice."""
+    base = train.get("base_checkpoint")
+    if train.get("mode") == "scratch" or base is None:
+        return False
+    try:
+        return bool(read_checkpoint(base).metadata.get("derived_from_nxai_weights", True))
+    except CheckpointError:
+        return True
 
 
 def _run_data(path: Path) -> Any:
