@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from rexforge.data.streams import stream_rng
 from rexforge.data.synthetic import (
+    _STREAMS,
     KERNEL_BANK,
     Kernel,
     _lag_index,
@@ -230,3 +232,15 @@ def test_trend_cycle_series_revert_to_their_trend():
     ]
     coef = np.linalg.lstsq(design, ahead / ahead.std(), rcond=None)[0]
     assert coef[1] > 0.5 and coef[2] < -0.1
+
+
+def test_generators_draw_from_distinct_random_streams():
+    # Under one seed, KernelSynth and TSMixup used to share stream 0: draw i of each consumed
+    # the same random numbers.
+    assert len(set(_STREAMS.values())) == len(_STREAMS)
+    series = [np.sin(np.arange(300) / (3 + k)) for k in range(5)]
+    mix = next(iter_tsmixup(0, series, min_length=20))
+    same_stream = tsmixup(stream_rng(0, 0, _STREAMS["kernelsynth"], 0), series, min_length=20)
+    own_stream = tsmixup(stream_rng(0, 0, _STREAMS["tsmixup"], 0), series, min_length=20)
+    np.testing.assert_array_equal(mix.target, own_stream[0])
+    assert not np.array_equal(mix.target, same_stream[0])

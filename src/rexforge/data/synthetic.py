@@ -420,12 +420,16 @@ def trend_cycle(
     )
 
 
-def _iter_draws(
-    seed: int, stream: int, prefix: str, meta_key: str, draw: Callable
-) -> Iterator[TimeSeries]:
+# Random stream of each generator's draws under one seed: distinct, so that two generators
+# used together never consume the same random numbers. Fixed numbers: changing one changes
+# that generator's series for every seed.
+_STREAMS = {"kernelsynth": 0, "seasonal": 1, "trend": 2, "cycle": 3, "tsmixup": 4}
+
+
+def _iter_draws(seed: int, prefix: str, meta_key: str, draw: Callable) -> Iterator[TimeSeries]:
     """Endless ``TimeSeries`` ``"<prefix>-<i>"`` from ``draw(rng) -> (values, info)``; draw ``i``
-    uses the generator keyed ``(seed, 0, stream, i)``: each generator has its own ``stream``
-    number so that its draws stay independent of the others' under one seed."""
+    uses the generator keyed ``(seed, 0, _STREAMS[prefix], i)``."""
+    stream = _STREAMS[prefix]
     for i in itertools.count():
         values, info = draw(stream_rng(seed, 0, stream, i))
         yield TimeSeries(f"{prefix}-{i}", values, meta={meta_key: info})
@@ -436,7 +440,7 @@ def iter_persistent_trend(
 ) -> Iterator[TimeSeries]:
     """Endless ``persistent_trend`` ``TimeSeries`` (``"trend-<i>"``, description in meta)."""
     draw = functools.partial(persistent_trend, min_length=min_length, max_length=max_length)
-    return _iter_draws(seed, 2, "trend", "components", draw)
+    return _iter_draws(seed, "trend", "components", draw)
 
 
 def iter_trend_cycle(
@@ -444,7 +448,7 @@ def iter_trend_cycle(
 ) -> Iterator[TimeSeries]:
     """Endless ``trend_cycle`` ``TimeSeries`` (``"cycle-<i>"``, description in meta)."""
     draw = functools.partial(trend_cycle, min_length=min_length, max_length=max_length)
-    return _iter_draws(seed, 3, "cycle", "components", draw)
+    return _iter_draws(seed, "cycle", "components", draw)
 
 
 def iter_seasonal_trend(
@@ -452,7 +456,7 @@ def iter_seasonal_trend(
 ) -> Iterator[TimeSeries]:
     """Endless ``seasonal_trend`` ``TimeSeries`` (``"seasonal-<i>"``, description in meta)."""
     draw = functools.partial(seasonal_trend, min_length=min_length, max_length=max_length)
-    return _iter_draws(seed, 1, "seasonal", "components", draw)
+    return _iter_draws(seed, "seasonal", "components", draw)
 
 
 def iter_kernel_synth(
@@ -463,12 +467,12 @@ def iter_kernel_synth(
     def draw(rng):
         return kernel_synth(rng, length, max_kernels=max_kernels, max_gp_points=max_gp_points)
 
-    return _iter_draws(seed, 0, "kernelsynth", "kernel", draw)
+    return _iter_draws(seed, "kernelsynth", "kernel", draw)
 
 
 def iter_tsmixup(seed: int, series: Sequence[np.ndarray], **kwargs) -> Iterator[TimeSeries]:
     """Endless TSMixup ``TimeSeries`` (``meta["sources"]`` lists the mixed series' indices)."""
-    return _iter_draws(seed, 0, "tsmixup", "sources", lambda rng: tsmixup(rng, series, **kwargs))
+    return _iter_draws(seed, "tsmixup", "sources", lambda rng: tsmixup(rng, series, **kwargs))
 
 
 class SyntheticDataset(ResumableStream):
