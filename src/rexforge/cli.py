@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from rexforge.errors import ConfigError, RexforgeError
+from rexforge.errors import ConfigError, RexforgeError, secondary_process
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"error: {exc or 'interrupted'}", file=sys.stderr)
+        # Ctrl-C reaches every process of a multi-process (DDP) run; the first reports it.
+        if not secondary_process():
+            print(f"error: {exc or 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -4,6 +4,8 @@ Each carries a one-line message that names the file, column, key or series at fa
 CLI's entry point catches them, prints ``error: <message>`` and exits with status 2.
 """
 
+import os
+
 
 class RexforgeError(Exception):
     """Base class: a problem with what the user asked for, not a bug in rexforge."""
@@ -34,3 +36,11 @@ def collect_problems(problems: list[str], error_type: type[RexforgeError], what:
     if problems:
         joined = "; ".join(problems)
         raise error_type(f"{what}: {joined}" if what else joined)
+
+
+def secondary_process() -> bool:
+    """Whether this is a rank > 0 process of a distributed run (Lightning and torchrun set
+    ``RANK``/``LOCAL_RANK`` in each process they start): such a process shares the main one's
+    terminal, so what every process would say (a Ctrl-C) is said by the main one only."""
+    rank = os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or "0"
+    return rank != "0"

@@ -73,13 +73,21 @@ def reference(tmp_path_factory, data_csv):
     return run.run_dir, read_checkpoint(run.final_dir).state_dict
 
 
-def launch(args: list[str], log: Path, delay: float, val_delay: float = 0) -> subprocess.Popen:
+def launch(
+    args: list[str], log: Path, delay: float, val_delay: float = 0, group: bool = False
+) -> subprocess.Popen:
+    """Start ``train_script.py args``; ``group``: in its own process group, so that a signal can
+    reach it and every process it starts, as a terminal's Ctrl-C does."""
     env = dict(os.environ, REXFORGE_TEST_STEP_DELAY=str(delay))
     if val_delay:
         env["REXFORGE_TEST_VAL_DELAY"] = str(val_delay)
     with open(log, "w") as handle:  # a file, not a pipe: a full pipe would block the child
         return subprocess.Popen(
-            [sys.executable, str(SCRIPT), *args], stdout=handle, stderr=subprocess.STDOUT, env=env
+            [sys.executable, str(SCRIPT), *args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=group,
         )
 
 
@@ -166,10 +174,8 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes_exactly(
     assert_same_weights(read_checkpoint(run.final_dir).state_dict, reference[1])
 
 
-def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, one_thread):
-    # 12 series: 3 validation batches of 4, each slowed to 1.5 s; Ctrl-C during the first one
-    # must save and exit without running the other two, and the resumed run must end with the
-    # weights of an unbroken run with the same validation settings.
+def twelve_series(path: Path) -> Path:
+    """12 series of 220 steps: 3 validation batches of 4."""
     rng = np.random.default_rng(1)
     t = np.arange(220)
     frames = [
@@ -177,8 +183,23 @@ def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, on
         for i in range(12)
     ]
     frames = [f.assign(target=f.target + 0.1 * rng.standard_normal(len(t))) for f in frames]
-    data = tmp_path / "twelve.csv"
-    pd.concat(frames).to_csv(data, index=False)
+    pd.concat(frames).to_csv(path, index=False)
+    return path
+
+
+def wait_for_text(text: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no {text!r} after {timeout} s"
+        time.sleep(0.02)
+
+
+def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, one_thread):
+    # 12 series: 3 validation batches of 4, each slowed to 1.5 s; Ctrl-C during the first one
+    # must save and exit without running the other two, and the resumed run must end with the
+    # weights of an unbroken run with the same validation settings.
+    data = twelve_series(tmp_path / "twelve.csv")
     options = dict(OPTIONS, validation=True, val_every_n_steps=2)
     unbroken = fit("tirex-test", load_series(data), output_dir=tmp_path / "ref", **options)
 
@@ -186,11 +207,7 @@ def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, on
     args = pretrain_args(data, out, "--lr", "3e-3", "--warmup-steps", "1", "--seed", "0")
     args += ["--val-every-n-steps", "2", "--keep-checkpoints", "-1"]
     proc = launch(args, log, delay=0.0, val_delay=1.5)
-    deadline = time.monotonic() + 60
-    while "validation batch 0" not in log.read_text():
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "validation never started"
-        time.sleep(0.02)
+    wait_for_text("validation batch 0", proc, log)
     proc.send_signal(signal.SIGINT)
     step, saved = interrupted_at(proc, log)
     assert "validation batch 1" not in log.read_text()  # left during the first batch
@@ -201,6 +218,35 @@ def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, on
     assert_same_weights(
         read_checkpoint(run.final_dir).state_dict, read_checkpoint(unbroken.final_dir).state_dict
     )
+
+
+@pytest.mark.slow
+def test_ctrl_c_reaching_every_ddp_process_saves_once_and_resumes(tmp_path):
+    # A terminal's Ctrl-C reaches both processes of a 2-process DDP run (gloo, CPU), here in the
+    # middle of a validation: the run must stop within seconds (no rank left waiting in a
+    # collective), say so once, and leave a last.ckpt that the same command resumes to the end.
+    data = twelve_series(tmp_path / "twelve.csv")
+    out, log = tmp_path / "ddp", tmp_path / "log.txt"
+    args = pretrain_args(data, out, "--val-every-n-steps", "2", "--devices", "2")
+    args += ["--strategy", "ddp"]
+    proc = launch(args, log, delay=0.0, val_delay=1.5, group=True)
+    wait_for_text("validation batch 0", proc, log, timeout=120)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"DDP run hung after Ctrl-C:\n{log.read_text()[-3000:]}") from None
+    output = log.read_text()
+    assert proc.returncode == 130, output[-3000:]
+    assert "Traceback" not in output
+    said = re.findall(r"error: training interrupted at step (\d+); saved (\S+last\.ckpt);", output)
+    assert said == [("2", str(out / "checkpoints" / "last.ckpt"))], output[-3000:]
+    assert read_training_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 2
+
+    again = launch(args, tmp_path / "log2.txt", delay=0.0)
+    assert again.wait(timeout=180) == 0, (tmp_path / "log2.txt").read_text()[-3000:]
+    assert read_checkpoint(out / "final").metadata["steps"] == 8
 
 
 @pytest.mark.slow

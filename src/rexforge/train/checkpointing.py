@@ -24,7 +24,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
-from rexforge.errors import CheckpointError
+from rexforge.errors import CheckpointError, secondary_process
 from rexforge.io.atomic import atomic_write_bytes
 from rexforge.io.checkpoint import TRAINING_SHA_KEY, check_training_checksum, state_dict_digest
 from rexforge.io.official import REXFORGE_META_KEY, torch_load_safely
@@ -118,9 +118,10 @@ class InterruptCheckpoint(Callback):
         self.requested = True
         # A second Ctrl-C is an immediate KeyboardInterrupt.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        logger.warning(
-            "interrupted: saving a checkpoint after the current step (Ctrl-C again to abort)"
-        )
+        if not secondary_process():  # every DDP process gets the Ctrl-C; one says so
+            logger.warning(
+                "interrupted: saving a checkpoint after the current step (Ctrl-C again to abort)"
+            )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not self.requested or self.saved_step is not None:
