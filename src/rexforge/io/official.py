@@ -88,13 +88,9 @@ def torch_load_safely(path: Path) -> Any:
         ) from None
 
 
-def read_official(path: str | Path) -> tuple[TiRexConfig, dict[str, torch.Tensor], dict]:
-    """Read an official-layout ``.ckpt``: (config, state dict in rexforge names, metadata)."""
-    return parse_official(Path(path), torch_load_safely(Path(path)))
-
-
 def parse_official(path: Path, obj: Any) -> tuple[TiRexConfig, dict[str, torch.Tensor], dict]:
-    """``read_official`` on the object a ``.ckpt`` file held (``path`` names it in errors)."""
+    """What an official-layout ``.ckpt`` held (``obj``, from ``torch_load_safely``) as (config,
+    state dict in rexforge names, metadata); ``path`` names the file in errors."""
     if not isinstance(obj, dict) or "state_dict" not in obj or "hyper_parameters" not in obj:
         keys = ", ".join(map(str, list(obj)[:6])) if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(

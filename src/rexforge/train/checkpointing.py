@@ -29,10 +29,6 @@ from rexforge.io.atomic import atomic_write_bytes
 from rexforge.io.checkpoint import TRAINING_SHA_KEY, check_training_checksum, state_dict_digest
 from rexforge.io.official import REXFORGE_META_KEY, torch_load_safely
 
-# Where rexforge keeps its own entries in a Lightning checkpoint: micro_step (the module) and
-# the weights' checksum (TRAINING_SHA_KEY, written here).
-META_KEY = REXFORGE_META_KEY
-
 logger = logging.getLogger(__name__)
 
 
@@ -81,9 +77,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
         if "state_dict" in checkpoint:  # a full checkpoint (ddp_spawn also saves bare weights)
             checkpoint = dict(checkpoint)
-            meta = dict(checkpoint.get(META_KEY) or {})
+            meta = dict(checkpoint.get(REXFORGE_META_KEY) or {})
             meta[TRAINING_SHA_KEY] = state_dict_digest(checkpoint["state_dict"])
-            checkpoint[META_KEY] = meta
+            checkpoint[REXFORGE_META_KEY] = meta
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write_bytes(path, buffer.getvalue())

@@ -283,24 +283,19 @@ def load_training_series(args) -> tuple[list, str]:
 
         series += list(itertools.islice(iter_kernel_synth(args.seed, args.synthetic_length), count))
         parts.append(f"KernelSynth ({count} series of {args.synthetic_length}, seed {args.seed})")
-    seasonal = getattr(args, "seasonal_synth", 0) or 0
-    if seasonal:
-        from rexforge.data.synthetic import iter_seasonal_trend
+    # The ETS-like and short-series generators: (option, endless stream, description).
+    from rexforge.data import synthetic
 
-        series += list(itertools.islice(iter_seasonal_trend(args.seed), seasonal))
-        parts.append(f"seasonal-trend synthetic ({seasonal} series of 16-1024, seed {args.seed})")
-    trending = getattr(args, "trend_synth", 0) or 0
-    if trending:
-        from rexforge.data.synthetic import iter_persistent_trend
-
-        series += list(itertools.islice(iter_persistent_trend(args.seed), trending))
-        parts.append(f"persistent-trend synthetic ({trending} series of 8-160, seed {args.seed})")
-    cycles = getattr(args, "cycle_synth", 0) or 0
-    if cycles:
-        from rexforge.data.synthetic import iter_trend_cycle
-
-        series += list(itertools.islice(iter_trend_cycle(args.seed), cycles))
-        parts.append(f"trend-cycle synthetic ({cycles} series of 8-160, seed {args.seed})")
+    generators = (
+        ("seasonal_synth", synthetic.iter_seasonal_trend, "seasonal-trend synthetic", "16-1024"),
+        ("trend_synth", synthetic.iter_persistent_trend, "persistent-trend synthetic", "8-160"),
+        ("cycle_synth", synthetic.iter_trend_cycle, "trend-cycle synthetic", "8-160"),
+    )
+    for option, stream, label, lengths in generators:
+        wanted = getattr(args, option, 0) or 0
+        if wanted:
+            series += list(itertools.islice(stream(args.seed), wanted))
+            parts.append(f"{label} ({wanted} series of {lengths}, seed {args.seed})")
     mixes = getattr(args, "tsmixup", 0) or 0
     if mixes:
         from rexforge.data.synthetic import iter_tsmixup
