@@ -116,11 +116,17 @@ def interrupted_at(proc: subprocess.Popen, log: Path) -> tuple[int, str]:
     return int(match.group(1)), match.group(2)
 
 
-def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+def wait_for(awaited: Path | str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Wait until the file ``awaited`` exists (a Path) or the run's log holds ``awaited`` (a
+    str), failing if the run ends first or ``timeout`` s pass."""
+    if isinstance(awaited, Path):
+        done, what = awaited.exists, awaited.name
+    else:
+        done, what = (lambda: awaited in log.read_text()), repr(awaited)
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"run ended before {path.name}:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"no {path.name} after {timeout} s"
+    while not done():
+        assert proc.poll() is None, f"run ended before {what}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
         time.sleep(0.02)
 
 
@@ -187,14 +193,6 @@ def twelve_series(path: Path) -> Path:
     return path
 
 
-def wait_for_text(text: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in log.read_text():
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, f"no {text!r} after {timeout} s"
-        time.sleep(0.02)
-
-
 def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, one_thread):
     # 12 series: 3 validation batches of 4, each slowed to 1.5 s; Ctrl-C during the first one
     # must save and exit without running the other two, and the resumed run must end with the
@@ -207,7 +205,7 @@ def test_ctrl_c_during_validation_saves_at_once_and_resumes_exactly(tmp_path, on
     args = pretrain_args(data, out, "--lr", "3e-3", "--warmup-steps", "1", "--seed", "0")
     args += ["--val-every-n-steps", "2", "--keep-checkpoints", "-1"]
     proc = launch(args, log, delay=0.0, val_delay=1.5)
-    wait_for_text("validation batch 0", proc, log)
+    wait_for("validation batch 0", proc, log)
     proc.send_signal(signal.SIGINT)
     step, saved = interrupted_at(proc, log)
     assert "validation batch 1" not in log.read_text()  # left during the first batch
@@ -230,7 +228,7 @@ def test_ctrl_c_reaching_every_ddp_process_saves_once_and_resumes(tmp_path):
     args = pretrain_args(data, out, "--val-every-n-steps", "2", "--devices", "2")
     args += ["--strategy", "ddp"]
     proc = launch(args, log, delay=0.0, val_delay=1.5, group=True)
-    wait_for_text("validation batch 0", proc, log, timeout=120)
+    wait_for("validation batch 0", proc, log, timeout=120)
     os.killpg(proc.pid, signal.SIGINT)
     try:
         proc.wait(timeout=30)
