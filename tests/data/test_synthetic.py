@@ -19,12 +19,14 @@ from rexforge.data.synthetic import (
     iter_kernel_synth,
     iter_persistent_trend,
     iter_seasonal_trend,
+    iter_stable_season,
     iter_trend_cycle,
     iter_tsmixup,
     kernel_synth,
     kernel_synth_dataset,
     persistent_trend,
     seasonal_trend,
+    stable_season,
     trend_cycle,
     tsmixup,
     tsmixup_dataset,
@@ -232,6 +234,35 @@ def test_trend_cycle_series_revert_to_their_trend():
     ]
     coef = np.linalg.lstsq(design, ahead / ahead.std(), rcond=None)[0]
     assert coef[1] > 0.5 and coef[2] < -0.1
+
+
+def test_stable_season_rewards_averaging_the_season_over_all_cycles():
+    a = stable_season(np.random.default_rng(5))
+    np.testing.assert_array_equal(a[0], stable_season(np.random.default_rng(5))[0])
+    draws = list(itertools.islice(iter_stable_season(0), 600))
+    assert [d.item_id for d in draws[:2]] == ["stable-0", "stable-1"]
+    periods = np.array([int(d.meta["components"].split("period=")[1].split()[0]) for d in draws])
+    assert set(periods) == {4, 12} and 0.4 < (periods == 4).mean() < 0.6
+    lengths = np.array([len(d.target) for d in draws])
+    assert lengths.max() <= 240 and (lengths >= 3 * periods).all()
+    assert all(np.isfinite(d.target).all() for d in draws)
+    # What the generator is for: a regression on time and season dummies over all earlier
+    # cycles forecasts the last cycle better than seasonal naive (the cycle before it, plus
+    # the drift seen over it), because the noise of one cycle does not repeat.
+    ratios = []
+    for d, period in zip(draws, periods):
+        if not d.meta["components"].startswith("mul") or len(d.target) < 5 * period:
+            continue
+        y = np.log(d.target)
+        past, last = y[:-period], y[-period:]
+        t = np.arange(len(y))
+        design = np.c_[t, np.eye(period)[t % period]]
+        coef = np.linalg.lstsq(design[:-period], past, rcond=None)[0]
+        regression = design[-period:] @ coef
+        naive = past[-period:] + (past[-1] - past[0]) / (len(past) - 1) * period
+        ratios.append(np.abs(regression - last).mean() / np.abs(naive - last).mean())
+    assert len(ratios) >= 150
+    assert np.median(ratios) < 0.85
 
 
 def test_generators_draw_from_distinct_random_streams():

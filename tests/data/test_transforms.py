@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from rexforge.data.sampler import WindowSampler
 from rexforge.data.series import TimeSeries
 from rexforge.data.transforms import (
+    aggregate_temporal,
     filter_min_length,
     holdout,
     interpolate_gaps,
@@ -108,3 +109,29 @@ def test_filter_min_length():
     xs = [np.ones(3), np.array([1.0, np.nan, np.nan, np.nan]), np.ones(1)]
     assert [len(x) for x in filter_min_length(xs, 3)] == [3, 4]
     assert [len(x) for x in filter_min_length(xs, 2, observed=True)] == [3]
+
+
+def test_aggregate_temporal_values():
+    x = np.arange(1.0, 8.0)  # 1..7: the oldest step is dropped, blocks end at the last step
+    np.testing.assert_array_equal(aggregate_temporal(x, 3), [3.0, 6.0])
+    np.testing.assert_array_equal(aggregate_temporal(x, 1), x)
+    assert aggregate_temporal(x, 8).shape == (0,)
+    gappy = np.array([1.0, np.nan, 3.0, 4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(aggregate_temporal(gappy, 2), [np.nan, 3.5, 5.5])
+    assert np.isnan(gappy[1]) and gappy[0] == 1.0  # input untouched
+    for bad in (0, -2, 2.0, True):
+        with pytest.raises(InputError, match="factor must be an integer >= 1"):
+            aggregate_temporal(x, bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.integers(0, 60), elements=st.floats(-1e6, 1e6)), st.integers(1, 13))
+def test_aggregate_temporal_invariants(x, factor):
+    y = aggregate_temporal(x, factor)
+    assert y.shape == (len(x) // factor,)
+    if len(y):
+        kept = x[len(x) - len(y) * factor :]
+        # Means of equal blocks average to the mean of what they cover; each lies in its block.
+        np.testing.assert_allclose(y.mean(), kept.mean(), rtol=1e-9, atol=1e-6)
+        blocks = kept.reshape(len(y), factor)
+        assert np.all(y >= blocks.min(axis=1) - 1e-9) and np.all(y <= blocks.max(axis=1) + 1e-9)

@@ -206,3 +206,48 @@ def test_pretrain_mixes_tsmixup_series_from_the_data(tmp_path):
     assert all(s.item_id.startswith("tsmixup-") and 128 <= len(s) <= 200 for s in mixes)
     seasonal = series[5:10]
     assert all(s.item_id.startswith("seasonal-") and 16 <= len(s) <= 1024 for s in seasonal)
+
+
+def test_aggregated_series_names_stamps_and_short_ones_left_out():
+    import numpy as np
+    import pandas as pd
+
+    from rexforge.data.series import TimeSeries
+    from rexforge.errors import InputError
+    from rexforge.train.command import aggregated_series
+
+    monthly = TimeSeries(
+        "m", np.arange(40.0), pd.date_range("2020-01-31", periods=40, freq="ME"), "ME"
+    )
+    steps = TimeSeries("s", np.arange(30.0))
+    out = aggregated_series([monthly, steps], [3, 12])
+    # 40 // 3 = 13 and 30 // 3 = 10 quarters kept; 3 and 2 years are under 8 values: left out.
+    assert [(s.item_id, len(s)) for s in out] == [("m@mean3", 13), ("s@mean3", 10)]
+    quarterly = out[0]
+    np.testing.assert_array_equal(quarterly.target[-2:], [35.0, 38.0])  # means of 34..36, 37..39
+    assert quarterly.timestamps[-1] == monthly.timestamps[-1]  # a block is stamped with its end
+    assert quarterly.timestamps[0] == monthly.timestamps[3]
+    assert out[1].timestamps is None and out[1].meta == {"aggregate": 3}
+    with pytest.raises(InputError, match="factors must be integers >= 2"):
+        aggregated_series([monthly], [1])
+
+
+def test_training_data_takes_temporal_aggregates_from_the_yaml_option(tmp_path):
+    from rexforge.cli import apply_yaml_defaults, build_parser
+    from rexforge.train.command import load_training_series
+
+    frame = pd.DataFrame(
+        {"item_id": np.repeat(["a", "b"], 48), "timestamp": np.tile(np.arange(48), 2)}
+    )
+    frame["target"] = np.arange(96.0)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: [{tmp_path / 'd.csv'}]\naggregate: [3, 4, 12]\n")
+    parser = build_parser()
+    apply_yaml_defaults(parser._subparsers._group_actions[0].choices["finetune"], recipe)
+    args = parser.parse_args(["finetune", "--output-dir", str(tmp_path / "run")])
+    series, description = load_training_series(args)
+    # 48 // 12 = 4 yearly values are too few: only the 3- and 4-step means join.
+    assert [s.item_id for s in series] == ["a", "b", "a@mean3", "b@mean3", "a@mean4", "b@mean4"]
+    assert "temporal aggregates (4 series: means over 3, 4, 12 steps)" in description
+    np.testing.assert_array_equal(series[3].target[:2], [49.0, 52.0])  # b holds 48..95

@@ -31,6 +31,8 @@ _LAZY = {
     "iter_persistent_trend": "rexforge.data.synthetic",
     "trend_cycle": "rexforge.data.synthetic",
     "iter_trend_cycle": "rexforge.data.synthetic",
+    "stable_season": "rexforge.data.synthetic",
+    "iter_stable_season": "rexforge.data.synthetic",
     "kernel_synth_dataset": "rexforge.data.synthetic",
     "tsmixup_dataset": "rexforge.data.synthetic",
 }

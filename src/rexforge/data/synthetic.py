@@ -24,7 +24,9 @@ ours, chosen so that trend, season and noise each dominate some of the draws.
 Two short-series generators (8..160 steps, yearly/quarterly/monthly) aim at what the two above
 miss: ``persistent_trend`` (growth large next to the noise, which carries on) and ``trend_cycle``
 (a steady drift plus a cycle that reverts to it: the whole series' slope predicts, the last few
-changes do not).
+changes do not). ``stable_season`` (quarterly/monthly, 12..240 steps) holds a fixed season, a
+steady drift and white noise: the season is best estimated over all cycles, not copied from
+the last one.
 """
 
 from __future__ import annotations
@@ -420,10 +422,69 @@ def trend_cycle(
     )
 
 
+# (period, weight) for stable_season: quarterly and monthly data.
+_STABLE_SEASON_PERIODS = ((4, 0.5), (12, 0.5))
+
+
+def stable_season(
+    rng: np.random.Generator, *, min_length: int = 12, max_length: int = 240
+) -> tuple[np.ndarray, str]:
+    """One series with a fixed season, a steady drift and white noise (``(values float64 [L],
+    description)``), quarterly or monthly, at least three seasons long.
+
+    Seasonal naive copies the last season, noise and all; the best forecast averages the season
+    over every cycle seen and carries the drift on. Models trained on evolving seasons and
+    random-walk levels (``seasonal_trend``, most real data) shrink a season that is only a few
+    noise widths strong towards flat and barely extrapolate drift under a season. In noise
+    units: the season's std is 0.3..5 (log-uniform), the drift 0.05..2 per year (70% growing),
+    the noise white or slightly autocorrelated (AR(1), phi < 0.4); half the profiles are smooth
+    (harmonics), half set each slot freely. The series is ``level * exp(u)`` (60%) or
+    ``level * (1 + u)`` with ``u`` those components times 0.01..0.15.
+    """
+    length, period = _length_and_period(
+        rng, "stable_season", min_length, max_length, _STABLE_SEASON_PERIODS
+    )
+    length = max(length, min(3 * period, max_length))
+    t = np.arange(length, dtype=np.float64)
+
+    season_std = np.exp(rng.uniform(np.log(0.3), np.log(5.0)))
+    if rng.random() < 0.5:
+        slots = rng.normal(0.0, 1.0, size=period)
+        profile = slots[t.astype(np.int64) % period]
+    else:
+        profile = _season_profile(rng, t, period, harmonics=3)
+    one_cycle = profile[:period] - profile[:period].mean()
+    profile = (profile - profile[:period].mean()) / max(one_cycle.std(), 1e-9) * season_std
+
+    per_year = np.exp(rng.uniform(np.log(0.05), np.log(2.0))) * (
+        1.0 if rng.random() < 0.7 else -1.0
+    )
+    phi = rng.uniform(0.0, 0.4)
+    noise = _ar1(rng.normal(0.0, np.sqrt(1.0 - phi**2), size=length), phi)
+    units = per_year / period * t + profile + noise  # [L], in noise standard deviations
+
+    size = np.exp(rng.uniform(np.log(0.01), np.log(0.15)))  # one noise std, relative
+    level = np.exp(rng.uniform(0.0, 10.0))
+    multiplicative = rng.random() < 0.6
+    values = level * (np.exp(size * units) if multiplicative else 1.0 + size * units)
+    kind = "mul" if multiplicative else "add"
+    return values, (
+        f"{kind} period={period} season={season_std:.2f} drift/year={per_year:.3f} "
+        f"ar={phi:.2f} noise={size:.3f}"
+    )
+
+
 # Random stream of each generator's draws under one seed: distinct, so that two generators
 # used together never consume the same random numbers. Fixed numbers: changing one changes
 # that generator's series for every seed.
-_STREAMS = {"kernelsynth": 0, "seasonal": 1, "trend": 2, "cycle": 3, "tsmixup": 4}
+_STREAMS = {
+    "kernelsynth": 0,
+    "seasonal": 1,
+    "trend": 2,
+    "cycle": 3,
+    "tsmixup": 4,
+    "stable": 5,
+}
 
 
 def _iter_draws(seed: int, prefix: str, meta_key: str, draw: Callable) -> Iterator[TimeSeries]:
@@ -449,6 +510,14 @@ def iter_trend_cycle(
     """Endless ``trend_cycle`` ``TimeSeries`` (``"cycle-<i>"``, description in meta)."""
     draw = functools.partial(trend_cycle, min_length=min_length, max_length=max_length)
     return _iter_draws(seed, "cycle", "components", draw)
+
+
+def iter_stable_season(
+    seed: int, *, min_length: int = 12, max_length: int = 240
+) -> Iterator[TimeSeries]:
+    """Endless ``stable_season`` ``TimeSeries`` (``"stable-<i>"``, description in meta)."""
+    draw = functools.partial(stable_season, min_length=min_length, max_length=max_length)
+    return _iter_draws(seed, "stable", "components", draw)
 
 
 def iter_seasonal_trend(

@@ -101,3 +101,22 @@ def _name(s, i: int) -> str:
 
 def _cut(s: S, start: int, stop: int) -> S:
     return s.slice(start, stop) if isinstance(s, TimeSeries) else np.asarray(s)[start:stop]
+
+
+def aggregate_temporal(values: np.ndarray, factor: int) -> np.ndarray:
+    """The mean of every ``factor`` consecutive steps of a 1-D array ``[T]``: float64 ``[T // factor]``.
+
+    Blocks are aligned to the series' end (the last block ends at the last step), so the most
+    recent data is kept whole and the ``T % factor`` oldest steps are dropped. A block with any
+    missing value is NaN: a mean over part of a block would mix levels of different seasons.
+    Monthly data averaged by 3 and 12 reads as quarterly and yearly data of the same process,
+    which is how a training set gets real low-frequency series from high-frequency ones.
+    """
+    if isinstance(factor, bool) or not isinstance(factor, int | np.integer) or factor < 1:
+        raise InputError(f"aggregate_temporal: factor must be an integer >= 1, got {factor!r}")
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    blocks = len(values) // factor
+    if blocks == 0:
+        return np.empty(0)
+    # [blocks, factor]; a NaN anywhere in a row makes its mean NaN, as intended.
+    return values[len(values) - blocks * factor :].reshape(blocks, factor).mean(axis=1)

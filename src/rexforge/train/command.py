@@ -10,6 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from rexforge.errors import ConfigError, InputError
 from rexforge.train.lora import DEFAULT_TARGETS
 from rexforge.train.modes import MODES
@@ -118,6 +120,22 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         default=0,
         help="add this many short synthetic series: a drift plus a cycle reverting to it "
         "(8..160 steps)",
+    )
+    data.add_argument(
+        "--stable-synth",
+        type=int,
+        default=0,
+        help="add this many synthetic quarterly/monthly series with a fixed season, a steady "
+        "drift and white noise (12..240 steps)",
+    )
+    data.add_argument(
+        "--aggregate",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="K",
+        help="also train on temporal aggregates of every --data series: the mean of each K "
+        "consecutive steps (3 12: monthly series also as quarterly and yearly ones)",
     )
     data.add_argument(
         "--no-validation",
@@ -277,6 +295,14 @@ def load_training_series(args) -> tuple[list, str]:
         series += loaded
         parts.append(f"{path} ({len(loaded)} series, target {args.target!r})")
     real = [s.target for s in series if len(s) >= 128]  # mixable, before synthetic ones join
+    factors = getattr(args, "aggregate", None) or []
+    if factors:
+        aggregates = aggregated_series(series, factors)
+        series += aggregates
+        parts.append(
+            f"temporal aggregates ({len(aggregates)} series: means over "
+            f"{', '.join(map(str, factors))} steps)"
+        )
     count = getattr(args, "synthetic", 0) or 0
     if count:
         from rexforge.data.synthetic import iter_kernel_synth
@@ -290,6 +316,7 @@ def load_training_series(args) -> tuple[list, str]:
         ("seasonal_synth", synthetic.iter_seasonal_trend, "seasonal-trend synthetic", "16-1024"),
         ("trend_synth", synthetic.iter_persistent_trend, "persistent-trend synthetic", "8-160"),
         ("cycle_synth", synthetic.iter_trend_cycle, "trend-cycle synthetic", "8-160"),
+        ("stable_synth", synthetic.iter_stable_season, "stable-season synthetic", "12-240"),
     )
     for option, stream, label, lengths in generators:
         wanted = getattr(args, option, 0) or 0
@@ -307,6 +334,31 @@ def load_training_series(args) -> tuple[list, str]:
     if not series:
         raise InputError("no training data: give --data FILE(S) and/or --synthetic N")
     return series, "; ".join(parts)
+
+
+def aggregated_series(series: list, factors, min_observed: int = 8) -> list:
+    """``TimeSeries`` of every series averaged over each factor's blocks (``aggregate_temporal``),
+    named ``<item_id>@mean<K>``; aggregates with fewer than ``min_observed`` values are left out."""
+    from rexforge.data.series import TimeSeries
+    from rexforge.data.transforms import aggregate_temporal
+
+    bad = [k for k in factors if isinstance(k, bool) or not isinstance(k, int) or k < 2]
+    if bad:
+        raise InputError(f"--aggregate: factors must be integers >= 2, got {bad[0]!r}")
+    out = []
+    for k in factors:
+        for s in series:
+            values = aggregate_temporal(s.target, k)
+            if int((~np.isnan(values)).sum()) < min_observed:
+                continue
+            # Each block is stamped with its last step's time.
+            stamps = (
+                None
+                if s.timestamps is None
+                else s.timestamps[len(s) - len(values) * k + k - 1 :: k]
+            )
+            out.append(TimeSeries(f"{s.item_id}@mean{k}", values, stamps, None, {"aggregate": k}))
+    return out
 
 
 def run(args) -> int:

@@ -1,0 +1,186 @@
+"""How much of a fixed season and a steady drift a model carries into its forecast (synthetic probe).
+
+Each cell draws series ``y_t = 100 + slope * t + season_t + noise_t`` with white unit noise, a
+season of period 4 (horizon 8) or 12 (horizon 18) whose std is ``season`` noise widths (a free
+value per slot), and a drift of ``growth * U(0, 1)`` noise widths per year, for a history of
+``length`` steps. The best forecast averages the season over all cycles and carries the drift
+on; seasonal naive copies the last cycle, noise and all. Per cell (256 series), the mean over
+series of MAE / in-sample seasonal-naive MAE (MASE terms) of:
+
+* ``snaive`` (seasonal naive) and ``truth`` (the noise-free continuation: the floor),
+* ``regression`` (least squares on time and season dummies over the history: what a
+  well-specified classical model reaches),
+* each model's median forecast; plus, per model, the median over series of the std of its
+  first forecast season over the true season's std (``season kept``, 1 = all of it) and of its
+  forecast level gain over the true one (``drift kept``, cells with growth only).
+
+No real data: this is a capability check, not a zero-shot result. ``stable_season``
+(``--stable-synth``) trains on a family like this one, so models trained with it are tested in
+distribution here.
+
+    python benchmarks/synthetic_probe.py --model starter
+    python benchmarks/synthetic_probe.py --model old=starter --model new=runs/x/final
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import describe_machine, machine_info, write_result  # noqa: E402
+
+PERIODS = {4: 8, 12: 18}  # period -> horizon (the M3 quarterly / monthly horizons)
+LENGTHS = (40, 100)
+SEASONS = (0.5, 1.0, 2.0)
+GROWTHS = (0.0, 1.0)
+
+
+def draw_cell(rng, count: int, period: int, horizon: int, length: int, season: float, growth):
+    """``(history [N, L], future [N, H], truth [N, H], true season std [N], true gain [N])``."""
+    t = np.arange(length + horizon)
+    slots = rng.normal(size=(count, period))
+    slots = (slots - slots.mean(1, keepdims=True)) / slots.std(1, keepdims=True) * season
+    profile = slots[np.arange(count)[:, None], t % period]  # [N, L + H]
+    slope = growth * rng.uniform(0.0, 1.0, size=(count, 1)) / period  # noise widths per step
+    clean = 100.0 + slope * t + profile
+    values = clean + rng.normal(size=clean.shape)
+    # True level gain of the first forecast season over the last observed one: a year's drift.
+    gain = slope[:, 0] * period
+    return values[:, :length], values[:, length:], clean[:, length:], slots.std(1), gain
+
+
+def regression_forecast(history: np.ndarray, period: int, horizon: int) -> np.ndarray:
+    """Least squares on (time, season dummies) per series: [N, H]."""
+    length = history.shape[1]
+    t = np.arange(length + horizon)
+    design = np.c_[t, np.eye(period)[t % period]]  # [L + H, 1 + period]
+    coef = np.linalg.lstsq(design[:length], history.T, rcond=None)[0]  # [1 + period, N]
+    return (design[length:] @ coef).T
+
+
+def mase_terms(forecast, future, history, period) -> float:
+    scale = np.abs(history[:, period:] - history[:, :-period]).mean(1)
+    return float(np.mean(np.abs(forecast - future).mean(1) / scale))
+
+
+def probe(models: dict, seed: int, count: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for period, horizon in PERIODS.items():
+        for length in LENGTHS:
+            for season in SEASONS:
+                for growth in GROWTHS:
+                    history, future, truth, season_std, gain = draw_cell(
+                        rng, count, period, horizon, length, season, growth
+                    )
+                    # [N, H]: the last cycle repeated (np.resize would run across rows).
+                    snaive = np.tile(history[:, -period:], (1, -(-horizon // period)))[:, :horizon]
+                    row = {
+                        "period": period,
+                        "length": length,
+                        "season": season,
+                        "growth": growth,
+                        "snaive": mase_terms(snaive, future, history, period),
+                        "truth": mase_terms(truth, future, history, period),
+                        "regression": mase_terms(
+                            regression_forecast(history, period, horizon), future, history, period
+                        ),
+                        "models": {},
+                    }
+                    for name, model in models.items():
+                        quantiles, _ = model.forecast(
+                            history, prediction_length=horizon, output_type="numpy"
+                        )
+                        median = quantiles[:, :, model.config.quantiles.index(0.5)]
+                        first = median[:, :period]
+                        level = history[:, -period:].mean(1)
+                        entry = {
+                            "mase": mase_terms(median, future, history, period),
+                            "season_kept": float(np.median(first.std(1) / season_std)),
+                        }
+                        if growth > 0:
+                            entry["drift_kept"] = float(
+                                np.median(first.mean(1) - level) / np.median(gain)
+                            )
+                        row["models"][name] = entry
+                    rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="NAME=PATH or PATH (anything rexforge.load_model reads); repeatable",
+    )
+    parser.add_argument("--count", type=int, default=256, help="series per cell")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="synthetic_probe")
+    args = parser.parse_args()
+    import torch
+
+    import rexforge
+
+    torch.manual_seed(0)
+    specs = args.model or ["starter"]
+    models = {}
+    for spec in specs:
+        name, _, path = spec.partition("=") if "=" in spec else (spec, "", spec)
+        models[name] = rexforge.load_model(path)
+    rows = probe(models, args.seed, args.count)
+    info = machine_info()
+    names = list(models)
+    header = "| period | length | season | growth | snaive | truth | regression | " + " | ".join(
+        f"{n} MASE | {n} season kept | {n} drift kept" for n in names
+    )
+    lines = [
+        "# Synthetic probe: fixed season + steady drift + white noise\n",
+        f"Command: `python benchmarks/synthetic_probe.py {' '.join(sys.argv[1:])}`  ",
+        describe_machine(info),
+        f"\n{args.count} series per cell, seed {args.seed}. MASE terms (mean over series of MAE / "
+        "in-sample seasonal-naive MAE; lower is better); `season kept` / `drift kept`: median "
+        "share of the true season's std / of the true level gain in the model's first forecast "
+        "season (1 = all of it).\n",
+        header + " |",
+        "|" + "---:|" * (7 + 3 * len(names)),
+    ]
+    for r in rows:
+        cells = [
+            f"{r['period']}",
+            f"{r['length']}",
+            f"{r['season']:.1f}",
+            f"{r['growth']:.1f}",
+            f"{r['snaive']:.3f}",
+            f"{r['truth']:.3f}",
+            f"{r['regression']:.3f}",
+        ]
+        for n in names:
+            m = r["models"][n]
+            drift = f"{m['drift_kept']:.2f}" if "drift_kept" in m else "-"
+            cells += [f"{m['mase']:.3f}", f"{m['season_kept']:.2f}", drift]
+        lines.append("| " + " | ".join(cells) + " |")
+    means = {n: float(np.mean([r["models"][n]["mase"] for r in rows])) for n in names}
+    reference = {k: float(np.mean([r[k] for r in rows])) for k in ("snaive", "truth", "regression")}
+    lines.append(
+        "\nMean over cells: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in {**reference, **means}.items())
+        + "\n"
+    )
+    markdown = "\n".join(lines) + "\n"
+    path = write_result(
+        args.name,
+        {"models": specs, "count": args.count, "seed": args.seed, "machine": info, "rows": rows},
+        markdown,
+    )
+    print(markdown)
+    print(f"wrote {path}.md / .json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Write a deeper copy of a model that forecasts exactly like it (``rexforge.model.grow.deepen``).
+
+    python scripts/grow_model.py runs/starter-1m-v3/step6000 runs/starter-2m-v3x2 --factor 2
+
+The output folder (config.json + model.safetensors, and an official-layout model.ckpt) keeps the
+source's metadata, the NXAI notice included, and records what it was grown from; continue
+training it with ``rexforge finetune --model OUTPUT --mode full``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rexforge.errors import RexforgeError
+from rexforge.io.checkpoint import Checkpoint, read_checkpoint, write_folder, write_official
+from rexforge.model.grow import deepen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", type=Path, help="anything rexforge.load_model reads")
+    parser.add_argument("output", type=Path, help="folder to write")
+    parser.add_argument("--factor", type=int, default=2, help="blocks per original block")
+    args = parser.parse_args()
+    try:
+        source = read_checkpoint(args.source)
+        config, state = deepen(source.config, source.state_dict, args.factor)
+    except RexforgeError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    metadata = dict(source.metadata)
+    metadata["grown_from"] = (
+        f"{args.source} ({source.config.block_kwargs.num_blocks} blocks; every block followed by "
+        f"{args.factor - 1} identity-initialised copies)"
+    )
+    ckpt = Checkpoint(config, state, metadata)
+    write_folder(args.output, ckpt)
+    write_official(args.output / "model.ckpt", ckpt)
+    print(f"wrote {args.output}: {config.block_kwargs.num_blocks} blocks")
+
+
+if __name__ == "__main__":
+    main()
