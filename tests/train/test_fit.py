@@ -62,7 +62,8 @@ def test_resume_from_mid_run_checkpoint_matches_unbroken_run(tmp_path):
 
 def test_finetune_exports_loadable_checkpoints(tmp_path, tiny_ckpt):
     run = fit(tiny_ckpt, series(), output_dir=tmp_path / "ft", mode="full", max_steps=2, **TINY)
-    assert {"val_loss", "val_wql", "val_mase", "train_loss"} <= set(run.metrics)
+    assert {"val_loss", "val_wql", "val_mase", "val_mase_median", "train_loss"} <= set(run.metrics)
+    assert 0 < run.metrics["val_mase_median"] < float("inf")
     for name in (
         "config.yaml",
         "metrics.csv",

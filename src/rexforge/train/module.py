@@ -135,8 +135,13 @@ class TiRexTrainingModule(L.LightningModule):
         scale = np.concatenate([o["scale"] for o in self._val_outputs])
         self._val_outputs.clear()
         levels = self.model.config.quantiles
-        _, agg = evaluate_forecasts(y, q, q[..., levels.index(0.5)], levels, scale)
-        for name in ("wql", "mase"):
+        per_series, agg = evaluate_forecasts(y, q, q[..., levels.index(0.5)], levels, scale)
+        # The mean MASE is the standard aggregate but a single series whose in-sample changes are
+        # tiny next to its level (CPI in a hyperinflation, scale 1e-12) can dominate it by orders
+        # of magnitude; the median over series shows what most series do.
+        finite = per_series["mase"][np.isfinite(per_series["mase"])]
+        agg["mase_median"] = float(np.median(finite)) if finite.size else float("nan")
+        for name in ("wql", "mase", "mase_median"):
             if np.isfinite(agg[name]):
                 self.log(f"val_{name}", float(agg[name]), sync_dist=True)
 
