@@ -79,3 +79,57 @@ def test_truncation_settings_are_validated():
 
     with pytest.raises(ConfigError, match="context-truncation-min-length must be >= 1"):
         TrainConfig(context_truncation_min_length=0).validate()
+    with pytest.raises(ConfigError, match=r"context-outlier-prob must be in \[0, 1\]"):
+        TrainConfig(context_outlier_prob=1.5).validate()
+
+
+def test_outliers_shift_short_runs_of_observed_steps_by_several_stds():
+    from rexforge.train.objective import inject_outliers
+
+    torch.manual_seed(0)
+    context = torch.randn(2000, 64) * 3.0 + 10.0  # std ~3
+    context[:, :10] = float("nan")  # left padding of a shorter series
+    gen = torch.Generator().manual_seed(0)
+    out = inject_outliers(context, 0.5, gen)
+    assert torch.isnan(out[:, :10]).all()  # missing steps stay missing
+    changed = (out[:, 10:] != context[:, 10:]).sum(dim=1)  # steps moved per window
+    hit = changed > 0
+    assert 0.45 < hit.float().mean() < 0.55
+    assert changed.max() <= 6  # at most two runs of at most three steps
+    shift = (out - context)[:, 10:]
+    std = context[:, 10:].std(dim=1, unbiased=False, keepdim=True)
+    moved = (shift != 0).nonzero(as_tuple=True)
+    sizes = (shift.abs() / std)[moved]
+    # 2..8 stds; where two runs overlap their shifts add up (or, of opposite signs, cancel).
+    assert (sizes > 1.99).float().mean() > 0.95 and sizes.max() < 16.01
+    assert 0.6 < (shift[moved] < 0).float().mean() < 0.8  # mostly dips
+    again = inject_outliers(context, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.nan_to_num(again), torch.nan_to_num(out))  # seeded
+    assert inject_outliers(context, 0.0, gen) is context
+
+
+def test_outliers_reach_the_inputs_but_not_the_targets():
+    from rexforge.train.loss import next_patch_targets
+    from rexforge.train.objective import MaskingConfig, window_tokens
+
+    torch.manual_seed(1)
+    context, future = torch.randn(64, 64) + 5.0, torch.randn(64, 32) + 5.0
+    masking = MaskingConfig(max_start_prob=0.0, outlier_prob=1.0)
+    gen = torch.Generator().manual_seed(0)
+    tokens, targets = window_tokens(context, future, 32, masking=masking, generator=gen)
+    _, raw_targets = next_patch_targets(torch.cat((context, future), dim=1), 32)  # [B, 2, 32]
+
+    def fit_residual(scaled: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """Per window: largest residual of the least-squares line scaled ~ raw."""
+        x, y = raw.flatten(1).double(), scaled.flatten(1).double()
+        xc, yc = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
+        slope = (xc * yc).sum(1, keepdim=True) / (xc * xc).sum(1, keepdim=True)
+        return (yc - slope * xc).abs().max(dim=1).values
+
+    # Targets are the clean values under one affine scaling per window (the statistics of the
+    # context the model read, outliers included): an exact line, no outlier in it.
+    assert fit_residual(targets, raw_targets).max() < 1e-4
+    # The inputs' values (first P of each token) hold the outliers: no exact line for any window.
+    input_values = tokens[:, :, :32]  # [B, 2, 32]: patches 0 and 1 (the context)
+    raw_context = torch.stack((context[:, :32], context[:, 32:]), dim=1)
+    assert (fit_residual(input_values, raw_context) > 0.5).all()

@@ -198,6 +198,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="draw truncated context lengths log-uniformly (more very short contexts)",
     )
     train.add_argument(
+        "--context-outlier-prob",
+        type=float,
+        default=0.0,
+        help="share of windows whose inputs get one-off outliers (1-3 steps, 2-8 stds) that "
+        "the targets do not have: teaches looking through one-off events (0 = off)",
+    )
+    train.add_argument(
         "--series-weight-power",
         type=float,
         default=1.0,
@@ -257,6 +264,7 @@ TRAIN_KEYS = (
     "context_truncation_prob",
     "context_truncation_min_length",
     "context_truncation_log_uniform",
+    "context_outlier_prob",
     "partial_future",
     "series_weight_power",
     "seed",

@@ -54,6 +54,7 @@ class TiRexTrainingModule(L.LightningModule):
             s.context_truncation_prob,
             s.context_truncation_min_length,
             s.context_truncation_log_uniform,
+            s.context_outlier_prob,
         )
         self.micro_step = 0  # micro-batches trained so far (checkpointed)
         self.nonfinite_step: int | None = None  # optimizer step whose loss was NaN/inf

@@ -48,6 +48,9 @@ class MaskingConfig:
     # or log-uniformly (more very short contexts, as yearly competition series have).
     truncate_min_length: int | None = None
     truncate_log_uniform: bool = False
+    # Share of windows whose model inputs get one or two one-off outliers (see
+    # ``inject_outliers``) while the targets stay clean; 0 = off.
+    outlier_prob: float = 0.0
 
 
 def truncate_contexts(
@@ -81,6 +84,42 @@ def truncate_contexts(
     steps = torch.arange(C)[None, :]  # [1, C]
     drop = cut[:, None] & (steps < (C - keep)[:, None])  # [B, C]
     return torch.where(drop, torch.nan, context)
+
+
+def inject_outliers(
+    context: torch.Tensor, prob: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """One-off outliers in a random share ``prob`` of the contexts [B, C]: a new tensor.
+
+    Real series hold one-off events (a strike, a quarter of SARS, a flood) that do not carry
+    on; a model that has never seen one lowers its level, flattens its season and widens its
+    band after each. Per chosen window, 1 or 2 events, each a run of 1..3 steps starting at a
+    random observed step, shifted by 2..8 context standard deviations (downwards 70% of the
+    time). Training feeds the shifted context to the model and scores it on the clean values,
+    so it learns to look through such events (denoising). NaN steps stay NaN.
+    """
+    B, C = context.shape
+    if prob <= 0:
+        return context
+    x = context.float()
+    observed = ~torch.isnan(x)  # [B, C]
+    count = observed.sum(1, keepdim=True).clamp(min=1)  # [B, 1]
+    mean = torch.where(observed, x, 0.0).sum(1, keepdim=True) / count
+    std = torch.where(observed, (x - mean) ** 2, 0.0).sum(1, keepdim=True).div(count).sqrt()
+    chosen = torch.rand(B, 1, generator=generator) < prob  # [B, 1]
+    shift = torch.zeros_like(x)
+    steps = torch.arange(C)[None, :]  # [1, C]
+    first_observed = observed.float().argmax(1, keepdim=True)  # [B, 1]
+    for event in range(2):
+        happens = chosen & (torch.rand(B, 1, generator=generator) < (1.0 if event == 0 else 0.5))
+        u = torch.rand(B, 1, generator=generator)
+        start = first_observed + (u * (C - first_observed)).long()  # [B, 1] in the observed part
+        length = torch.randint(1, 4, (B, 1), generator=generator)
+        size = 2.0 + 6.0 * torch.rand(B, 1, generator=generator)
+        sign = torch.where(torch.rand(B, 1, generator=generator) < 0.7, -1.0, 1.0)
+        run = happens & (steps >= start) & (steps < start + length)  # [B, C]
+        shift = shift + torch.where(run, sign * size * std, 0.0)
+    return x + shift  # NaN + shift stays NaN
 
 
 def window_loss(
@@ -139,15 +178,25 @@ def window_tokens(
             min_length=masking.truncate_min_length,
             log_uniform=masking.truncate_log_uniform,
         )
-    x = torch.cat((context, future), dim=1).float()  # [B, T]
-    scale = standard_scale(context.float())  # loc, scale [B, 1] from the context only
-    scaled = (x - scale.loc) / scale.scale
-    # A value hundreds of context-stds away (a series that was flat and then jumps, e.g.
-    # intermittent demand or cumulative counts starting at zero: the scale is ~1e-5) carries no
-    # learnable signal in the scaled space but would dominate the loss and the gradient. Such
-    # values are treated as missing, in inputs and targets alike.
-    scaled = torch.where(scaled.abs() > MAX_SCALED_VALUE, torch.nan, scaled)
-    inputs, targets = next_patch_targets(scaled, P)  # [B, N-1, P] each
+    seen = context  # what the model reads; the targets always come from the clean values
+    if masking is not None and masking.outlier_prob > 0:
+        seen = inject_outliers(context, masking.outlier_prob, generator)
+    # loc, scale [B, 1] from the context the model reads only, as at inference: the future must
+    # not leak into it, and an outlier inflates it there as it would in real data.
+    scale = standard_scale(seen.float())
+
+    def scaled(values: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, T]
+        out = (torch.cat((values, future), dim=1).float() - scale.loc) / scale.scale
+        # A value hundreds of context-stds away (a series that was flat and then jumps, e.g.
+        # intermittent demand or cumulative counts starting at zero: the scale is ~1e-5) carries
+        # no learnable signal in the scaled space but would dominate the loss and the gradient.
+        # Such values are treated as missing, in inputs and targets alike.
+        return torch.where(out.abs() > MAX_SCALED_VALUE, torch.nan, out)
+
+    clean = scaled(context)
+    inputs, targets = next_patch_targets(clean, P)  # [B, N-1, P] each
+    if seen is not context:
+        inputs, _ = next_patch_targets(scaled(seen), P)
     tokens = patch_tokens(inputs)  # [B, N-1, 2P]
     if masking is not None and masking.max_start_prob > 0:
         mask = contiguous_patch_mask(

@@ -46,6 +46,9 @@ class TrainConfig:
     # Shortest kept context (None = one patch); log-uniform kept lengths favour short ones.
     context_truncation_min_length: int | None = None
     context_truncation_log_uniform: bool = False
+    # Share of training windows whose inputs get one-off outliers the targets do not have
+    # (objective.inject_outliers; 0 = off).
+    context_outlier_prob: float = 0.0
     # Windows whose future runs past a series' end (NaN-padded, ignored by the loss): lets
     # series shorter than context + prediction window train, as short yearly data needs.
     partial_future: bool = False
@@ -127,6 +130,8 @@ class TrainConfig:
             problems.append("--series-weight-power must be in [0, 1]")
         if not 0 <= self.context_truncation_prob <= 1:
             problems.append("--context-truncation-prob must be in [0, 1]")
+        if not 0 <= self.context_outlier_prob <= 1:
+            problems.append("--context-outlier-prob must be in [0, 1]")
         if not 0 <= self.mask_max_start_prob <= 1:
             problems.append("--mask-max-start-prob must be in [0, 1]")
         collect_problems(problems, ConfigError, "invalid training options")
