@@ -1,4 +1,4 @@
-"""How much of a fixed season and a steady drift a model carries into its forecast (synthetic probe).
+"""Synthetic probes: how much of a fixed season and a drift a model keeps, what one outlier does.
 
 Each cell draws series ``y_t = 100 + slope * t + season_t + noise_t`` with white unit noise, a
 season of period 4 (horizon 8) or 12 (horizon 18) whose std is ``season`` noise widths (a free
@@ -13,6 +13,12 @@ series of MAE / in-sample seasonal-naive MAE (MASE terms) of:
 * each model's median forecast; plus, per model, the median over series of the std of its
   first forecast season over the true season's std (``season kept``, 1 = all of it) and of its
   forecast level gain over the true one (``drift kept``, cells with growth only).
+
+A second table asks what one one-off outlier does: quarterly series (length 80, a season of 3
+noise widths, drift 0.3 per step) forecast once as drawn and once with a single step 10 to 19
+steps before the end pushed 5 context stds down (a strike, a quarter of SARS). Per model: the
+MAE of the median forecast on both, the median level shift (in context stds) and the mean 80%
+interval width on both. A model that looks through the event changes little.
 
 No real data: this is a capability check, not a zero-shot result. ``stable_season``
 (``--stable-synth``) trains on a family like this one, so models trained with it are tested in
@@ -111,6 +117,34 @@ def probe(models: dict, seed: int, count: int) -> list[dict]:
     return rows
 
 
+def outlier_effect(models: dict, seed: int, count: int) -> dict:
+    """Forecasts with and without one 5-std dip in the recent history (see the docstring)."""
+    rng = np.random.default_rng(seed + 1)
+    length, horizon, period = 80, 8, 4
+    t = np.arange(length + horizon)
+    slots = rng.normal(size=(count, period)) * 3.0
+    values = 100.0 + 0.3 * t + slots[np.arange(count)[:, None], t % period]
+    values = values + rng.normal(size=values.shape)
+    history, future = values[:, :length], values[:, length:]
+    std = history.std(axis=1)
+    dipped = history.copy()
+    at = rng.integers(length - 19, length - 9, size=count)
+    dipped[np.arange(count), at] -= 5.0 * std
+    out = {}
+    for name, model in models.items():
+        median = model.config.quantiles.index(0.5)
+        row = {}
+        for label, context in (("clean", history), ("dipped", dipped)):
+            quantiles, _ = model.forecast(context, prediction_length=horizon, output_type="numpy")
+            row[f"mae_{label}"] = float(np.abs(quantiles[:, :, median] - future).mean())
+            row[f"width_{label}"] = float((quantiles[:, :, -1] - quantiles[:, :, 0]).mean())
+            row[f"median_{label}"] = quantiles[:, :, median]
+        shift = (row.pop("median_dipped") - row.pop("median_clean")).mean(axis=1) / std
+        row["level_shift"] = float(np.median(shift))
+        out[name] = row
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -134,13 +168,14 @@ def main() -> None:
         name, _, path = spec.partition("=") if "=" in spec else (spec, "", spec)
         models[name] = rexforge.load_model(path)
     rows = probe(models, args.seed, args.count)
+    outliers = outlier_effect(models, args.seed, args.count)
     info = machine_info()
     names = list(models)
     header = "| period | length | season | growth | snaive | truth | regression | " + " | ".join(
         f"{n} MASE | {n} season kept | {n} drift kept" for n in names
     )
     lines = [
-        "# Synthetic probe: fixed season + steady drift + white noise\n",
+        "# Synthetic probes: fixed season + steady drift + white noise; one one-off outlier\n",
         f"Command: `python benchmarks/synthetic_probe.py {' '.join(sys.argv[1:])}`  ",
         describe_machine(info),
         f"\n{args.count} series per cell, seed {args.seed}. MASE terms (mean over series of MAE / "
@@ -172,10 +207,28 @@ def main() -> None:
         + ", ".join(f"{k} {v:.3f}" for k, v in {**reference, **means}.items())
         + "\n"
     )
+    lines += [
+        "One one-off outlier (5 stds down, 10-19 steps before the end):\n",
+        "| model | MAE clean | MAE with outlier | level shift (stds) | 80% width clean "
+        "| 80% width with outlier |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {n} | {r['mae_clean']:.3f} | {r['mae_dipped']:.3f} | {r['level_shift']:+.3f} "
+        f"| {r['width_clean']:.2f} | {r['width_dipped']:.2f} |"
+        for n, r in outliers.items()
+    ]
     markdown = "\n".join(lines) + "\n"
     path = write_result(
         args.name,
-        {"models": specs, "count": args.count, "seed": args.seed, "machine": info, "rows": rows},
+        {
+            "models": specs,
+            "count": args.count,
+            "seed": args.seed,
+            "machine": info,
+            "rows": rows,
+            "outlier": outliers,
+        },
         markdown,
     )
     print(markdown)
