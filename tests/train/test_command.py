@@ -251,3 +251,13 @@ def test_training_data_takes_temporal_aggregates_from_the_yaml_option(tmp_path):
     assert [s.item_id for s in series] == ["a", "b", "a@mean3", "b@mean3", "a@mean4", "b@mean4"]
     assert "temporal aggregates (4 series: means over 3, 4, 12 steps)" in description
     np.testing.assert_array_equal(series[3].target[:2], [49.0, 52.0])  # b holds 48..95
+
+
+@pytest.mark.parametrize("option", ["--stable-synth", "--cycle-synth", "--synthetic", "--tsmixup"])
+def test_negative_series_counts_are_one_line_errors(tmp_path, capsys, option):
+    from rexforge.cli import main
+
+    code = main(["pretrain", option, "-3", "--output-dir", str(tmp_path / "run")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {option} must be a number of series >= 0, got -3"]

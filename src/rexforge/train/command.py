@@ -288,6 +288,18 @@ def load_training_series(args) -> tuple[list, str]:
 
     from rexforge.data.sources import load_series
 
+    counts = (
+        "synthetic",
+        "tsmixup",
+        "seasonal_synth",
+        "trend_synth",
+        "cycle_synth",
+        "stable_synth",
+    )
+    for option in counts:
+        if (getattr(args, option, 0) or 0) < 0:
+            flag = "--" + option.replace("_", "-")
+            raise InputError(f"{flag} must be a number of series >= 0, got {getattr(args, option)}")
     series, parts = [], []
     for path in args.data or []:
         loaded = load_series(
