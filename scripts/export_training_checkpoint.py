@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from rexforge.errors import CheckpointError
-from rexforge.io.checkpoint import Checkpoint, read_checkpoint, write_folder, write_official
+from rexforge.io.checkpoint import Checkpoint, read_checkpoint, write_export
 from rexforge.train.checkpointing import average_state_dicts
 
 
@@ -52,8 +52,7 @@ def main() -> None:
     )
     metadata.pop("metrics", None)  # those were measured on the final weights
     ckpt = Checkpoint(config, state, metadata)
-    write_folder(args.output, ckpt)
-    write_official(args.output / "model.ckpt", ckpt)
+    write_export(args.output, ckpt)
     print(f"exported {names} -> {args.output}")
 
 

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from rexforge.errors import RexforgeError
-from rexforge.io.checkpoint import Checkpoint, read_checkpoint, write_folder, write_official
+from rexforge.io.checkpoint import Checkpoint, read_checkpoint, write_export
 from rexforge.model.grow import deepen
 
 
@@ -34,8 +34,7 @@ def main() -> None:
         f"{args.factor - 1} identity-initialised copies)"
     )
     ckpt = Checkpoint(config, state, metadata)
-    write_folder(args.output, ckpt)
-    write_official(args.output / "model.ckpt", ckpt)
+    write_export(args.output, ckpt)
     print(f"wrote {args.output}: {config.block_kwargs.num_blocks} blocks")
 
 

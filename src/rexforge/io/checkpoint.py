@@ -272,6 +272,14 @@ def _notice_text() -> str:
     )
 
 
+def write_export(folder: str | Path, ckpt: Checkpoint) -> Path:
+    """Write ``ckpt`` as a rexforge folder plus the official-layout ``OFFICIAL_FILE`` inside it
+    (what a finished run and the export scripts leave: loadable by rexforge and by tirex-ts).
+    Returns the path of the official file."""
+    folder = write_folder(folder, ckpt)
+    return write_official(folder / OFFICIAL_FILE, ckpt)
+
+
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
     """Save in the format the path asks for: ``*.ckpt`` -> official file, else a folder."""
     path = Path(path)

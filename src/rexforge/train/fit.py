@@ -36,8 +36,7 @@ from rexforge.io.checkpoint import (
     Checkpoint,
     read_checkpoint,
     state_dict_digest,
-    write_folder,
-    write_official,
+    write_export,
 )
 from rexforge.train.settings import TrainConfig, round_up
 
@@ -371,9 +370,8 @@ def fit(
         }
         state = {k: v.detach().clone() for k, v in trained.state_dict().items()}
         ckpt = Checkpoint(config, state, metadata)
-        write_folder(final_dir, ckpt)
-        write_official(final_dir / "model.ckpt", ckpt)
-        logger.info("exported %s (official file: %s)", final_dir, final_dir / "model.ckpt")
+        official = write_export(final_dir, ckpt)
+        logger.info("exported %s (official file: %s)", final_dir, official)
     forecaster = load_model(final_dir) if (final_dir / "config.json").exists() else None
     return FitResult(
         run_dir,
