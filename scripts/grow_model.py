@@ -10,6 +10,7 @@ training it with ``rexforge finetune --model OUTPUT --mode full``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rexforge.errors import RexforgeError
@@ -27,7 +28,8 @@ def main() -> None:
         source = read_checkpoint(args.source)
         config, state = deepen(source.config, source.state_dict, args.factor)
     except RexforgeError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     metadata = dict(source.metadata)
     metadata["grown_from"] = (
         f"{args.source} ({source.config.block_kwargs.num_blocks} blocks; every block followed by "

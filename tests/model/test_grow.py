@@ -1,5 +1,9 @@
 """Depth up-scaling: the grown model computes what the original did, and its copies can learn."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -63,3 +67,29 @@ def test_deepen_rejects_bad_factors_and_foreign_blocks():
     state["blocks.7.norm_ffn.weight"] = torch.ones(16)
     with pytest.raises(ConfigError, match="names block 7 of a 2-block model"):
         deepen(config, state, 2)
+
+
+def test_grow_script_writes_a_model_that_forecasts_the_same(tmp_path):
+    from rexforge import load_model
+    from rexforge.io.checkpoint import Checkpoint, nxai_metadata, write_folder
+
+    config = TiRexConfig.from_name("tirex-test")
+    source = tmp_path / "small"
+    write_folder(
+        source, Checkpoint(config, trained_looking(config).state_dict(), nxai_metadata(False))
+    )
+    script = Path(__file__).resolve().parents[2] / "scripts" / "grow_model.py"
+    run = [sys.executable, str(script), str(source), str(tmp_path / "big"), "--factor", "2"]
+    subprocess.run(run, check=True, capture_output=True)
+    small, big = load_model(source), load_model(tmp_path / "big" / "model.ckpt")
+    assert big.config.block_kwargs.num_blocks == 4
+    assert "grown_from" in load_model(tmp_path / "big").metadata
+    context = torch.randn(3, 100)
+    torch.testing.assert_close(big.forecast(context, 40)[0], small.forecast(context, 40)[0])
+    # Bad input: one error line, exit status 2, nothing written.
+    bad = subprocess.run(run[:3] + [str(tmp_path / "bad"), "--factor", "0"], capture_output=True)
+    assert bad.returncode == 2
+    assert bad.stderr.decode().strip().splitlines() == [
+        "error: deepen: factor must be an integer >= 1, got 0"
+    ]
+    assert not (tmp_path / "bad").exists()
