@@ -286,17 +286,18 @@ def load_training_series(args) -> tuple[list, str]:
     """Series from ``--data`` and the synthetic generators, plus a one-line description."""
     import itertools
 
+    from rexforge.data import synthetic
     from rexforge.data.sources import load_series
 
-    counts = (
-        "synthetic",
-        "tsmixup",
-        "seasonal_synth",
-        "trend_synth",
-        "cycle_synth",
-        "stable_synth",
+    # The ETS-like and short-series generators: (option, endless stream, description).
+    generators = (
+        ("seasonal_synth", synthetic.iter_seasonal_trend, "seasonal-trend synthetic", "16-1024"),
+        ("trend_synth", synthetic.iter_persistent_trend, "persistent-trend synthetic", "8-160"),
+        ("cycle_synth", synthetic.iter_trend_cycle, "trend-cycle synthetic", "8-160"),
+        ("stable_synth", synthetic.iter_stable_season, "stable-season synthetic", "12-240"),
     )
-    for option in counts:
+    # Series counts can come from YAML, past argparse: check them before any data is read.
+    for option in ("synthetic", "tsmixup", *(g[0] for g in generators)):
         if (getattr(args, option, 0) or 0) < 0:
             flag = "--" + option.replace("_", "-")
             raise InputError(f"{flag} must be a number of series >= 0, got {getattr(args, option)}")
@@ -325,19 +326,9 @@ def load_training_series(args) -> tuple[list, str]:
         )
     count = getattr(args, "synthetic", 0) or 0
     if count:
-        from rexforge.data.synthetic import iter_kernel_synth
-
-        series += list(itertools.islice(iter_kernel_synth(args.seed, args.synthetic_length), count))
+        stream = synthetic.iter_kernel_synth(args.seed, args.synthetic_length)
+        series += list(itertools.islice(stream, count))
         parts.append(f"KernelSynth ({count} series of {args.synthetic_length}, seed {args.seed})")
-    # The ETS-like and short-series generators: (option, endless stream, description).
-    from rexforge.data import synthetic
-
-    generators = (
-        ("seasonal_synth", synthetic.iter_seasonal_trend, "seasonal-trend synthetic", "16-1024"),
-        ("trend_synth", synthetic.iter_persistent_trend, "persistent-trend synthetic", "8-160"),
-        ("cycle_synth", synthetic.iter_trend_cycle, "trend-cycle synthetic", "8-160"),
-        ("stable_synth", synthetic.iter_stable_season, "stable-season synthetic", "12-240"),
-    )
     for option, stream, label, lengths in generators:
         wanted = getattr(args, option, 0) or 0
         if wanted:
@@ -345,11 +336,9 @@ def load_training_series(args) -> tuple[list, str]:
             parts.append(f"{label} ({wanted} series of {lengths}, seed {args.seed})")
     mixes = getattr(args, "tsmixup", 0) or 0
     if mixes:
-        from rexforge.data.synthetic import iter_tsmixup
-
         if not real:
             raise InputError("--tsmixup needs --data series of at least 128 steps to mix")
-        series += list(itertools.islice(iter_tsmixup(args.seed, real), mixes))
+        series += list(itertools.islice(synthetic.iter_tsmixup(args.seed, real), mixes))
         parts.append(f"TSMixup ({mixes} mixtures of {len(real)} real series, seed {args.seed})")
     if not series:
         raise InputError("no training data: give --data FILE(S) and/or --synthetic N")
