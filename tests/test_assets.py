@@ -29,3 +29,11 @@ def test_cli_uses_the_starter_when_model_is_omitted(tmp_path):
         main(["forecast", "--data", str(SAMPLE_DATA), "--horizon", "8", "--output", str(out)]) == 0
     )
     assert len(pd.read_csv(out)) == 6 * 8
+
+
+def test_starter_forecasts_with_the_context_it_was_trained_on():
+    # Forecasting pads every series with empty patches up to train_ctx_len; the starter must
+    # see the padding its training windows had (512 steps in every stage, see MODEL_CARD.md).
+    model = rexforge.load_model("starter")
+    trained_on = model.metadata["train_config"]["v7"]["context_length"]
+    assert model.config.train_ctx_len == trained_on == 512

@@ -213,3 +213,50 @@ def test_compiled_training_matches_eager(tmp_path, monkeypatch):
     assert moved > 3e-3
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=5e-4, msg=k)
+
+
+def test_trained_model_forecasts_with_the_context_it_trained_on(tmp_path, tiny_ckpt):
+    # tirex-test's train_ctx_len is 256; these runs train on 96-step windows (three patches).
+    # Forecasting pads every context to train_ctx_len, and each padded patch moves the sLSTM
+    # state, so the export must pad short series as the training windows were padded: to 96.
+    assert read_checkpoint(tiny_ckpt).config.train_ctx_len == 256
+    opts = dict(TINY, validation=False, checkpoint_every_n_steps=1, keep_checkpoints=-1)
+    run = fit(tiny_ckpt, series(), output_dir=tmp_path / "a", max_steps=2, **opts)
+    trained = read_checkpoint(run.final_dir)
+    assert trained.config.train_ctx_len == 96
+    assert read_checkpoint(run.final_dir / "model.ckpt").config.train_ctx_len == 96
+    short = series(2, 40, seed=5)
+    padded_96, _ = load_model(run.final_dir).forecast(short, 8, output_type="numpy")
+    as_256 = Checkpoint(
+        trained.config.__class__.from_dict({**trained.config.to_dict(), "train_ctx_len": 256}),
+        trained.state_dict,
+        trained.metadata,
+    )
+    write_folder(tmp_path / "as256", as_256)
+    padded_256, _ = load_model(tmp_path / "as256").forecast(short, 8, output_type="numpy")
+    assert np.abs(padded_96 - padded_256).max() > 1e-3  # the padding does change forecasts
+    # A run saved while exports kept the base's train_ctx_len resumes (the config otherwise
+    # matches), and its export pads to the training context.
+    mid = tmp_path / "a" / "checkpoints" / "step-000001.ckpt"
+    payload = torch.load(mid, map_location="cpu", weights_only=True)
+    assert payload["hyper_parameters"]["model_config"]["train_ctx_len"] == 96
+    payload["hyper_parameters"]["model_config"]["train_ctx_len"] = 256
+    torch.save(payload, tmp_path / "old.ckpt")
+    resumed = fit(
+        tiny_ckpt,
+        series(),
+        output_dir=tmp_path / "b",
+        max_steps=2,
+        resume=tmp_path / "old.ckpt",
+        **opts,
+    )
+    assert read_checkpoint(resumed.final_dir).config.train_ctx_len == 96
+    # Without --context-length a run trains on, and keeps, the model's own train_ctx_len.
+    default = fit(
+        tiny_ckpt,
+        series(length=400),
+        output_dir=tmp_path / "c",
+        max_steps=1,
+        **{k: v for k, v in opts.items() if k != "context_length"},
+    )
+    assert read_checkpoint(default.final_dir).config.train_ctx_len == 256
