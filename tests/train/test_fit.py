@@ -215,7 +215,7 @@ def test_compiled_training_matches_eager(tmp_path, monkeypatch):
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=5e-4, msg=k)
 
 
-def test_trained_model_forecasts_with_the_context_it_trained_on(tmp_path, tiny_ckpt):
+def test_trained_model_forecasts_with_the_context_it_trained_on(tmp_path, tiny_ckpt, caplog):
     # tirex-test's train_ctx_len is 256; these runs train on 96-step windows (three patches).
     # Forecasting pads every context to train_ctx_len, and each padded patch moves the sLSTM
     # state, so the export must pad short series as the training windows were padded: to 96.
@@ -233,7 +233,13 @@ def test_trained_model_forecasts_with_the_context_it_trained_on(tmp_path, tiny_c
         trained.metadata,
     )
     write_folder(tmp_path / "as256", as_256)
+    caplog.clear()
+    load_model(run.final_dir)
+    assert "train_ctx_len" not in caplog.text
+    # A model padded to another length than it trained on (as exports before this fix were)
+    # loads with a one-line warning that names both lengths and the fix.
     padded_256, _ = load_model(tmp_path / "as256").forecast(short, 8, output_type="numpy")
+    assert "trained on 96-step contexts but pads/cuts to train_ctx_len 256" in caplog.text
     assert np.abs(padded_96 - padded_256).max() > 1e-3  # the padding does change forecasts
     # A run saved while exports kept the base's train_ctx_len resumes (the config otherwise
     # matches), and its export pads to the training context.

@@ -78,7 +78,30 @@ def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read an official ``.ckpt`` file, a rexforge folder, or a ``.safetensors`` file that has
     a ``config.json`` beside it. Raises ``CheckpointError`` with a one-line reason."""
-    path = Path(path)
+    ckpt = _read_any(Path(path))
+    _warn_context_mismatch(ckpt)
+    return ckpt
+
+
+def _warn_context_mismatch(ckpt: Checkpoint) -> None:
+    """Warn about a model that pads contexts to another length than it trained on (rexforge
+    exports before train_ctx_len followed --context-length): every padded patch moves the
+    recurrent state, so such a model forecasts short series from a state it never trained in."""
+    train_config = ckpt.metadata.get("train_config")
+    trained = train_config.get("context_length") if isinstance(train_config, dict) else None
+    if type(trained) is int and trained != ckpt.config.train_ctx_len:
+        logger.warning(
+            "%s trained on %d-step contexts but pads/cuts to train_ctx_len %d, which can cost "
+            "accuracy; set train_ctx_len to %d in its config.json (or the model.ckpt "
+            "hyper_parameters) to forecast as it trained",
+            ckpt.source or "model",
+            trained,
+            ckpt.config.train_ctx_len,
+            trained,
+        )
+
+
+def _read_any(path: Path) -> Checkpoint:
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_dir():
