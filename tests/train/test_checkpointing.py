@@ -75,3 +75,19 @@ def test_export_script_averages_training_checkpoints(tmp_path):
     assert exported.metadata["steps"] == 3
     assert exported.metadata["selected_checkpoint"].startswith("average of step-000001.ckpt")
     assert read_checkpoint(out / "model.ckpt").state_dict.keys() == exported.state_dict.keys()
+    # Bad input: one error line, exit status 2, nothing written.
+    (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
+    for bad in (tmp_path / "missing.ckpt", tmp_path / "broken.ckpt"):
+        failed = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "export_training_checkpoint.py"),
+                str(bad),
+                str(tmp_path / "bad"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert failed.returncode == 2, failed.stderr
+        assert failed.stderr.startswith("error: ") and failed.stderr.count("\n") == 1
+        assert not (tmp_path / "bad").exists()
