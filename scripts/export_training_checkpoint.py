@@ -17,15 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from rexforge.errors import RexforgeError
+from rexforge.errors import CheckpointError, RexforgeError
 from rexforge.io.checkpoint import Checkpoint, read_checkpoint, write_export
 from rexforge.train.checkpointing import average_state_dicts
-
-
-def fail(message: str) -> None:
-    """Bad input: one error line and exit status 2 (usage errors, as argparse's)."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def main() -> None:
@@ -40,13 +34,15 @@ def main() -> None:
     # they hold adapters only).
     try:
         models = [read_checkpoint(path) for path in args.checkpoints]
+        configs = [m.config for m in models]
+        if any(c != configs[0] for c in configs[1:]):
+            raise CheckpointError("the checkpoints to average have different architectures")
     except RexforgeError as exc:
-        fail(str(exc))
-    configs = [m.config for m in models]
+        # Bad input: one error line and exit status 2, as the rexforge command does.
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     states = [m.state_dict for m in models]
     steps = [int(m.metadata.get("steps") or 0) for m in models]
-    if any(c != configs[0] for c in configs[1:]):
-        fail("the checkpoints to average have different architectures")
     config, state = configs[0], average_state_dicts(states)
     final = args.checkpoints[0].parent.parent / "final"
     # The run's own export describes it best (data, metrics); a run in progress has none yet.

@@ -1,5 +1,7 @@
 """End-to-end runs of ``fit`` on tirex-test (CPU, a few steps each)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -228,9 +230,7 @@ def test_trained_model_forecasts_with_the_context_it_trained_on(tmp_path, tiny_c
     short = series(2, 40, seed=5)
     padded_96, _ = load_model(run.final_dir).forecast(short, 8, output_type="numpy")
     as_256 = Checkpoint(
-        trained.config.__class__.from_dict({**trained.config.to_dict(), "train_ctx_len": 256}),
-        trained.state_dict,
-        trained.metadata,
+        replace(trained.config, train_ctx_len=256), trained.state_dict, trained.metadata
     )
     write_folder(tmp_path / "as256", as_256)
     caplog.clear()

@@ -435,8 +435,10 @@ def _check_resume_matches(path: str, config: TiRexConfig, settings: TrainConfig)
         )
     problems = []
     # train_ctx_len follows --context-length (see fit), so runs saved before it did resume.
-    saved_config = TiRexConfig.from_dict(saved["model_config"]).to_dict()
-    if {**saved_config, "train_ctx_len": 0} != {**config.to_dict(), "train_ctx_len": 0}:
+    saved_config = replace(
+        TiRexConfig.from_dict(saved["model_config"]), train_ctx_len=config.train_ctx_len
+    )
+    if saved_config.to_dict() != config.to_dict():
         problems.append("the model config differs")
     old = saved["train_config"]
     for key in ("mode", "base_sha256", "lora_rank", "lora_targets", "freeze_blocks", "head_only"):
