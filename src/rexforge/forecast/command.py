@@ -46,7 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "must be contiguous",
     )
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--numerics", choices=("bf16", "fp32"), default="bf16")
+    parser.add_argument(
+        "--numerics",
+        choices=("official", "bf16", "fp32"),  # kernels.common.NUMERICS (no torch import here)
+        default="bf16",
+        help="official: tirex-ts' exact operations (its numbers on any CPU, its speed); "
+        "bf16: their rounding emulated in fp32 (fast); fp32: no rounding",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -145,6 +145,8 @@ def forecast_next_patches(
     P, L = cfg.input_patch_size, cfg.train_ctx_len
     N = L // P
     window = fit_window(context.float(), L)  # [B, L], exactly the official model input
+    if model.numerics == "official":
+        return _next_patches_whole_window(model, window, new_patches)
     scale = standard_scale(window)
     starts = first_observed_patch(window, P)
     B = window.shape[0]
@@ -168,6 +170,23 @@ def forecast_next_patches(
     # [B, n, Q, P] -> [B, Q, n*P]
     flat = out.permute(0, 2, 1, 3).reshape(B, Q, new_patches * P)
     return PatchForecast(unscale(flat, scale), states, scale)
+
+
+def _next_patches_whole_window(model: TiRexModel, window: torch.Tensor, new_patches: int):
+    """``forecast_next_patches`` as the official forecaster computes it: every row runs the
+    whole window [B, L] from a zero state (no padding-state cache, no grouping by start) and
+    the head runs on every position, so every matrix product has the official shape."""
+    P = model.config.input_patch_size
+    B, L = window.shape
+    scale = standard_scale(window)
+    scaled = ((window - scale.loc) / scale.scale).reshape(B, L // P, P)
+    tokens = patch_tokens(scaled)  # [B, N, 2P]
+    if new_patches > 1:
+        tokens = torch.cat((tokens, masked_tokens(B, new_patches - 1, P, tokens)), dim=1)
+    result = model(tokens)
+    out = result.quantiles[:, -new_patches:]  # [B, n, Q, P]
+    flat = out.permute(0, 2, 1, 3).reshape(B, out.shape[2], new_patches * P)
+    return PatchForecast(unscale(flat, scale), result.states, scale)
 
 
 ROLLOUTS = ("exact", "stateful")

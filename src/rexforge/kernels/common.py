@@ -14,10 +14,17 @@ with the checkpoint's parameter layout (so a checkpoint never depends on the ker
     h                 [B, S, NH, DH]     hidden output of every step
     final_state       [4, B, NH * DH]
 
-``numerics`` is ``"bf16"`` (reproduce the official CPU path: the input projections, the
-recurrent weights, the recurrent matmul result and all four states are rounded to bfloat16,
-the gate arithmetic is fp32; we emulate the rounding in fp32 arithmetic because this is far
-faster than bf16 arithmetic on CPUs without native bf16) or ``"fp32"`` (no rounding).
+``numerics`` is one of:
+
+* ``"official"``: the official CPU operations themselves, in bf16 (``kernels.official``); the
+  same bits as tirex-ts on every CPU, at the official speed. Kernels never see it:
+  ``TiRexModel`` runs ``kernels.official.slstm_official`` in this mode.
+* ``"bf16"``: the official rounding emulated in fp32 arithmetic (the input projections, the
+  recurrent weights, the recurrent matmul result and all four states are rounded to bfloat16,
+  the gate arithmetic is fp32), far faster than bf16 arithmetic on CPUs without native bf16.
+  Bit-exact against the official cell where torch's bf16 matmul sums like an fp32 matmul
+  (CPUs with avx512_bf16); elsewhere a few roundings flip (see ``kernels.official``).
+* ``"fp32"``: no rounding.
 """
 
 from __future__ import annotations
@@ -27,8 +34,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-Numerics = Literal["bf16", "fp32"]
-NUMERICS: tuple[str, ...] = ("bf16", "fp32")
+Numerics = Literal["official", "bf16", "fp32"]
+NUMERICS: tuple[str, ...] = ("official", "bf16", "fp32")
 
 
 def round_bf16_(x: torch.Tensor) -> torch.Tensor:
@@ -51,9 +58,18 @@ def maybe_round(x: torch.Tensor, numerics: str) -> torch.Tensor:
     return round_bf16(x) if numerics == "bf16" else x
 
 
-def check_numerics(numerics: str) -> None:
-    if numerics not in NUMERICS:
-        raise ValueError(f"numerics must be one of {NUMERICS}, got {numerics!r}")
+# What a registered kernel computes; "official" is run by ``kernels.official`` instead.
+KERNEL_NUMERICS: tuple[str, ...] = ("bf16", "fp32")
+
+
+def check_numerics(numerics: str, allowed: tuple[str, ...] = KERNEL_NUMERICS) -> None:
+    if numerics == "official" and "official" not in allowed:
+        raise ValueError(
+            "numerics='official' runs rexforge.kernels.official.slstm_official, not a "
+            "registered kernel"
+        )
+    if numerics not in allowed:
+        raise ValueError(f"numerics must be one of {allowed}, got {numerics!r}")
 
 
 def initial_state(batch: int, width: int, like: torch.Tensor) -> torch.Tensor:

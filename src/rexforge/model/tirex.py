@@ -18,7 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rexforge.config import TiRexConfig
-from rexforge.kernels.common import check_numerics
+from rexforge.kernels.common import NUMERICS, check_numerics
+from rexforge.kernels.official import slstm_official
 from rexforge.kernels.registry import get_kernel, kernel_name
 from rexforge.model.slstm import RMSNorm, SLSTMBlock
 
@@ -44,11 +45,12 @@ class ModelOutput(NamedTuple):
 
 class TiRexModel(nn.Module):
     """TiRex at any size. ``kernel`` names the sLSTM recurrence (see ``rexforge.kernels``);
-    ``numerics`` is ``"bf16"`` (official CPU numerics) or ``"fp32"``."""
+    ``numerics`` is ``"official"`` (the official CPU operations: tirex-ts' bits on any CPU),
+    ``"bf16"`` (its rounding emulated in fp32, fast) or ``"fp32"``; see ``kernels.common``."""
 
     def __init__(self, config: TiRexConfig, kernel: str = "auto", numerics: str = "bf16"):
         super().__init__()
-        check_numerics(numerics)
+        check_numerics(numerics, NUMERICS)
         self.config = config
         self.numerics = numerics
         self.kernel = get_kernel(kernel)
@@ -131,6 +133,8 @@ class TiRexModel(nn.Module):
         Returns quantiles [B, N_out, Q, P] (scaled space) and the final per-block states.
         """
         kernel = self.kernel if kernel is None else kernel
+        if self.numerics == "official":
+            kernel = slstm_official  # no other arrangement of the work gives the same bits
         x = self.embed(tokens)  # [B, N, E]
         new_states = []
         for i, block in enumerate(self.blocks):
