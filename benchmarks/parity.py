@@ -4,8 +4,9 @@
 
 For the tiny test config and the official size, horizons 32/96/300, a batch of series of
 mixed lengths (short, partial patch, > 2048 steps, a NaN gap, a constant series): the
-distribution over series of max |q_rexforge - q_official| / series std, for the bf16 numerics
-(reproducing the official rounding) and the fp32 numerics, and for the stateful rollout.
+distribution over series of max |q_rexforge - q_official| / series std, for the official
+numerics (the official operations), the bf16 numerics (their rounding emulated in fp32), the
+fp32 numerics, and the stateful rollout.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import machine_info, write_result  # noqa: E402
+from benchmarks.common import apply_isa_cap, describe_machine, machine_info, write_result  # noqa: E402
 from tests.conftest import make_context, tolerance_scale, write_official_checkpoint  # noqa: E402
 
 LENGTHS = [1, 5, 31, 33, 100, 257, 700, 1000, 2100, 2500, 64, 400]
 
 
 def main() -> None:
+    isa = sys.argv[1] if len(sys.argv) > 1 else "native"  # "avx2": rerun under the ISA cap
+    apply_isa_cap(isa)
     from tirex.models.tirex import TiRexZero
 
     from rexforge import load_model
@@ -35,6 +38,7 @@ def main() -> None:
         ckpt = write_official_checkpoint(tmp / preset / "model.ckpt", TiRexConfig.from_name(preset))
         official = TiRexZero.from_pretrained(str(ckpt), backend="torch", device="cpu")
         variants = {
+            "official": (load_model(ckpt, numerics="official"), {}),
             "bf16": (load_model(ckpt, numerics="bf16"), {}),
             "fp32": (load_model(ckpt, numerics="fp32"), {}),
             "bf16 stateful rollout": (load_model(ckpt, numerics="bf16"), {"rollout": "stateful"}),
@@ -64,8 +68,8 @@ def main() -> None:
     info = machine_info()
     md = [
         "# Parity with tirex-ts (random weights)\n",
-        "Command: `python benchmarks/parity.py`  ",
-        f"Machine: {info['cpu']}, {info['cores']} cores; versions {info['versions']}; git {info['git']}\n",
+        f"Command: `python benchmarks/parity.py {isa}`  ",
+        describe_machine(info) + "\n",
         "Deviation per series = max over steps and quantiles of |q_rexforge - q_official| / std "
         f"of the series. Series lengths: {LENGTHS} (one with a NaN gap, one constant).\n",
         "| preset | horizon | mode | median | p90 | max | series within 1e-3 |",
@@ -77,12 +81,17 @@ def main() -> None:
             f"{r['max']:.1e} | {r['within_1e-3']}/{r['series']} |"
         )
     md.append(
-        "\nWhy bf16 is not exact on tirex-35m: the official bf16 recurrent matmul sums in an order "
-        "that fp32 arithmetic does not reproduce; about 1 in 10^5 products then rounds to the "
-        "neighbouring bf16 value, and 12 blocks x 64 steps of the recurrence amplify such a flip "
-        "(the fp32 rows show the size of the official path's own bf16 rounding effect)."
+        "\nofficial runs the official operations (same kernels, same summation order): 0 on "
+        "every CPU. bf16 emulates their rounding in fp32: where torch's bf16 matmul sums like "
+        "fp32 (avx512_bf16) about 1 in 10^5 recurrent products rounds to the neighbouring bf16 "
+        "value; on AVX2-only CPUs torch runs another bf16 kernel and more do; 12 blocks x 64 "
+        "steps amplify such flips (the fp32 rows show the size of the bf16 rounding itself)."
     )
-    base = write_result("parity", {"machine": info, "rows": rows}, "\n".join(md) + "\n")
+    base = write_result(
+        "parity" + ("-avx2" if isa == "avx2" else ""),
+        {"machine": info, "rows": rows},
+        "\n".join(md) + "\n",
+    )
     print(f"wrote {base}.md")
 
 

@@ -3,13 +3,20 @@ own writer (plain ``torch.save`` of the official dict), so the loader is tested 
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# torch.compile's on-disk cache is shared by every process of the user; two test runs at once
+# (or a run under an ISA cap beside one without) have been seen to load each other's half-written
+# kernels. Each run compiles into its own folder (the tests compile a few tiny shapes only).
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="rexforge-inductor-"))
 
-from rexforge.config import TiRexConfig
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from rexforge.config import TiRexConfig  # noqa: E402
 
 
 def random_state_dict(config: TiRexConfig, seed: int) -> dict[str, torch.Tensor]:
