@@ -92,8 +92,12 @@ def slstm_pointwise(
     # The clamp keeps logsigmoid away from subnormal results for very open forget gates.
     log_f_plus_m = m + F.logsigmoid(torch.clamp(f_raw, max=15.0))
     m_new = i_raw if fresh else torch.maximum(i_raw, log_f_plus_m)
-    i_gate = torch.clamp(torch.exp(i_raw - m_new), max=1.0)
-    f_gate = torch.clamp(torch.exp(log_f_plus_m - m_new), max=1.0)
+    # The official min(exp(x), 1), written exp(min(x, 0)): the same value for every x, but on
+    # the fresh step x = log f - i can be large enough for exp(x) to overflow, and autograd's
+    # clamp-then-exp backward would then multiply a zero gradient by inf (NaN in every
+    # parameter below, as seen with large trained gate pre-activations).
+    i_gate = torch.exp(torch.clamp(i_raw - m_new, max=0.0))
+    f_gate = torch.exp(torch.clamp(log_f_plus_m - m_new, max=0.0))
     c_new = f_gate * c + i_gate * torch.tanh(z_raw)
     n_new = f_gate * n + i_gate
     h_new = torch.sigmoid(o_raw) * c_new / n_new
