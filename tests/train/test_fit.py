@@ -9,7 +9,7 @@ import torch
 from rexforge import load_model
 from rexforge.errors import CheckpointError, ConfigError, InputError
 from rexforge.io.checkpoint import Checkpoint, nxai_metadata, read_checkpoint, write_folder
-from rexforge.train.fit import fit
+from rexforge.train import fit
 
 TINY = dict(
     prediction_length=40,

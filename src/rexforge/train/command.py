@@ -375,7 +375,7 @@ def run(args) -> int:
 
     from rexforge.config import TiRexConfig
     from rexforge.io.atomic import atomic_write_text
-    from rexforge.train.fit import fit
+    from rexforge.train.loop import fit
 
     if args.keep_checkpoints < -1:
         raise ConfigError(

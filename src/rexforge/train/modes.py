@@ -6,7 +6,7 @@
              ``head_only`` everything except ``out_norm`` and the output head
     lora     freeze the base, train low-rank adapters on ``lora_targets`` (see ``lora``)
 
-The training loop is the same for all of them (``rexforge.train.fit``).
+The training loop is the same for all of them (``rexforge.train.loop``).
 """
 
 from __future__ import annotations

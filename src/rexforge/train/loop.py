@@ -1,4 +1,4 @@
-"""``fit``: the one training loop behind every mode and both commands.
+"""``fit`` (``from rexforge.train import fit``): the one training loop of every mode and command.
 
     fit(base, series, mode=...) ->
         runs/<name>/config.yaml         resolved options (model, train, data, trainer)
