@@ -245,7 +245,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         default=3,
         help="newest step-* checkpoints kept in <output-dir>/checkpoints (-1 = all)",
     )
-    run.add_argument("--progress-bar", action="store_true")
+    run.add_argument(
+        "--progress-bar",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress line (steps, loss, val metric, ETA); default: only in a terminal "
+        "outside CI",
+    )
 
 
 TRAIN_KEYS = (
@@ -371,10 +377,7 @@ def aggregated_series(series: list, factors, min_observed: int = 8) -> list:
 
 
 def run(args) -> int:
-    import yaml
-
     from rexforge.config import TiRexConfig
-    from rexforge.io.atomic import atomic_write_text
     from rexforge.train.loop import fit
 
     if args.keep_checkpoints < -1:
@@ -397,14 +400,11 @@ def run(args) -> int:
     }
     resolved["data"] = [str(p) for p in args.data or []]
     resolved["mode"] = mode
-    print(yaml.safe_dump(resolved, sort_keys=False).rstrip())
     series, description = load_training_series(args)
     options = {k: getattr(args, k) for k in TRAIN_KEYS if hasattr(args, k)}
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     resume = None if args.resume == "never" else args.resume
-    atomic_write_text(
-        Path(args.output_dir) / "command.yaml", yaml.safe_dump(resolved, sort_keys=False)
-    )
+    print(run_header(args, mode, len(series)), flush=True)
     result = fit(
         base,
         series,
@@ -421,8 +421,30 @@ def run(args) -> int:
         progress_bar=args.progress_bar,
         skip_short=args.skip_short,
         keep_checkpoints=args.keep_checkpoints,
+        command_record=resolved,
         **options,
     )
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
     print(f"done: {result.final_dir} ({shown})")
     return 0
+
+
+def run_header(args, mode: str, n_series: int) -> str:
+    """Two lines on what will run (every option goes to <output-dir>/command.yaml)."""
+    if args.command == "pretrain":
+        what = f"pretrain {args.model_config or args.preset} from scratch"
+    else:
+        detail = {"lora": f", rank {args.lora_rank}", "freeze": ""}.get(mode, "")
+        what = f"finetune {args.model} ({mode}{detail})"
+    context = f"context {args.context_length}" if args.context_length else "model's context"
+    validation = (
+        "no validation"
+        if args.no_validation
+        else f"validation every {args.val_every_n_steps} steps on the last "
+        f"{args.prediction_length} of each series"
+    )
+    return (
+        f"{what} on {n_series} series: {args.max_steps} steps, batch {args.batch_size}, "
+        f"lr {args.lr:g}, horizon {args.prediction_length}, {context}, seed {args.seed}\n"
+        f"{validation}; run folder {args.output_dir} (all options: command.yaml there)"
+    )

@@ -153,7 +153,7 @@ class TiRexTrainingModule(L.LightningModule):
         # nanoGPT's rule: matrices (>= 2-D) decay; biases and norm gains do not.
         decay = [p for _, p in trainable if p.dim() >= 2]
         no_decay = [p for _, p in trainable if p.dim() < 2]
-        logger.info(
+        logger.debug(
             "optimizer: %d decayed tensors (%d params), %d not decayed (%d params)",
             len(decay),
             sum(p.numel() for p in decay),
