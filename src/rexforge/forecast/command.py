@@ -59,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
     from rexforge.data.problems import format_problems
     from rexforge.data.sources import load_series_report
     from rexforge.forecast.api import check_prediction_length, load_model
-    from rexforge.forecast.frames import forecast_series, split_forecastable
+    from rexforge.forecast.frames import (
+        check_horizon_fits,
+        forecast_series,
+        split_forecastable,
+    )
     from rexforge.io.atomic import atomic_write_text
 
     check_prediction_length(args.horizon, "--horizon")
@@ -93,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.skip_bad or not report.series:
             raise InputError(f"{args.data}: {format_problems(report.problems)}")
         _warn_skipped(report.problems)
+    check_horizon_fits(report.series, args.horizon)  # before loading the model
     model = load_model(args.model, numerics=args.numerics)
     frame = forecast_series(model, report.series, args.horizon, batch_size=args.batch_size)
     atomic_write_text(args.output, frame.to_csv(index=False))

@@ -34,6 +34,11 @@ def future_index(series: TimeSeries, horizon: int) -> pd.Index:
     if ts is None:
         return pd.RangeIndex(len(series), len(series) + horizon)
     if isinstance(ts, pd.DatetimeIndex):
+        from rexforge.data.time_grid import horizon_end_problem
+
+        problem = horizon_end_problem(ts[-1], series.freq, horizon)
+        if problem is not None:
+            raise InputError(f"series {series.item_id}: {problem}; use a shorter horizon")
         return pd.date_range(ts[-1], periods=horizon + 1, freq=series.freq)[1:]
     step = int(ts[-1] - ts[-2]) if len(ts) > 1 else 1
     return pd.Index(int(ts[-1]) + step * np.arange(1, horizon + 1))
@@ -48,6 +53,50 @@ def timestamp_problem(series: TimeSeries) -> str | None:
                 "(give at least two rows, or integer steps)"
             )
         return "cannot continue its timestamps, the frequency could not be inferred"
+    return None
+
+
+def check_horizon_fits(series: list[TimeSeries], horizon: int, n_columns: int = 10) -> None:
+    """Refuse, before any model work, a horizon whose timestamps overflow for some series
+    (checked on the latest end per frequency) or whose output frame would not fit in memory
+    (``n_columns``: mean and the 9 quantiles of official models)."""
+    from rexforge.data.time_grid import horizon_end_problem
+
+    latest: dict[str, TimeSeries] = {}
+    for s in series:
+        if isinstance(s.timestamps, pd.DatetimeIndex) and s.freq and len(s.timestamps):
+            best = latest.get(s.freq)
+            if best is None or s.timestamps[-1] > best.timestamps[-1]:
+                latest[s.freq] = s
+    for s in latest.values():
+        problem = horizon_end_problem(s.timestamps[-1], s.freq, horizon)
+        if problem is not None:
+            raise InputError(f"--horizon {horizon}: series {s.item_id}: {problem}")
+    # A row: the float columns, its timestamp and item_id pointer, ~14 characters a value as
+    # CSV text, and pandas' working copies (measured ~2.5x the frame while writing).
+    row_bytes = int(2.5 * (8 * n_columns + 16) + 14 * (n_columns + 2))
+    needed, available = len(series) * horizon * row_bytes, _available_memory()
+    if available is not None and needed > available:
+        raise InputError(
+            f"--horizon {horizon}: {len(series)} series x {horizon} steps need about "
+            f"{_size(needed)} for the output, more than the {_size(available)} of memory "
+            "available; use a shorter --horizon or fewer series per run"
+        )
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+
+
+def _available_memory() -> int | None:
+    """MemAvailable in bytes (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
     return None
 
 
