@@ -1,5 +1,7 @@
 """``rexforge forecast``: what it checks before any model work, and what it writes."""
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,3 +57,74 @@ def test_an_output_too_large_for_memory_fails_fast(tmp_path, capsys, monkeypatch
         "error: --horizon 1000: 2 series x 1000 steps need about 0.8 MiB for the output, more "
         "than the 0.5 MiB of memory available; use a shorter --horizon or fewer series per run\n"
     )
+
+
+def test_output_parquet_writes_parquet_and_dash_writes_csv_to_stdout(tmp_path, tiny_ckpt, capsys):
+    pytest.importorskip("pyarrow")
+    data = monthly_csv(tmp_path / "m.csv")
+    common = ["forecast", "--model", str(tiny_ckpt), "--data", str(data), "--horizon", "3"]
+    assert main([*common, "--output", str(tmp_path / "f.parquet")]) == 0
+    frame = pd.read_parquet(tmp_path / "f.parquet")
+    assert len(frame) == 6 and list(frame.columns[:3]) == ["item_id", "timestamp", "mean"]
+    assert str(frame["timestamp"].iloc[0]) == "2004-05-01 00:00:00"
+    capsys.readouterr()
+    assert main([*common, "--output", "-"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].startswith("item_id,timestamp,mean,")
+    assert len(printed.splitlines()) == 7 and not (tmp_path / "-").exists()
+    np.testing.assert_allclose(pd.read_csv(io.StringIO(printed))["mean"], frame["mean"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--plot", "f.txt"], "error: --plot f.txt: a plot is written as .png, .pdf, .svg; "),
+        (["--stream", "--output", "f.parquet"], "error: --stream writes a CSV file; it cannot"),
+    ],
+)
+def test_outputs_that_cannot_be_written_as_asked_are_refused_first(
+    tmp_path, capsys, no_model_work, monkeypatch, extra, message
+):
+    monkeypatch.chdir(tmp_path)
+    data = monthly_csv(tmp_path / "m.csv")
+    args = ["forecast", "--data", str(data), "--horizon", "3", "--output", "f.csv", *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
+
+
+def test_help_says_the_mean_column_is_the_median(capsys):
+    assert main(["forecast", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "'mean' is the median (the 0.5 quantile)" in text
+    assert "Parquet when it ends in .parquet; '-' = CSV on stdout" in text
+
+
+def test_the_fan_chart_says_it_shows_only_some_series(tmp_path):
+    pytest.importorskip("matplotlib")
+    from rexforge.data.series import TimeSeries
+    from rexforge.forecast import plot
+
+    series = [TimeSeries(f"s{i}", np.arange(20.0)) for i in range(8)]
+    frame = pd.DataFrame(
+        [
+            {"item_id": f"s{i}", "timestamp": 20 + k, **{str(q / 10): 1.0 for q in range(1, 10)}}
+            for i in range(8)
+            for k in range(4)
+        ]
+    )
+    titles = []
+    import matplotlib.figure
+
+    real = matplotlib.figure.Figure.savefig
+
+    def record(fig, *args, **kwargs):
+        titles.append(fig.get_suptitle())
+        return real(fig, *args, **kwargs)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(matplotlib.figure.Figure, "savefig", record):
+        plot.fan_chart(series, frame, tmp_path / "f.png")
+    assert titles == ["Forecast, 4 steps: first 6 of 8 series"]

@@ -25,8 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", type=Path, required=True, help="CSV or Parquet file, long or wide"
     )
     parser.add_argument("--horizon", type=int, required=True, help="steps to forecast")
-    parser.add_argument("--output", type=Path, required=True, help="CSV file to write")
-    parser.add_argument("--plot", type=Path, default=None, help="also write a fan chart PNG")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="file to write: CSV, or Parquet when it ends in .parquet; '-' = CSV on stdout. "
+        "Columns item_id, timestamp, mean and one per quantile level (0.1 ... 0.9); 'mean' is "
+        "the median (the 0.5 quantile), as in NXAI's tirex package",
+    )
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="also write a fan chart (.png, .pdf or .svg)"
+    )
     parser.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
     parser.add_argument("--id-column", default=None, help="long layout: series id column (item_id)")
     parser.add_argument(
@@ -64,13 +73,11 @@ def run(args: argparse.Namespace) -> int:
         forecast_series,
         split_forecastable,
     )
-    from rexforge.io.atomic import atomic_write_text
 
     check_prediction_length(args.horizon, "--horizon")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.output.exists() and args.output.is_dir():
-        raise InputError(f"--output {args.output} is a directory; give a CSV file path")
+    check_output_paths(args)
     if args.stream:
         return _run_streaming(args)
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
@@ -100,13 +107,13 @@ def run(args: argparse.Namespace) -> int:
     check_horizon_fits(report.series, args.horizon)  # before loading the model
     model = load_model(args.model, numerics=args.numerics)
     frame = forecast_series(model, report.series, args.horizon, batch_size=args.batch_size)
-    atomic_write_text(args.output, frame.to_csv(index=False))
+    write_forecast(frame, args.output)
     logger.info(
         "wrote %d rows (%d series x %d steps) to %s",
         len(frame),
         len(report.series),
         args.horizon,
-        args.output,
+        "stdout" if _to_stdout(args.output) else args.output,
     )
     if args.plot is not None:
         from rexforge.forecast.plot import fan_chart
@@ -114,6 +121,57 @@ def run(args: argparse.Namespace) -> int:
         fan_chart(report.series, frame, args.plot)
         logger.info("wrote fan chart to %s", args.plot)
     return 0
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _to_stdout(path: Path) -> bool:
+    return str(path) == "-"
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse, before any work, outputs that cannot be written as asked."""
+    output = args.output
+    if output.exists() and output.is_dir():
+        raise InputError(f"--output {output} is a directory; give a file path (or - for stdout)")
+    parquet = output.suffix.lower() in PARQUET_SUFFIXES
+    if args.stream and (parquet or _to_stdout(output)):
+        raise InputError(f"--stream writes a CSV file; it cannot write --output {output}")
+    if parquet:
+        import importlib.util
+
+        if importlib.util.find_spec("pyarrow") is None:
+            raise InputError(
+                f"--output {output}: writing Parquet needs pyarrow: pip install pyarrow"
+            )
+    plot = args.plot
+    if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise InputError(
+            f"--plot {plot}: a plot is written as {', '.join(PLOT_SUFFIXES)}; give a file name "
+            "ending in one of them"
+        )
+
+
+def write_forecast(frame, output: Path) -> None:
+    """``frame`` as Parquet (``.parquet``/``.pq``), CSV on stdout (``-``) or a CSV file;
+    files are written atomically."""
+    import sys
+
+    from rexforge.io.atomic import atomic_write_bytes, atomic_write_text
+
+    if _to_stdout(output):
+        sys.stdout.write(frame.to_csv(index=False))
+        sys.stdout.flush()
+    elif output.suffix.lower() in PARQUET_SUFFIXES:
+        import io
+
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        atomic_write_bytes(output, buffer.getvalue())
+    else:
+        atomic_write_text(output, frame.to_csv(index=False))
 
 
 def _warn_skipped(problems) -> None:
