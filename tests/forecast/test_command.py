@@ -128,3 +128,32 @@ def test_the_fan_chart_says_it_shows_only_some_series(tmp_path):
     with unittest.mock.patch.object(matplotlib.figure.Figure, "savefig", record):
         plot.fan_chart(series, frame, tmp_path / "f.png")
     assert titles == ["Forecast, 4 steps: first 6 of 8 series"]
+
+
+def test_context_length_and_rollout_reach_the_model(tmp_path, tiny_ckpt, capsys):
+    from rexforge import load_model
+
+    data = monthly_csv(tmp_path / "m.csv", n=120)
+    common = ["forecast", "--model", str(tiny_ckpt), "--data", str(data), "--horizon", "70"]
+    runs = {}
+    for name, extra in {
+        "full": [],
+        "cut": ["--context-length", "24"],
+        "stateful": ["--rollout", "stateful"],
+    }.items():
+        out = tmp_path / f"{name}.csv"
+        assert main([*common, "--output", str(out), *extra]) == 0
+        runs[name] = pd.read_csv(out)
+    model = load_model(tiny_ckpt)
+    series = pd.read_csv(data)
+    last_24 = [g["target"].to_numpy()[-24:] for _, g in series.groupby("item_id", sort=False)]
+    _, mean = model.forecast(last_24, prediction_length=70, output_type="numpy")
+    np.testing.assert_allclose(runs["cut"]["mean"], mean.reshape(-1), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(runs["cut"]["mean"], runs["full"]["mean"])
+    full = [g["target"].to_numpy() for _, g in series.groupby("item_id", sort=False)]
+    _, stateful = model.forecast(full, 70, output_type="numpy", rollout="stateful")
+    np.testing.assert_allclose(runs["stateful"]["mean"], stateful.reshape(-1), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(runs["stateful"]["mean"], runs["full"]["mean"])  # 70 > one patch
+    capsys.readouterr()
+    assert main([*common, "--output", str(tmp_path / "x.csv"), "--context-length", "0"]) == 2
+    assert capsys.readouterr().err == "error: --context-length must be >= 1, got 0\n"

@@ -56,6 +56,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument(
+        "--context-length",
+        type=int,
+        default=None,
+        help="forecast from the last N steps of each series only (default: all of it; the "
+        "model cuts longer contexts to the length it was trained on)",
+    )
+    parser.add_argument(
+        "--rollout",
+        choices=("exact", "stateful"),  # engine.ROLLOUTS (no torch import here)
+        default="exact",
+        help="horizons over one patch (32 steps): exact reruns the model on the context plus "
+        "each forecast patch, as NXAI's code does; stateful carries the recurrent state "
+        "forward (faster for long horizons, slightly different forecasts)",
+    )
+    parser.add_argument(
         "--numerics",
         choices=("official", "bf16", "fp32"),  # kernels.common.NUMERICS (no torch import here)
         default="bf16",
@@ -78,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_output_paths(args)
+    if args.context_length is not None and args.context_length < 1:
+        raise InputError(f"--context-length must be >= 1, got {args.context_length}")
     if args.stream:
         return _run_streaming(args)
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
@@ -106,7 +123,14 @@ def run(args: argparse.Namespace) -> int:
         _warn_skipped(report.problems)
     check_horizon_fits(report.series, args.horizon)  # before loading the model
     model = load_model(args.model, numerics=args.numerics)
-    frame = forecast_series(model, report.series, args.horizon, batch_size=args.batch_size)
+    frame = forecast_series(
+        model,
+        report.series,
+        args.horizon,
+        batch_size=args.batch_size,
+        context_length=args.context_length,
+        rollout=args.rollout,
+    )
     write_forecast(frame, args.output)
     logger.info(
         "wrote %d rows (%d series x %d steps) to %s",
@@ -205,6 +229,8 @@ def _run_streaming(args: argparse.Namespace) -> int:
         gaps=args.gaps,
         batch_size=args.batch_size,
         on_bad="skip" if args.skip_bad else "raise",
+        context_length=args.context_length,
+        rollout=args.rollout,
     )
     if summary.problems:
         _warn_skipped(summary.problems)

@@ -114,23 +114,35 @@ def quantile_column(level: float) -> str:
 
 
 def forecast_series(
-    forecaster, series: list[TimeSeries], prediction_length: int, batch_size: int = 512
+    forecaster,
+    series: list[TimeSeries],
+    prediction_length: int,
+    batch_size: int = 512,
+    *,
+    context_length: int | None = None,
+    rollout: str = "exact",
 ) -> pd.DataFrame:
-    """Forecast each ``TimeSeries``; returns a long frame: item_id, timestamp, mean, quantiles.
+    """Forecast each ``TimeSeries``; returns a long frame: item_id, timestamp, mean (the
+    median), quantiles.
 
-    Every series whose timestamps cannot be continued is named in one ``InputError`` before
-    anything is forecast.
+    context_length: forecast from the last N steps of each series only (default: all; the
+        model itself cuts contexts to its train_ctx_len). rollout: see
+        ``TiRexForecaster.forecast``. Every series whose timestamps cannot be continued is
+        named in one ``InputError`` before anything is forecast.
     """
     if not series:
         raise InputError("no series to forecast")
     _, problems = split_forecastable(series)
     if problems:
         raise InputError(format_problems(problems))
+    if context_length is not None and (isinstance(context_length, bool) or context_length < 1):
+        raise InputError(f"--context-length must be an integer >= 1, got {context_length!r}")
     quantiles, mean = forecaster.forecast(
-        [s.target for s in series],
+        [s.target if context_length is None else s.target[-context_length:] for s in series],
         prediction_length=prediction_length,
         batch_size=batch_size,
         output_type="numpy",
+        rollout=rollout,
     )
     H = quantiles.shape[1]
     stamps = [future_index(s, H) for s in series]
@@ -203,6 +215,8 @@ def forecast_csv_streaming(
     chunk_series: int = 10_000,
     chunk_rows: int = 200_000,
     on_bad: str = "raise",
+    context_length: int | None = None,
+    rollout: str = "exact",
 ) -> StreamSummary:
     """Forecast every series of a long CSV without loading it whole; write a long CSV.
 
@@ -245,7 +259,14 @@ def forecast_csv_streaming(
 
         def flush() -> None:
             if pending and not (problems and on_bad == "raise"):
-                frame = forecast_series(forecaster, pending, prediction_length, batch_size)
+                frame = forecast_series(
+                    forecaster,
+                    pending,
+                    prediction_length,
+                    batch_size,
+                    context_length=context_length,
+                    rollout=rollout,
+                )
                 frame.to_csv(handle, header=counts["series"] == 0, index=False)
                 counts["series"] += len(pending)
                 counts["rows"] += len(frame)
