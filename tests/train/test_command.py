@@ -64,7 +64,9 @@ def test_cli_finetune_lora_end_to_end(tmp_path, tiny_ckpt, capsys):
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"finetune {tiny_ckpt} (lora, rank 2) on 2 series: 2 steps, batch 4")
+    assert printed.startswith(
+        f"finetune {tiny_ckpt} (lora, rank 2) on 2 series: 2 steps (warmup 1)"
+    )
     assert "done:" in printed and len(printed.splitlines()) == 3  # not every option dumped
     for name in (
         "command.yaml",
@@ -282,3 +284,28 @@ def test_negative_series_counts_are_one_line_errors(tmp_path, capsys, option):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {option} must be a number of series >= 0, got -3"]
+
+
+def test_a_bad_option_is_one_message_before_anything_is_said_to_run(tmp_path, capsys):
+    data = write_csv(tmp_path / "prices.csv")
+    args = [
+        "finetune",
+        "--data",
+        str(data),
+        "--target",
+        "close",
+        "--output-dir",
+        str(tmp_path / "r"),
+    ]
+    assert main([*args, *FAST, "--lr", "-1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("--lr") == 1, captured.err
+    assert not (tmp_path / "r").exists()
+
+
+def test_warmup_defaults_to_a_tenth_of_a_short_run():
+    from rexforge.train.settings import TrainConfig
+
+    assert TrainConfig(max_steps=80).validate().warmup_steps == 8  # run.sh's demo
+    assert TrainConfig(max_steps=5000).validate().warmup_steps == 100
+    assert TrainConfig(max_steps=80, warmup_steps=30).validate().warmup_steps == 30

@@ -15,6 +15,7 @@ import numpy as np
 from rexforge.errors import ConfigError, InputError
 from rexforge.train.lora import DEFAULT_TARGETS
 from rexforge.train.modes import MODES
+from rexforge.train.settings import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         "--lr", type=float, default=1e-4 if name == "finetune" else 1e-3, help="peak learning rate"
     )
     train.add_argument("--weight-decay", type=float, default=0.01)
-    train.add_argument("--warmup-steps", type=int, default=100)
+    train.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="linear lr warmup (default: min(100, max-steps / 10))",
+    )
     train.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr")
     train.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
     train.add_argument("--accumulate-grad-batches", type=int, default=1)
@@ -400,11 +406,13 @@ def run(args) -> int:
     }
     resolved["data"] = [str(p) for p in args.data or []]
     resolved["mode"] = mode
-    series, description = load_training_series(args)
     options = {k: getattr(args, k) for k in TRAIN_KEYS if hasattr(args, k)}
+    # Bad options and bad data are reported before anything is said to run.
+    settings = TrainConfig.from_dict({"mode": mode, **options}).validate()
+    series, description = load_training_series(args)
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     resume = None if args.resume == "never" else args.resume
-    print(run_header(args, mode, len(series)), flush=True)
+    print(run_header(args, settings, len(series)), flush=True)
     result = fit(
         base,
         series,
@@ -429,22 +437,25 @@ def run(args) -> int:
     return 0
 
 
-def run_header(args, mode: str, n_series: int) -> str:
+def run_header(args, settings, n_series: int) -> str:
     """Two lines on what will run (every option goes to <output-dir>/command.yaml)."""
+    mode = settings.mode
     if args.command == "pretrain":
         what = f"pretrain {args.model_config or args.preset} from scratch"
     else:
-        detail = {"lora": f", rank {args.lora_rank}", "freeze": ""}.get(mode, "")
+        detail = {"lora": f", rank {settings.lora_rank}"}.get(mode, "")
         what = f"finetune {args.model} ({mode}{detail})"
-    context = f"context {args.context_length}" if args.context_length else "model's context"
+    length = settings.context_length
+    context = f"context {length}" if length else "the model's context"
     validation = (
         "no validation"
         if args.no_validation
-        else f"validation every {args.val_every_n_steps} steps on the last "
-        f"{args.prediction_length} of each series"
+        else f"validation every {settings.val_every_n_steps} steps on the last "
+        f"{settings.prediction_length} of each series"
     )
     return (
-        f"{what} on {n_series} series: {args.max_steps} steps, batch {args.batch_size}, "
-        f"lr {args.lr:g}, horizon {args.prediction_length}, {context}, seed {args.seed}\n"
+        f"{what} on {n_series} series: {settings.max_steps} steps (warmup "
+        f"{settings.warmup_steps}), batch {settings.batch_size}, lr {settings.lr:g}, horizon "
+        f"{settings.prediction_length}, {context}, seed {settings.seed}\n"
         f"{validation}; run folder {args.output_dir} (all options: command.yaml there)"
     )

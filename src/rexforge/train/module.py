@@ -31,7 +31,7 @@ class TiRexTrainingModule(L.LightningModule):
     def __init__(self, model_config: dict, train_config: dict, base_state_dict: dict | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["base_state_dict"])
-        self.settings = TrainConfig.from_dict(train_config)
+        self.settings = TrainConfig.from_dict(train_config).validate()  # resolves defaults
         s = self.settings
         self.model = TiRexModel(
             TiRexConfig.from_dict(model_config), kernel=s.kernel, numerics="fp32"
