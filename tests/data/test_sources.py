@@ -432,3 +432,11 @@ def test_a_parquet_file_with_integer_ids_is_not_forecast_as_a_series(tmp_path):
         load_series(without_time)
     wide = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=30), "a": np.arange(30)})
     assert [s.item_id for s in load_series(wide)] == ["a"]  # plain wide tables still load
+
+
+def test_column_names_accept_commas_spaces_and_lists():
+    from rexforge.data.sources import column_names
+
+    for given in (["a,b"], ["a", "b"], ["a,", "b"], "a, b", ["a, b"]):
+        assert column_names(given) == ["a", "b"], given
+    assert column_names(None) is None and column_names([","]) is None

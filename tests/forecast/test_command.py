@@ -157,3 +157,34 @@ def test_context_length_and_rollout_reach_the_model(tmp_path, tiny_ckpt, capsys)
     capsys.readouterr()
     assert main([*common, "--output", str(tmp_path / "x.csv"), "--context-length", "0"]) == 2
     assert capsys.readouterr().err == "error: --context-length must be >= 1, got 0\n"
+
+
+@pytest.mark.parametrize("command", ["forecast", "evaluate", "finetune", "pretrain"])
+def test_columns_are_spelled_the_same_in_every_command(command):
+    from rexforge.cli import build_parser
+    from rexforge.data.sources import column_names
+
+    required = {"forecast": ["--horizon", "3", "--output", "o.csv"], "evaluate": []}
+    base = [command, "--data", "d.csv", *required.get(command, ["--output-dir", "r"])]
+    parser = build_parser()
+    for spelling in (["a,b"], ["a", "b"]):
+        args = parser.parse_args([*base, "--columns", *spelling])
+        assert column_names(args.columns) == ["a", "b"], (command, spelling)
+
+
+def test_forecast_wide_columns_with_spaces_or_commas_agree(tmp_path, tiny_ckpt):
+    frame = pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=60, freq="D"),
+            "a": np.sin(np.arange(60) / 4),
+            "b": np.arange(60.0),
+            "c": np.ones(60),
+        }
+    )
+    frame.to_csv(tmp_path / "w.csv", index=False)
+    common = ["forecast", "--model", str(tiny_ckpt), "--data", str(tmp_path / "w.csv")]
+    common += ["--horizon", "4"]
+    assert main([*common, "--output", str(tmp_path / "1.csv"), "--columns", "a,b"]) == 0
+    assert main([*common, "--output", str(tmp_path / "2.csv"), "--columns", "a", "b"]) == 0
+    one, two = pd.read_csv(tmp_path / "1.csv"), pd.read_csv(tmp_path / "2.csv")
+    assert list(one["item_id"].unique()) == ["a", "b"] and one.equals(two)

@@ -297,6 +297,17 @@ def _looks_like_ids(column: pd.Series) -> bool:
     return runs == distinct
 
 
+def column_names(values) -> list[str] | None:
+    """``--columns`` as given on a command line or in YAML: ``a,b``, ``a b``, ``a, b`` or a
+    list all name the columns a and b (None stays None: every numeric column)."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    names = [part.strip() for value in values for part in str(value).split(",")]
+    return [name for name in names if name] or None
+
+
 def _source_name(source) -> str:
     return "<DataFrame>" if isinstance(source, pd.DataFrame) else str(source)
 

@@ -76,7 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timestamp-column", default=None, help="file: timestamp (or, wide layout, time) column"
     )
     parser.add_argument(
-        "--columns", default=None, help="file: comma-separated series columns (wide layout)"
+        "--columns",
+        nargs="+",
+        default=None,
+        help="file: the series columns, wide layout (a b, or a,b)",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first N series")
     parser.add_argument("--batch-size", type=int, default=256, help="series per forecast batch")
@@ -99,7 +102,9 @@ def _load_data(args) -> tuple[list, int | None, int | None, str]:
         if args.horizon is None:
             raise InputError(f"--horizon is required for file data ({path.name})")
 
-        columns = _split(args.columns)
+        from rexforge.data.sources import column_names
+
+        columns = column_names(args.columns)
         if columns:  # wide: one column per series, an optional time column
             kwargs = {"layout": "wide", "columns": columns, "time_column": args.timestamp_column}
         else:  # long when a long-layout column is named, so a typo is an error, not "wide"

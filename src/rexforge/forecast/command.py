@@ -43,7 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--target", default=None, help="long layout: target column (target)")
     parser.add_argument(
-        "--columns", default=None, help="wide layout: comma-separated series columns"
+        "--columns",
+        nargs="+",
+        default=None,
+        help="wide layout: the series columns (a b, or a,b)",
     )
     parser.add_argument("--time-column", default=None, help="wide layout: the time column")
     parser.add_argument("--gaps", choices=("keep", "interpolate"), default="keep")
@@ -81,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rexforge.data.problems import format_problems
-    from rexforge.data.sources import load_series_report
+    from rexforge.data.sources import column_names, load_series_report
     from rexforge.forecast.api import check_prediction_length, load_model
     from rexforge.forecast.frames import (
         check_horizon_fits,
@@ -97,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--context-length must be >= 1, got {args.context_length}")
     if args.stream:
         return _run_streaming(args)
-    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    columns = column_names(args.columns)
     layout = args.layout
     if layout == "auto" and any(
         v is not None for v in (args.id_column, args.timestamp_column, args.target)

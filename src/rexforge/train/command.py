@@ -86,7 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     data.add_argument("--id-column", default="item_id", help="long layout: series id column")
     data.add_argument("--timestamp-column", default="timestamp", help="long layout: time column")
     data.add_argument("--target", default="target", help="long layout: value column to learn")
-    data.add_argument("--columns", nargs="+", default=None, help="wide layout: series columns")
+    data.add_argument(
+        "--columns", nargs="+", default=None, help="wide layout: the series columns (a b, or a,b)"
+    )
     # Synthetic series augment fine-tuning (continued pretraining) as well as pretraining.
     data.add_argument(
         "--synthetic",
@@ -299,7 +301,7 @@ def load_training_series(args) -> tuple[list, str]:
     import itertools
 
     from rexforge.data import synthetic
-    from rexforge.data.sources import load_series
+    from rexforge.data.sources import column_names, load_series
 
     # The ETS-like and short-series generators: (option, endless stream, description).
     generators = (
@@ -321,7 +323,7 @@ def load_training_series(args) -> tuple[list, str]:
             id_column=args.id_column,
             timestamp_column=args.timestamp_column,
             target_column=args.target,
-            columns=args.columns,
+            columns=column_names(args.columns),
         )
         if not loaded:
             raise InputError(f"{path}: no series found")
