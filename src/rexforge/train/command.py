@@ -10,12 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from rexforge.errors import ConfigError, InputError
-from rexforge.train.lora import DEFAULT_TARGETS
-from rexforge.train.modes import MODES
-from rexforge.train.settings import TrainConfig
+from rexforge.train.settings import DEFAULT_TARGETS, MODES, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -362,6 +358,8 @@ def load_training_series(args) -> tuple[list, str]:
 def aggregated_series(series: list, factors, min_observed: int = 8) -> list:
     """``TimeSeries`` of every series averaged over each factor's blocks (``aggregate_temporal``),
     named ``<item_id>@mean<K>``; aggregates with fewer than ``min_observed`` values are left out."""
+    import numpy as np
+
     from rexforge.data.series import TimeSeries
     from rexforge.data.transforms import aggregate_temporal
 

@@ -18,9 +18,9 @@ import torch.nn as nn
 
 from rexforge.errors import ConfigError
 from rexforge.train.lora import DEFAULT_TARGETS, inject_lora
+from rexforge.train.settings import MODES  # re-exported: defined without torch
 
 Mode = Literal["scratch", "full", "freeze", "lora"]
-MODES = ("scratch", "full", "freeze", "lora")
 
 HEAD_PREFIXES = ("out_norm.", "output_patch_embedding.")
 

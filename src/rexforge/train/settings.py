@@ -17,8 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rexforge.errors import ConfigError, collect_problems
-from rexforge.train.lora import DEFAULT_TARGETS
-from rexforge.train.modes import MODES
+
+# Defined here, without torch, so that building the CLI parser imports no torch (``lora`` and
+# ``modes`` use them from here).
+MODES = ("scratch", "full", "freeze", "lora")
+# LoRA: the sLSTM gate projections and the feed-forward projections of every block.
+DEFAULT_TARGETS = (
+    "blocks.*.slstm_layer.fgate",
+    "blocks.*.slstm_layer.igate",
+    "blocks.*.slstm_layer.zgate",
+    "blocks.*.slstm_layer.ogate",
+    "blocks.*.ffn.proj_*",
+)
 
 
 @dataclass
