@@ -158,7 +158,9 @@ def test_cli_rerun_with_changed_settings_refuses_and_records_nothing(tmp_path, t
     recorded = {name: (out / name).read_text() for name in ("command.yaml", "config.yaml")}
     capsys.readouterr()
     assert main([*command, "--lr", "0.001", "--max-steps", "3"]) == 2  # --resume auto
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing said to run
+    err = captured.err
     assert err == (
         f"error: --output-dir {out} holds a run with max_steps 2, lr 0.0001; this command asks "
         "max_steps 3, lr 0.001: use --resume never (start over) or a new --output-dir\n"

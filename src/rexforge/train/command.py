@@ -412,7 +412,7 @@ def run(args) -> int:
     series, description = load_training_series(args)
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     resume = None if args.resume == "never" else args.resume
-    print(run_header(args, settings, len(series)), flush=True)
+    header = run_header(args, settings, len(series))
     result = fit(
         base,
         series,
@@ -430,6 +430,7 @@ def run(args) -> int:
         skip_short=args.skip_short,
         keep_checkpoints=args.keep_checkpoints,
         command_record=resolved,
+        on_start=lambda: print(header, flush=True),
         **options,
     )
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,7 @@ def fit(
     progress_bar: bool | None = None,
     skip_short: bool = False,
     command_record: dict | None = None,
+    on_start: Callable[[], None] | None = None,
     **options: Any,
 ) -> FitResult:
     """Train ``model`` on ``train_series`` and export the result; see the module docstring.
@@ -187,6 +188,8 @@ def fit(
     command_record: saved as ``command.yaml`` beside ``config.yaml`` once the inputs and the
         resume check have passed (the CLI's resolved options), never for a run that did not
         start.
+    on_start: called once the inputs and the resume check have passed (the CLI prints what
+        will run there, so that a refused run says nothing about running).
     Returns a ``FitResult`` whose ``forecaster`` is loaded from ``final/``.
     Raises ``InputError`` (data, divergence), ``ConfigError`` (options), ``CheckpointError``
     (unreadable or mismatched checkpoint, disk full while saving: the previous checkpoint
@@ -215,6 +218,8 @@ def fit(
         step = _check_resume_matches(ckpt_path, config, settings, run_dir, resume)
         logger.info("resuming from %s (step %d)", ckpt_path, step)
 
+    if on_start is not None:
+        on_start()
     L.seed_everything(settings.seed, workers=True, verbose=False)
     module = TiRexTrainingModule(config.to_dict(), settings.to_dict(), base_state)
     logger.info(
