@@ -1,7 +1,7 @@
 """Fine-tuning on crypto hourly close prices: zero-shot base vs full / freeze / LoRA fine-tunes.
 
 The last ``windows x horizon`` steps of every series (by default 5 x 24 h) are held out; each
-mode fine-tunes the base model with ``rexforge.train.fit.fit`` on everything before them (checked:
+mode fine-tunes the base model with ``rexforge.train.fit`` on everything before them (checked:
 every training series ends before its first test cutoff, and holds no view of the held-out
 values), then the base model, each fine-tuned model, naive (last value: the strong baseline on
 prices) and seasonal naive (24 h) are scored on rolling windows over the held-out part
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     from rexforge.eval import report
     from rexforge.eval.backtest import backtest
     from rexforge.eval.baselines import get_baseline
-    from rexforge.train.fit import fit
+    from rexforge.train.loop import fit
     from rexforge.train.modes import apply_mode
 
     if args.threads:

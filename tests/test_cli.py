@@ -130,3 +130,19 @@ def test_bad_input_exit_2_one_line(tmp_path, tiny_ckpt, capsys, args, message):
 
     assert re.search(message, err, re.IGNORECASE), err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_help_imports_no_torch_pandas_or_lightning():
+    # `rexforge --help` and `rexforge <command> --help` start fast (was ~1.6-4 s: torch).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from rexforge.cli import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in ('torch', 'pandas', 'lightning') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -371,3 +371,72 @@ def test_series_to_frame_without_timestamps():
     frame = series_to_frame([TimeSeries("z", [1.0, 2.0])])
     assert frame["timestamp"].tolist() == [0, 1]
     assert frame["item_id"].tolist() == ["z", "z"]
+
+
+def _long_frame(names, n_items=2, n=30):
+    id_name, time_name, value_name = names
+    frames = [
+        pd.DataFrame(
+            {
+                id_name: f"s{i}",
+                time_name: pd.date_range("2024-01-01", periods=n, freq="D"),
+                value_name: np.arange(n) + 10.0 * i,
+            }
+        )
+        for i in range(n_items)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("unique_id", "ds", "y"),
+        ("item_id", "timestamp", "target"),
+        ("id", "date", "value"),
+        ("ID", "Date", "Value"),
+    ],
+)
+def test_long_tables_under_common_library_names_are_read_as_long(tmp_path, names):
+    path = tmp_path / "long.csv"
+    _long_frame(names).to_csv(path, index=False)
+    series = load_series(path)
+    assert [s.item_id for s in series] == ["s0", "s1"]
+    assert [float(s.target[-1]) for s in series] == [29.0, 39.0] and series[0].freq == "D"
+
+
+def test_a_long_table_under_other_names_is_refused_with_a_hint(tmp_path):
+    path = tmp_path / "odd.csv"
+    _long_frame(("series", "when", "amount")).to_csv(path, index=False)
+    with pytest.raises(InputError) as caught:
+        load_series(path)
+    assert str(caught.value) == (
+        f"{path}: cannot tell the layout (timestamps in column 'when' repeat, and column "
+        "'series' looks like series ids, but there is no id column 'item_id'): name the "
+        "columns: --id-column ID --timestamp-column TIME --target VALUE (long), or --layout wide"
+    )
+    named = load_series(path, id_column="series", timestamp_column="when", target_column="amount")
+    assert len(named) == 2
+
+
+def test_a_parquet_file_with_integer_ids_is_not_forecast_as_a_series(tmp_path):
+    pytest.importorskip("pyarrow")
+    frame = _long_frame(("key", "t", "v"))
+    frame["key"] = frame["key"].str[1:].astype(int)  # integer ids: numeric, like a series
+    path = tmp_path / "wrong.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(InputError, match="timestamps in column 't' repeat, and column 'key'"):
+        load_series(path)
+    without_time = frame.drop(columns="t")
+    with pytest.raises(InputError, match=r"\(no time column, and column 'key' looks like series"):
+        load_series(without_time)
+    wide = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=30), "a": np.arange(30)})
+    assert [s.item_id for s in load_series(wide)] == ["a"]  # plain wide tables still load
+
+
+def test_column_names_accept_commas_spaces_and_lists():
+    from rexforge.data.sources import column_names
+
+    for given in (["a,b"], ["a", "b"], ["a,", "b"], "a, b", ["a, b"]):
+        assert column_names(given) == ["a", "b"], given
+    assert column_names(None) is None and column_names([","]) is None

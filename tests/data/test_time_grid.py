@@ -84,3 +84,15 @@ def test_grid_from_start_uses_periods():
     )
     assert grid_from_start("2024-01-01 05:00", "H", 3)[-1] == pd.Timestamp("2024-01-01 07:00")
     assert grid_from_start("2024-01-05", "B", 2)[-1] == pd.Timestamp("2024-01-08")
+
+
+def test_horizon_end_problem_names_steps_that_overflow_pandas_timestamps():
+    from rexforge.data.time_grid import horizon_end_problem
+
+    last = pd.Timestamp("2020-01-01")
+    assert horizon_end_problem(last, "h", 100_000) is None  # 2031
+    assert horizon_end_problem(last, "D", 100_000) == (
+        "100000 steps of D after 2020-01-01 00:00:00 run past the last timestamp pandas can "
+        "represent (2262-04-11)"
+    )
+    assert horizon_end_problem(last, "MS", 100_000) is not None  # year 10353

@@ -151,3 +151,16 @@ def test_evaluate_a_checkpoint_beside_baselines(tiny_ckpt, csv_file, tmp_path, c
     table = pd.read_csv(tmp_path / "out" / "metrics.csv", index_col=0)
     assert list(table.index) == [str(tiny_ckpt), "seasonal_naive"]
     assert np.isfinite(table.loc[str(tiny_ckpt), ["mase", "wql", "coverage_80"]]).all()
+
+
+def test_season_length_is_a_spelling_of_season_and_documented():
+    from rexforge.cli import build_parser
+
+    parser = build_parser()
+    for flag in ("--season", "--season-length"):
+        args = parser.parse_args(["evaluate", "--data", "x.csv", flag, "52"])
+        assert args.season == 52
+    evaluate = parser._subparsers._group_actions[0].choices["evaluate"]
+    assert "weekly 52 where the median series holds 104 weeks" in " ".join(
+        evaluate.format_help().split()
+    )

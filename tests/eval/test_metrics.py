@@ -90,8 +90,8 @@ def test_seasonal_scale_by_hand_and_fallback():
         ("h", 24),
         ("H", 24),
         ("D", 7),
-        ("W", 1),
-        ("W-SUN", 1),
+        ("W", 52),
+        ("W-SUN", 52),
         ("MS", 12),
         ("M", 12),
         ("ME", 12),
@@ -197,3 +197,26 @@ def test_against_gluonts():
     assert agg["rmse"] == pytest.approx(value(gm.RMSE()), rel=1e-6)
     cov = value(gm.Coverage(0.9)) - value(gm.Coverage(0.1))
     assert agg["coverage_80"] == pytest.approx(cov, rel=1e-6)
+
+
+def test_weekly_season_is_52_only_where_the_history_holds_two_years():
+    assert M.get_seasonality("W-SUN", history=104) == 52
+    assert M.get_seasonality("W-SUN", history=103) == 1  # the M4 convention for short ones
+    assert M.get_seasonality("2W", history=500) == 26
+    assert M.get_seasonality("MS", history=10) == 12  # other frequencies: unchanged
+
+
+def test_backtest_of_weekly_series_uses_season_52_when_they_are_long_enough():
+    from rexforge.data.series import TimeSeries
+    from rexforge.eval.backtest import backtest
+    from rexforge.eval.baselines import get_baseline
+
+    def weekly(n):
+        stamps = pd.date_range("2015-01-04", periods=n, freq="W-SUN")
+        return [
+            TimeSeries(f"s{i}", np.sin(np.arange(n) / 8.3) + i, stamps, "W-SUN") for i in (0, 1)
+        ]
+
+    long, short = weekly(160), weekly(80)
+    assert backtest(get_baseline("naive"), long, 8).season == 52
+    assert backtest(get_baseline("naive"), short, 8).season == 1

@@ -76,3 +76,48 @@ def test_write_report_with_plots(tmp_path, results_and_series):
     assert "Relative to seasonal_naive" in paths["metrics_md"].read_text()
     per_series = pd.read_csv(tmp_path / "per_series.csv")
     assert len(per_series) == 2 * 3 * 2
+
+
+def test_report_files_get_the_users_umask_not_private_0600(tmp_path, results_and_series):
+    import os
+    import stat
+
+    from rexforge.io.atomic import _UMASK
+
+    results, series = results_and_series
+    report.write_report(results, tmp_path, series=series, plots=False)
+    for path in tmp_path.iterdir():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~_UMASK, path.name
+
+
+def test_point_baselines_show_coverage_n_a_not_zero(results_and_series):
+    results, _ = results_and_series  # naive and seasonal naive: point forecasts
+    table = report.metrics_table(results)
+    assert table["coverage_80"].isna().all() and (table["width_80"] == 0).all()
+    md = report.to_markdown(table[["coverage_80", "width_80"]])
+    assert md.splitlines()[2] == "| naive | n/a | 0.0000 |"
+    assert "n/a" in report.format_table(table)
+
+
+def test_plots_have_titles_that_say_how_many_series_they_show(tmp_path, results_and_series):
+    pytest.importorskip("matplotlib")
+    results, series = results_and_series
+    titles = []
+    real_save = report._save
+
+    def record(fig, plt, path):
+        titles.append(fig.get_suptitle())
+        return real_save(fig, plt, path)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(report, "_save", record):
+        report.plot_fan_chart(results[0], series, tmp_path / "fan.png", n_series=2)
+        report.plot_fan_chart(results[0], series, tmp_path / "all.svg", n_series=4)
+        report.plot_error_by_step(results, tmp_path / "err.png")
+    assert titles == [
+        "naive: backtest window 2 of 2, first 2 of 3 series",
+        "naive: backtest window 2 of 2, all 3 series",
+        "Error by horizon step (naive, seasonal_naive)",
+    ]
+    assert (tmp_path / "all.svg").read_text().lstrip().startswith("<?xml")

@@ -27,7 +27,7 @@ from rexforge.data.sources import load_series  # noqa: E402
 from rexforge.errors import CheckpointError, InputError  # noqa: E402
 from rexforge.io.checkpoint import read_checkpoint  # noqa: E402
 from rexforge.train.checkpointing import read_training_checkpoint  # noqa: E402
-from rexforge.train.fit import fit  # noqa: E402
+from rexforge.train.loop import fit  # noqa: E402
 from tests.reliability.train_script import OPTIONS  # noqa: E402
 
 SCRIPT = Path(__file__).with_name("train_script.py")

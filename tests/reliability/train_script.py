@@ -63,7 +63,7 @@ if __name__ == "__main__":
         slow_validation(float(os.environ["REXFORGE_TEST_VAL_DELAY"]))
     if sys.argv[1] == "fit":
         from rexforge.data.sources import load_series
-        from rexforge.train.fit import fit
+        from rexforge.train.loop import fit
 
         fit(
             "tirex-test", load_series(sys.argv[2]), output_dir=sys.argv[3], resume="auto", **OPTIONS

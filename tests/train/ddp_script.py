@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from rexforge.io.checkpoint import read_checkpoint
-from rexforge.train.fit import fit
+from rexforge.train.loop import fit
 
 
 def series(n=4, length=300, seed=0):

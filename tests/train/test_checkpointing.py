@@ -13,7 +13,7 @@ import torch
 from rexforge.errors import CheckpointError
 from rexforge.io.checkpoint import read_checkpoint
 from rexforge.train.checkpointing import average_state_dicts, read_training_checkpoint
-from rexforge.train.fit import fit
+from rexforge.train.loop import fit
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -64,7 +64,10 @@ def test_cli_finetune_lora_end_to_end(tmp_path, tiny_ckpt, capsys):
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "mode: lora" in printed and "done:" in printed
+    assert printed.startswith(
+        f"finetune {tiny_ckpt} (lora, rank 2) on 2 series: 2 steps (warmup 1)"
+    )
+    assert "done:" in printed and len(printed.splitlines()) == 3  # not every option dumped
     for name in (
         "command.yaml",
         "config.yaml",
@@ -142,7 +145,29 @@ def test_cli_bad_inputs_exit_2(tmp_path, tiny_ckpt, capsys, case, message):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err
     assert len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # no run folder holding only command.yaml
+    assert "finetune" not in capsys.readouterr().out  # nothing said to run before the check
+
+
+def test_cli_rerun_with_changed_settings_refuses_and_records_nothing(tmp_path, tiny_ckpt, capsys):
+    data = write_csv(tmp_path / "prices.csv")
+    out = tmp_path / "run"
+    command = ["finetune", "--model", str(tiny_ckpt), "--data", str(data), "--target", "close"]
+    command += ["--output-dir", str(out), *FAST]
+    assert main(command) == 0
+    recorded = {name: (out / name).read_text() for name in ("command.yaml", "config.yaml")}
+    capsys.readouterr()
+    assert main([*command, "--lr", "0.001", "--max-steps", "3"]) == 2  # --resume auto
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing said to run
+    err = captured.err
+    assert err == (
+        f"error: --output-dir {out} holds a run with max_steps 2, lr 0.0001; this command asks "
+        "max_steps 3, lr 0.001: use --resume never (start over) or a new --output-dir\n"
+    )
+    assert {name: (out / name).read_text() for name in recorded} == recorded
+    assert main([*command, "--lr", "0.001", "--resume", "never"]) == 0  # starts over
+    assert "lr: 0.001" in (out / "command.yaml").read_text()
 
 
 def test_shipped_recipes_parse():
@@ -261,3 +286,28 @@ def test_negative_series_counts_are_one_line_errors(tmp_path, capsys, option):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {option} must be a number of series >= 0, got -3"]
+
+
+def test_a_bad_option_is_one_message_before_anything_is_said_to_run(tmp_path, capsys):
+    data = write_csv(tmp_path / "prices.csv")
+    args = [
+        "finetune",
+        "--data",
+        str(data),
+        "--target",
+        "close",
+        "--output-dir",
+        str(tmp_path / "r"),
+    ]
+    assert main([*args, *FAST, "--lr", "-1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("--lr") == 1, captured.err
+    assert not (tmp_path / "r").exists()
+
+
+def test_warmup_defaults_to_a_tenth_of_a_short_run():
+    from rexforge.train.settings import TrainConfig
+
+    assert TrainConfig(max_steps=80).validate().warmup_steps == 8  # run.sh's demo
+    assert TrainConfig(max_steps=5000).validate().warmup_steps == 100
+    assert TrainConfig(max_steps=80, warmup_steps=30).validate().warmup_steps == 30

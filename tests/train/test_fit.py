@@ -9,7 +9,7 @@ import torch
 from rexforge import load_model
 from rexforge.errors import CheckpointError, ConfigError, InputError
 from rexforge.io.checkpoint import Checkpoint, nxai_metadata, read_checkpoint, write_folder
-from rexforge.train.fit import fit
+from rexforge.train import fit
 
 TINY = dict(
     prediction_length=40,
@@ -109,8 +109,10 @@ def test_finetune_exports_loadable_checkpoints(tmp_path, tiny_ckpt):
 
 def test_lora_checkpoints_hold_only_adapters_and_resume(tmp_path, tiny_ckpt):
     out = tmp_path / "lora"
-    opts = dict(TINY, lora_rank=2, validation=False)
-    fit(tiny_ckpt, series(), output_dir=out, mode="lora", max_steps=2, **opts)
+    opts = dict(
+        TINY, lora_rank=2, validation=False, checkpoint_every_n_steps=1, keep_checkpoints=-1
+    )
+    fit(tiny_ckpt, series(), output_dir=out, mode="lora", max_steps=3, **opts)
     state = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)[
         "state_dict"
     ]
@@ -120,10 +122,45 @@ def test_lora_checkpoints_hold_only_adapters_and_resume(tmp_path, tiny_ckpt):
     assert set(read_checkpoint(out / "final").state_dict) == base_keys  # merged, plain
     with pytest.raises(CheckpointError, match="LoRA training checkpoint.*final/"):
         load_model(out / "checkpoints" / "last.ckpt")
+    mid = out / "checkpoints" / "step-000002.ckpt"
     again = fit(
-        tiny_ckpt, series(), output_dir=out, mode="lora", max_steps=3, **opts
-    )  # resume auto
+        tiny_ckpt, series(), output_dir=tmp_path / "b", mode="lora", max_steps=3, resume=mid, **opts
+    )
     assert read_checkpoint(again.final_dir).metadata["steps"] == 3
+    a, b = read_checkpoint(out / "final").state_dict, read_checkpoint(again.final_dir).state_dict
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_changed_settings_naming_them(tmp_path):
+    # The optimizer and lr-schedule states inside a checkpoint were made with its settings:
+    # a rerun asking another lr or max_steps must not silently continue the old schedule.
+    out = tmp_path / "run"
+    opts = dict(TINY, validation=False, mode="scratch")
+    fit("tirex-test", series(), output_dir=out, max_steps=2, **opts)
+    config = (out / "config.yaml").read_text()
+    changed = dict(opts, lr=1e-3)
+    with pytest.raises(CheckpointError) as caught:
+        fit("tirex-test", series(), output_dir=out, max_steps=3, **changed)
+    assert str(caught.value) == (
+        f"--output-dir {out} holds a run with max_steps 2, lr 0.003; this command asks "
+        "max_steps 3, lr 0.001: use --resume never (start over) or a new --output-dir"
+    )
+    assert (out / "config.yaml").read_text() == config  # nothing recorded that did not run
+    last = out / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError, match="it was trained with warmup_steps 1; this command"):
+        fit(
+            "tirex-test",
+            series(),
+            output_dir=tmp_path / "b",
+            resume=last,
+            max_steps=2,
+            **dict(opts, warmup_steps=5),
+        )
+    # How a run is watched, saved or computed may change: it resumes (already at its end).
+    again = fit(
+        "tirex-test", series(), output_dir=out, max_steps=2, **dict(opts, val_every_n_steps=1)
+    )
+    assert read_checkpoint(again.final_dir).metadata["steps"] == 2
 
 
 def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):

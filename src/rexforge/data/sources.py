@@ -4,7 +4,10 @@ Two table layouts are understood:
 
 * **long**: one row per observation, with an id, a timestamp and a target column
   (``item_id,timestamp,target``). Without an id column the whole table is one series (only
-  for the default name ``item_id``: an id column named otherwise must exist).
+  for the default name ``item_id``: an id column named otherwise must exist). With the
+  default names, the long names of Nixtla (``unique_id,ds,y``) and ``id,date,value`` are
+  recognised too; a table that looks long under other names is refused with a hint to name
+  its columns (``detect_layout``).
 * **wide**: one time column plus one numeric column per series (``date,open,high,low,close``);
   each selected column becomes a series named after the column.
 
@@ -220,9 +223,9 @@ def load_series_report(
     if isinstance(source, pd.DataFrame) and len(frame) == 0:
         raise InputError(f"{name}: table has no rows")
     if layout == "auto":
-        # An id column means a long table: a missing target column is then reported as such
-        # rather than the table being read as wide (and failing on something unrelated).
-        layout = "long" if id_column in frame.columns else "wide"
+        layout, (id_column, timestamp_column, target_column) = detect_layout(
+            frame, name, (id_column, timestamp_column, target_column), time_column
+        )
     if layout == "long":
         raw = _long_items(frame, name, id_column, timestamp_column, target_column)
     else:
@@ -236,6 +239,73 @@ def load_series_report(
             report.problems.append(SeriesProblem(item_id, reason))
     logger.debug("%s: %d series loaded, %d bad", name, len(report.series), len(report.problems))
     return report
+
+
+# Long-format column names of common libraries: (id, timestamp, target). The first is ours
+# (and GluonTS' / AutoGluon's); a file using one of them entirely is read as long.
+LONG_NAMES = (
+    ("item_id", "timestamp", "target"),
+    ("unique_id", "ds", "y"),  # Nixtla (StatsForecast, NeuralForecast, TimeGPT)
+    ("id", "date", "value"),
+)
+_DEFAULT_NAMES = LONG_NAMES[0]
+_NAME_HINT = "name the columns: --id-column ID --timestamp-column TIME --target VALUE"
+
+
+def detect_layout(frame: pd.DataFrame, name: str, names: tuple, time_column=None):
+    """``("long", (id, timestamp, target))`` or ``("wide", names)`` for ``layout="auto"``.
+
+    An id column means a long table: a missing target column is then reported as such rather
+    than the table being read as wide (and failing on something unrelated). With the default
+    names, a table holding all of one ``LONG_NAMES`` triple (any letter case) is long too. A
+    table read as wide whose timestamps repeat, or (without a time column) that has a column
+    of repeated ids in runs, is a long table under other names: refused, not misread.
+    """
+    if names[0] in frame.columns:
+        return "long", names
+    if tuple(names) == _DEFAULT_NAMES:
+        by_lower = {str(c).lower(): c for c in frame.columns}
+        for triple in LONG_NAMES:
+            if all(n in by_lower for n in triple):
+                found = tuple(by_lower[n] for n in triple)
+                logger.info("%s: long layout, columns %s", name, "/".join(map(str, found)))
+                return "long", found
+    if time_column is None:
+        time_column = next((c for c in frame.columns if looks_like_time(frame[c])), None)
+    ids = [str(c) for c in frame.columns if c != time_column and _looks_like_ids(frame[c])]
+    repeats = time_column is not None and frame[time_column].duplicated().any()
+    if repeats or (ids and time_column is None):
+        why = f"timestamps in column '{time_column}' repeat" if repeats else "no time column"
+        guess = f", and column '{ids[0]}' looks like series ids" if ids else ""
+        raise InputError(
+            f"{name}: cannot tell the layout ({why}{guess}, but there is no id column "
+            f"'{names[0]}'): {_NAME_HINT} (long), or --layout wide"
+        )
+    return "wide", names
+
+
+def _looks_like_ids(column: pd.Series) -> bool:
+    """Integer or text values, each in one contiguous run of rows, most repeated: the id
+    column of a long table sorted by series."""
+    if not (pd.api.types.is_integer_dtype(column) or pd.api.types.is_string_dtype(column)):
+        return False
+    values = column.dropna()
+    distinct = values.nunique()
+    if distinct < 2 or distinct > len(values) // 2:
+        return False
+    runs = int((values != values.shift()).sum())
+    return runs == distinct
+
+
+def column_names(values) -> list[str] | None:
+    """``--columns`` as given on a command line or in YAML: ``a,b``, ``a b``, ``a, b`` or a
+    list all name the columns a and b (None stays None: every numeric column)."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    names = [part.strip() for value in values for part in str(value).split(",")]
+    return [name for name in names if name] or None
 
 
 def _source_name(source) -> str:

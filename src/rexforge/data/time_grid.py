@@ -256,3 +256,22 @@ def grid_from_start(start, freq: str, length: int) -> pd.DatetimeIndex:
         return periods.to_timestamp()
     except (ValueError, TypeError, FutureWarning):
         return pd.date_range(pd.Timestamp(start), periods=length, freq=freq)
+
+
+def horizon_end_problem(last: pd.Timestamp, freq: str, steps: int) -> str | None:
+    """Why ``steps`` steps of ``freq`` after ``last`` cannot be timestamps (None when they can):
+    pandas' nanosecond timestamps end in 2262. Checked on the last step alone, so a huge
+    horizon is refused at once instead of after the forecast."""
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        end = pd.Timestamp(last) + steps * to_offset(normalize_freq(freq))
+        fits = end <= pd.Timestamp.max
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):  # OutOfBounds* too
+        fits = False
+    if fits:
+        return None
+    return (
+        f"{steps} steps of {freq} after {pd.Timestamp(last)} run past the last timestamp "
+        f"pandas can represent ({pd.Timestamp.max:%Y-%m-%d})"
+    )

@@ -5,10 +5,22 @@ interface (rexforge models and the registered baselines alike); ``rexforge evalu
 command line (``rexforge.eval.command``).
 """
 
-from rexforge.eval.backtest import BacktestResult, backtest
-from rexforge.eval.baselines import get_baseline, list_baselines, register_baseline
-from rexforge.eval.datasets import CompetitionData, list_datasets, load_dataset
-from rexforge.eval.metrics import METRICS, get_seasonality
+import importlib
+
+# name -> submodule; imported on first use, so that ``rexforge evaluate --help`` (which
+# imports ``rexforge.eval.command``) loads no pandas or torch.
+_EXPORTS = {
+    "BacktestResult": "backtest",
+    "backtest": "backtest",
+    "get_baseline": "baselines",
+    "list_baselines": "baselines",
+    "register_baseline": "baselines",
+    "CompetitionData": "datasets",
+    "list_datasets": "datasets",
+    "load_dataset": "datasets",
+    "METRICS": "metrics",
+    "get_seasonality": "metrics",
+}
 
 __all__ = [
     "BacktestResult",
@@ -22,3 +34,9 @@ __all__ = [
     "load_dataset",
     "register_baseline",
 ]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"rexforge.eval.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'rexforge.eval' has no attribute {name!r}")

@@ -104,6 +104,12 @@ def dominant_freq(series: Sequence[TimeSeries]) -> str | None:
     return freqs.most_common(1)[0][0] if freqs else None
 
 
+def typical_length(series: Sequence) -> int | None:
+    """The median series length (None for no series): what "the history allows" a season."""
+    lengths = [len(s) for s in series]
+    return int(np.median(lengths)) if lengths else None
+
+
 def _as_array(value, name: str, what: str) -> np.ndarray:
     try:
         if hasattr(value, "detach"):  # a torch tensor
@@ -132,7 +138,8 @@ def backtest(
     levels). It is called once per window with the contexts of every series.
     ``stride`` defaults to ``horizon`` (adjacent, non-overlapping windows). ``context_length``
     truncates each context to its last points (MASE still uses the whole history). ``season``
-    (the MASE period) defaults to ``get_seasonality`` of the series' most common frequency, else 1.
+    (the MASE period) defaults to ``get_seasonality`` of the series' most common frequency, else 1
+    (weekly: 52 where the median series holds two years, else 1).
 
     Raises ``InputError`` for a non-positive horizon/windows/stride, or when the windows don't fit
     the shortest series (every window needs at least one context point).
@@ -156,7 +163,7 @@ def backtest(
         raise InputError(f"forecaster {name} has no 'quantiles' attribute (its quantile levels)")
     levels = [float(q) for q in levels]
     if season is None:
-        season = M.get_seasonality(dominant_freq(series), default=1)
+        season = M.get_seasonality(dominant_freq(series), default=1, history=typical_length(series))
     season = max(int(season), 1)
 
     S, W, H, Q = len(series), windows, horizon, len(levels)

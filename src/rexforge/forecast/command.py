@@ -25,8 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", type=Path, required=True, help="CSV or Parquet file, long or wide"
     )
     parser.add_argument("--horizon", type=int, required=True, help="steps to forecast")
-    parser.add_argument("--output", type=Path, required=True, help="CSV file to write")
-    parser.add_argument("--plot", type=Path, default=None, help="also write a fan chart PNG")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="file to write: CSV, or Parquet when it ends in .parquet; '-' = CSV on stdout. "
+        "Columns item_id, timestamp, mean and one per quantile level (0.1 ... 0.9); 'mean' is "
+        "the median (the 0.5 quantile), as in NXAI's tirex package",
+    )
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="also write a fan chart (.png, .pdf or .svg)"
+    )
     parser.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
     parser.add_argument("--id-column", default=None, help="long layout: series id column (item_id)")
     parser.add_argument(
@@ -34,7 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--target", default=None, help="long layout: target column (target)")
     parser.add_argument(
-        "--columns", default=None, help="wide layout: comma-separated series columns"
+        "--columns",
+        nargs="+",
+        default=None,
+        help="wide layout: the series columns (a b, or a,b)",
     )
     parser.add_argument("--time-column", default=None, help="wide layout: the time column")
     parser.add_argument("--gaps", choices=("keep", "interpolate"), default="keep")
@@ -47,6 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument(
+        "--context-length",
+        type=int,
+        default=None,
+        help="forecast from the last N steps of each series only (default: all of it; the "
+        "model cuts longer contexts to the length it was trained on)",
+    )
+    parser.add_argument(
+        "--rollout",
+        choices=("exact", "stateful"),  # engine.ROLLOUTS (no torch import here)
+        default="exact",
+        help="horizons over one patch (32 steps): exact reruns the model on the context plus "
+        "each forecast patch, as NXAI's code does; stateful carries the recurrent state "
+        "forward (faster for long horizons, slightly different forecasts)",
+    )
+    parser.add_argument(
         "--numerics",
         choices=("official", "bf16", "fp32"),  # kernels.common.NUMERICS (no torch import here)
         default="bf16",
@@ -57,19 +84,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rexforge.data.problems import format_problems
-    from rexforge.data.sources import load_series_report
+    from rexforge.data.sources import column_names, load_series_report
     from rexforge.forecast.api import check_prediction_length, load_model
-    from rexforge.forecast.frames import forecast_series, split_forecastable
-    from rexforge.io.atomic import atomic_write_text
+    from rexforge.forecast.frames import (
+        check_horizon_fits,
+        forecast_series,
+        split_forecastable,
+    )
 
     check_prediction_length(args.horizon, "--horizon")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.output.exists() and args.output.is_dir():
-        raise InputError(f"--output {args.output} is a directory; give a CSV file path")
+    check_output_paths(args)
+    if args.context_length is not None and args.context_length < 1:
+        raise InputError(f"--context-length must be >= 1, got {args.context_length}")
     if args.stream:
         return _run_streaming(args)
-    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    columns = column_names(args.columns)
     layout = args.layout
     if layout == "auto" and any(
         v is not None for v in (args.id_column, args.timestamp_column, args.target)
@@ -93,15 +124,23 @@ def run(args: argparse.Namespace) -> int:
         if not args.skip_bad or not report.series:
             raise InputError(f"{args.data}: {format_problems(report.problems)}")
         _warn_skipped(report.problems)
+    check_horizon_fits(report.series, args.horizon)  # before loading the model
     model = load_model(args.model, numerics=args.numerics)
-    frame = forecast_series(model, report.series, args.horizon, batch_size=args.batch_size)
-    atomic_write_text(args.output, frame.to_csv(index=False))
+    frame = forecast_series(
+        model,
+        report.series,
+        args.horizon,
+        batch_size=args.batch_size,
+        context_length=args.context_length,
+        rollout=args.rollout,
+    )
+    write_forecast(frame, args.output)
     logger.info(
         "wrote %d rows (%d series x %d steps) to %s",
         len(frame),
         len(report.series),
         args.horizon,
-        args.output,
+        "stdout" if _to_stdout(args.output) else args.output,
     )
     if args.plot is not None:
         from rexforge.forecast.plot import fan_chart
@@ -109,6 +148,57 @@ def run(args: argparse.Namespace) -> int:
         fan_chart(report.series, frame, args.plot)
         logger.info("wrote fan chart to %s", args.plot)
     return 0
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _to_stdout(path: Path) -> bool:
+    return str(path) == "-"
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse, before any work, outputs that cannot be written as asked."""
+    output = args.output
+    if output.exists() and output.is_dir():
+        raise InputError(f"--output {output} is a directory; give a file path (or - for stdout)")
+    parquet = output.suffix.lower() in PARQUET_SUFFIXES
+    if args.stream and (parquet or _to_stdout(output)):
+        raise InputError(f"--stream writes a CSV file; it cannot write --output {output}")
+    if parquet:
+        import importlib.util
+
+        if importlib.util.find_spec("pyarrow") is None:
+            raise InputError(
+                f"--output {output}: writing Parquet needs pyarrow: pip install pyarrow"
+            )
+    plot = args.plot
+    if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise InputError(
+            f"--plot {plot}: a plot is written as {', '.join(PLOT_SUFFIXES)}; give a file name "
+            "ending in one of them"
+        )
+
+
+def write_forecast(frame, output: Path) -> None:
+    """``frame`` as Parquet (``.parquet``/``.pq``), CSV on stdout (``-``) or a CSV file;
+    files are written atomically."""
+    import sys
+
+    from rexforge.io.atomic import atomic_write_bytes, atomic_write_text
+
+    if _to_stdout(output):
+        sys.stdout.write(frame.to_csv(index=False))
+        sys.stdout.flush()
+    elif output.suffix.lower() in PARQUET_SUFFIXES:
+        import io
+
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        atomic_write_bytes(output, buffer.getvalue())
+    else:
+        atomic_write_text(output, frame.to_csv(index=False))
 
 
 def _warn_skipped(problems) -> None:
@@ -142,6 +232,8 @@ def _run_streaming(args: argparse.Namespace) -> int:
         gaps=args.gaps,
         batch_size=args.batch_size,
         on_bad="skip" if args.skip_bad else "raise",
+        context_length=args.context_length,
+        rollout=args.rollout,
     )
     if summary.problems:
         _warn_skipped(summary.problems)

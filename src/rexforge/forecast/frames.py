@@ -34,6 +34,11 @@ def future_index(series: TimeSeries, horizon: int) -> pd.Index:
     if ts is None:
         return pd.RangeIndex(len(series), len(series) + horizon)
     if isinstance(ts, pd.DatetimeIndex):
+        from rexforge.data.time_grid import horizon_end_problem
+
+        problem = horizon_end_problem(ts[-1], series.freq, horizon)
+        if problem is not None:
+            raise InputError(f"series {series.item_id}: {problem}; use a shorter horizon")
         return pd.date_range(ts[-1], periods=horizon + 1, freq=series.freq)[1:]
     step = int(ts[-1] - ts[-2]) if len(ts) > 1 else 1
     return pd.Index(int(ts[-1]) + step * np.arange(1, horizon + 1))
@@ -51,6 +56,50 @@ def timestamp_problem(series: TimeSeries) -> str | None:
     return None
 
 
+def check_horizon_fits(series: list[TimeSeries], horizon: int, n_columns: int = 10) -> None:
+    """Refuse, before any model work, a horizon whose timestamps overflow for some series
+    (checked on the latest end per frequency) or whose output frame would not fit in memory
+    (``n_columns``: mean and the 9 quantiles of official models)."""
+    from rexforge.data.time_grid import horizon_end_problem
+
+    latest: dict[str, TimeSeries] = {}
+    for s in series:
+        if isinstance(s.timestamps, pd.DatetimeIndex) and s.freq and len(s.timestamps):
+            best = latest.get(s.freq)
+            if best is None or s.timestamps[-1] > best.timestamps[-1]:
+                latest[s.freq] = s
+    for s in latest.values():
+        problem = horizon_end_problem(s.timestamps[-1], s.freq, horizon)
+        if problem is not None:
+            raise InputError(f"--horizon {horizon}: series {s.item_id}: {problem}")
+    # A row: the float columns, its timestamp and item_id pointer, ~14 characters a value as
+    # CSV text, and pandas' working copies (measured ~2.5x the frame while writing).
+    row_bytes = int(2.5 * (8 * n_columns + 16) + 14 * (n_columns + 2))
+    needed, available = len(series) * horizon * row_bytes, _available_memory()
+    if available is not None and needed > available:
+        raise InputError(
+            f"--horizon {horizon}: {len(series)} series x {horizon} steps need about "
+            f"{_size(needed)} for the output, more than the {_size(available)} of memory "
+            "available; use a shorter --horizon or fewer series per run"
+        )
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+
+
+def _available_memory() -> int | None:
+    """MemAvailable in bytes (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def split_forecastable(series: list[TimeSeries]) -> tuple[list[TimeSeries], list[SeriesProblem]]:
     """``series`` whose future timestamps can be made, and a problem for each of the others."""
     good, problems = [], []
@@ -65,23 +114,35 @@ def quantile_column(level: float) -> str:
 
 
 def forecast_series(
-    forecaster, series: list[TimeSeries], prediction_length: int, batch_size: int = 512
+    forecaster,
+    series: list[TimeSeries],
+    prediction_length: int,
+    batch_size: int = 512,
+    *,
+    context_length: int | None = None,
+    rollout: str = "exact",
 ) -> pd.DataFrame:
-    """Forecast each ``TimeSeries``; returns a long frame: item_id, timestamp, mean, quantiles.
+    """Forecast each ``TimeSeries``; returns a long frame: item_id, timestamp, mean (the
+    median), quantiles.
 
-    Every series whose timestamps cannot be continued is named in one ``InputError`` before
-    anything is forecast.
+    context_length: forecast from the last N steps of each series only (default: all; the
+        model itself cuts contexts to its train_ctx_len). rollout: see
+        ``TiRexForecaster.forecast``. Every series whose timestamps cannot be continued is
+        named in one ``InputError`` before anything is forecast.
     """
     if not series:
         raise InputError("no series to forecast")
     _, problems = split_forecastable(series)
     if problems:
         raise InputError(format_problems(problems))
+    if context_length is not None and (isinstance(context_length, bool) or context_length < 1):
+        raise InputError(f"--context-length must be an integer >= 1, got {context_length!r}")
     quantiles, mean = forecaster.forecast(
-        [s.target for s in series],
+        [s.target if context_length is None else s.target[-context_length:] for s in series],
         prediction_length=prediction_length,
         batch_size=batch_size,
         output_type="numpy",
+        rollout=rollout,
     )
     H = quantiles.shape[1]
     stamps = [future_index(s, H) for s in series]
@@ -154,6 +215,8 @@ def forecast_csv_streaming(
     chunk_series: int = 10_000,
     chunk_rows: int = 200_000,
     on_bad: str = "raise",
+    context_length: int | None = None,
+    rollout: str = "exact",
 ) -> StreamSummary:
     """Forecast every series of a long CSV without loading it whole; write a long CSV.
 
@@ -196,7 +259,14 @@ def forecast_csv_streaming(
 
         def flush() -> None:
             if pending and not (problems and on_bad == "raise"):
-                frame = forecast_series(forecaster, pending, prediction_length, batch_size)
+                frame = forecast_series(
+                    forecaster,
+                    pending,
+                    prediction_length,
+                    batch_size,
+                    context_length=context_length,
+                    rollout=rollout,
+                )
                 frame.to_csv(handle, header=counts["series"] == 0, index=False)
                 counts["series"] += len(pending)
                 counts["rows"] += len(frame)

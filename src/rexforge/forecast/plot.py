@@ -22,6 +22,11 @@ def _pyplot():
     return plt
 
 
+def shown_series(shown: int, total: int) -> str:
+    """How much of the data a plot shows, so a plot of a few series says it is a sample."""
+    return f"all {total} series" if shown >= total else f"first {shown} of {total} series"
+
+
 def fan_chart(
     series: list[TimeSeries],
     forecast: pd.DataFrame,
@@ -29,7 +34,7 @@ def fan_chart(
     max_series: int = 6,
     history: int = 256,
 ) -> Path:
-    """Write a PNG with one panel per series (at most ``max_series``): the last ``history``
+    """Write a PNG (or PDF/SVG, by the suffix of ``path``) with one panel per series (at most ``max_series``): the last ``history``
     observations, the median and the 10-90% and 30-70% bands."""
     from rexforge.io.atomic import atomic_write_bytes
 
@@ -46,12 +51,13 @@ def fan_chart(
         ax.plot(x, part["0.5"], color="C0", lw=1.5, label="median")
         ax.set_title(str(s.item_id), fontsize=9)
         ax.legend(loc="upper left", fontsize=7)
+    fig.suptitle(f"Forecast, {len(part)} steps: {shown_series(len(shown), len(series))}")
     fig.tight_layout()
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
     path = Path(path)
+    fig.savefig(buffer, format=path.suffix.lstrip(".").lower() or "png", dpi=90)
+    plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path

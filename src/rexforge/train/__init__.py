@@ -2,17 +2,21 @@
 
 ``loss`` (pinball), ``masking`` (contiguous patch masking), ``objective`` (one batch of windows
 -> one loss), ``modes``/``lora`` (which parameters train), ``module`` (the LightningModule),
-``fit`` (the loop every mode shares), ``command`` (``rexforge pretrain`` / ``finetune``).
-Lightning is imported only by ``module``, ``fit`` and ``command``.
+``loop`` (``fit``, the loop every mode shares), ``command`` (``rexforge pretrain`` /
+``finetune``). Lightning is imported only by ``module``, ``loop`` and ``command``.
+
+    from rexforge.train import fit, FitResult
 """
+
+import importlib
 
 __all__ = ["fit", "FitResult"]
 
 
 def __getattr__(name):
-    # fit pulls in Lightning; keep ``import rexforge.train.loss`` free of it.
+    # The loop pulls in Lightning; keep ``import rexforge.train.loss`` free of it. (The loop's
+    # module is not called ``fit``: importing a submodule sets the package attribute of its
+    # name, which would then shadow the function.)
     if name in __all__:
-        from rexforge.train import fit as _fit
-
-        return getattr(_fit, name)
+        return getattr(importlib.import_module("rexforge.train.loop"), name)
     raise AttributeError(f"module 'rexforge.train' has no attribute {name!r}")

@@ -10,11 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from rexforge.errors import ConfigError, InputError
-from rexforge.train.lora import DEFAULT_TARGETS
-from rexforge.train.modes import MODES
+from rexforge.train.settings import DEFAULT_TARGETS, MODES, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     data.add_argument("--id-column", default="item_id", help="long layout: series id column")
     data.add_argument("--timestamp-column", default="timestamp", help="long layout: time column")
     data.add_argument("--target", default="target", help="long layout: value column to learn")
-    data.add_argument("--columns", nargs="+", default=None, help="wide layout: series columns")
+    data.add_argument(
+        "--columns", nargs="+", default=None, help="wide layout: the series columns (a b, or a,b)"
+    )
     # Synthetic series augment fine-tuning (continued pretraining) as well as pretraining.
     data.add_argument(
         "--synthetic",
@@ -169,7 +168,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         "--lr", type=float, default=1e-4 if name == "finetune" else 1e-3, help="peak learning rate"
     )
     train.add_argument("--weight-decay", type=float, default=0.01)
-    train.add_argument("--warmup-steps", type=int, default=100)
+    train.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="linear lr warmup (default: min(100, max-steps / 10))",
+    )
     train.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr")
     train.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
     train.add_argument("--accumulate-grad-batches", type=int, default=1)
@@ -245,7 +249,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         default=3,
         help="newest step-* checkpoints kept in <output-dir>/checkpoints (-1 = all)",
     )
-    run.add_argument("--progress-bar", action="store_true")
+    run.add_argument(
+        "--progress-bar",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress line (steps, loss, val metric, ETA); default: only in a terminal "
+        "outside CI",
+    )
 
 
 TRAIN_KEYS = (
@@ -287,7 +297,7 @@ def load_training_series(args) -> tuple[list, str]:
     import itertools
 
     from rexforge.data import synthetic
-    from rexforge.data.sources import load_series
+    from rexforge.data.sources import column_names, load_series
 
     # The ETS-like and short-series generators: (option, endless stream, description).
     generators = (
@@ -309,7 +319,7 @@ def load_training_series(args) -> tuple[list, str]:
             id_column=args.id_column,
             timestamp_column=args.timestamp_column,
             target_column=args.target,
-            columns=args.columns,
+            columns=column_names(args.columns),
         )
         if not loaded:
             raise InputError(f"{path}: no series found")
@@ -348,6 +358,8 @@ def load_training_series(args) -> tuple[list, str]:
 def aggregated_series(series: list, factors, min_observed: int = 8) -> list:
     """``TimeSeries`` of every series averaged over each factor's blocks (``aggregate_temporal``),
     named ``<item_id>@mean<K>``; aggregates with fewer than ``min_observed`` values are left out."""
+    import numpy as np
+
     from rexforge.data.series import TimeSeries
     from rexforge.data.transforms import aggregate_temporal
 
@@ -371,11 +383,8 @@ def aggregated_series(series: list, factors, min_observed: int = 8) -> list:
 
 
 def run(args) -> int:
-    import yaml
-
     from rexforge.config import TiRexConfig
-    from rexforge.io.atomic import atomic_write_text
-    from rexforge.train.fit import fit
+    from rexforge.train.loop import fit
 
     if args.keep_checkpoints < -1:
         raise ConfigError(
@@ -397,14 +406,13 @@ def run(args) -> int:
     }
     resolved["data"] = [str(p) for p in args.data or []]
     resolved["mode"] = mode
-    print(yaml.safe_dump(resolved, sort_keys=False).rstrip())
-    series, description = load_training_series(args)
     options = {k: getattr(args, k) for k in TRAIN_KEYS if hasattr(args, k)}
+    # Bad options and bad data are reported before anything is said to run.
+    settings = TrainConfig.from_dict({"mode": mode, **options}).validate()
+    series, description = load_training_series(args)
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     resume = None if args.resume == "never" else args.resume
-    atomic_write_text(
-        Path(args.output_dir) / "command.yaml", yaml.safe_dump(resolved, sort_keys=False)
-    )
+    header = run_header(args, settings, len(series))
     result = fit(
         base,
         series,
@@ -421,8 +429,34 @@ def run(args) -> int:
         progress_bar=args.progress_bar,
         skip_short=args.skip_short,
         keep_checkpoints=args.keep_checkpoints,
+        command_record=resolved,
+        on_start=lambda: print(header, flush=True),
         **options,
     )
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
     print(f"done: {result.final_dir} ({shown})")
     return 0
+
+
+def run_header(args, settings, n_series: int) -> str:
+    """Two lines on what will run (every option goes to <output-dir>/command.yaml)."""
+    mode = settings.mode
+    if args.command == "pretrain":
+        what = f"pretrain {args.model_config or args.preset} from scratch"
+    else:
+        detail = {"lora": f", rank {settings.lora_rank}"}.get(mode, "")
+        what = f"finetune {args.model} ({mode}{detail})"
+    length = settings.context_length
+    context = f"context {length}" if length else "the model's context"
+    validation = (
+        "no validation"
+        if args.no_validation
+        else f"validation every {settings.val_every_n_steps} steps on the last "
+        f"{settings.prediction_length} of each series"
+    )
+    return (
+        f"{what} on {n_series} series: {settings.max_steps} steps (warmup "
+        f"{settings.warmup_steps}), batch {settings.batch_size}, lr {settings.lr:g}, horizon "
+        f"{settings.prediction_length}, {context}, seed {settings.seed}\n"
+        f"{validation}; run folder {args.output_dir} (all options: command.yaml there)"
+    )

@@ -25,15 +25,7 @@ import torch.nn as nn
 
 from rexforge.errors import ConfigError
 from rexforge.model.slstm import HeadwiseLinear
-
-# The sLSTM gate projections and the feed-forward projections of every block.
-DEFAULT_TARGETS = (
-    "blocks.*.slstm_layer.fgate",
-    "blocks.*.slstm_layer.igate",
-    "blocks.*.slstm_layer.zgate",
-    "blocks.*.slstm_layer.ogate",
-    "blocks.*.ffn.proj_*",
-)
+from rexforge.train.settings import DEFAULT_TARGETS  # re-exported: defined without torch
 
 
 def _delta(module: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@
              ``head_only`` everything except ``out_norm`` and the output head
     lora     freeze the base, train low-rank adapters on ``lora_targets`` (see ``lora``)
 
-The training loop is the same for all of them (``rexforge.train.fit``).
+The training loop is the same for all of them (``rexforge.train.loop``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import torch.nn as nn
 
 from rexforge.errors import ConfigError
 from rexforge.train.lora import DEFAULT_TARGETS, inject_lora
+from rexforge.train.settings import MODES  # re-exported: defined without torch
 
 Mode = Literal["scratch", "full", "freeze", "lora"]
-MODES = ("scratch", "full", "freeze", "lora")
 
 HEAD_PREFIXES = ("out_norm.", "output_patch_embedding.")
 

@@ -31,7 +31,7 @@ class TiRexTrainingModule(L.LightningModule):
     def __init__(self, model_config: dict, train_config: dict, base_state_dict: dict | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["base_state_dict"])
-        self.settings = TrainConfig.from_dict(train_config)
+        self.settings = TrainConfig.from_dict(train_config).validate()  # resolves defaults
         s = self.settings
         self.model = TiRexModel(
             TiRexConfig.from_dict(model_config), kernel=s.kernel, numerics="fp32"
@@ -153,7 +153,7 @@ class TiRexTrainingModule(L.LightningModule):
         # nanoGPT's rule: matrices (>= 2-D) decay; biases and norm gains do not.
         decay = [p for _, p in trainable if p.dim() >= 2]
         no_decay = [p for _, p in trainable if p.dim() < 2]
-        logger.info(
+        logger.debug(
             "optimizer: %d decayed tensors (%d params), %d not decayed (%d params)",
             len(decay),
             sum(p.numel() for p in decay),

@@ -17,8 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rexforge.errors import ConfigError, collect_problems
-from rexforge.train.lora import DEFAULT_TARGETS
-from rexforge.train.modes import MODES
+
+# Defined here, without torch, so that building the CLI parser imports no torch (``lora`` and
+# ``modes`` use them from here).
+MODES = ("scratch", "full", "freeze", "lora")
+# LoRA: the sLSTM gate projections and the feed-forward projections of every block.
+DEFAULT_TARGETS = (
+    "blocks.*.slstm_layer.fgate",
+    "blocks.*.slstm_layer.igate",
+    "blocks.*.slstm_layer.zgate",
+    "blocks.*.slstm_layer.ogate",
+    "blocks.*.ffn.proj_*",
+)
 
 
 @dataclass
@@ -34,7 +44,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     beta1: float = 0.9
     beta2: float = 0.95
-    warmup_steps: int = 100
+    # None = min(100, max_steps // 10): a short run (a demo's 80 steps) is not all warmup.
+    warmup_steps: int | None = None
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     accumulate_grad_batches: int = 1
@@ -102,17 +113,18 @@ class TrainConfig:
                 problems.append(
                     f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}"
                 )
+        if self.warmup_steps is None and isinstance(self.max_steps, int):
+            self.warmup_steps = default_warmup_steps(self.max_steps)
         if self.context_length is not None and self.context_length < 1:
             problems.append(f"--context-length must be >= 1, got {self.context_length}")
-        for name in (
-            "lr",
+        for name in (  # lr: "> 0" below
             "weight_decay",
             "grad_clip",
             "warmup_steps",
             "freeze_blocks",
             "num_workers",
         ):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 problems.append(f"--{name.replace('_', '-')} must be >= 0")
         if self.lr <= 0:
             problems.append("--lr must be > 0")
@@ -147,6 +159,11 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
         return cls(**data)
+
+
+def default_warmup_steps(max_steps: int) -> int:
+    """Warmup when none is given: 100 steps, but at most a tenth of the run."""
+    return min(100, max(0, max_steps) // 10)
 
 
 def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float) -> float:

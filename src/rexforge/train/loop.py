@@ -1,4 +1,4 @@
-"""``fit``: the one training loop behind every mode and both commands.
+"""``fit`` (``from rexforge.train import fit``): the one training loop of every mode and command.
 
     fit(base, series, mode=...) ->
         runs/<name>/config.yaml         resolved options (model, train, data, trainer)
@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -167,8 +167,10 @@ def fit(
     precision: str | None = None,
     keep_checkpoints: int = 3,
     data_description: str = "",
-    progress_bar: bool = False,
+    progress_bar: bool | None = None,
     skip_short: bool = False,
+    command_record: dict | None = None,
+    on_start: Callable[[], None] | None = None,
     **options: Any,
 ) -> FitResult:
     """Train ``model`` on ``train_series`` and export the result; see the module docstring.
@@ -179,23 +181,85 @@ def fit(
     validation: hold out the last ``prediction_length`` steps of each series (val loss,
         WQL, MASE, best checkpoint, early stopping).
     resume: ``"auto"`` (continue from ``checkpoints/last.ckpt`` when present), a ``.ckpt``
-        path, or None (start over).
+        path, or None (start over). A checkpoint trained with other settings is refused,
+        naming them.
     precision: Lightning precision; default ``"32-true"`` on CPU, ``"bf16-mixed"`` on GPU.
+    progress_bar: a progress line (steps, loss, val metric, ETA); None = only in a terminal.
+    command_record: saved as ``command.yaml`` beside ``config.yaml`` once the inputs and the
+        resume check have passed (the CLI's resolved options), never for a run that did not
+        start.
+    on_start: called once the inputs and the resume check have passed (the CLI prints what
+        will run there, so that a refused run says nothing about running).
     Returns a ``FitResult`` whose ``forecaster`` is loaded from ``final/``.
     Raises ``InputError`` (data, divergence), ``ConfigError`` (options), ``CheckpointError``
-    (unreadable checkpoint, disk full while saving: the previous checkpoint stays), and
-    ``TrainingInterrupted`` (a ``KeyboardInterrupt``) after Ctrl-C, once ``last.ckpt`` holds
-    the last finished step.
+    (unreadable or mismatched checkpoint, disk full while saving: the previous checkpoint
+    stays), and ``TrainingInterrupted`` (a ``KeyboardInterrupt``) after Ctrl-C, once
+    ``last.ckpt`` holds the last finished step.
     """
     import lightning as L
 
-    from rexforge.forecast.api import load_model
-    from rexforge.train.checkpointing import AtomicCheckpointIO, InterruptCheckpoint
-    from rexforge.train.datamodule import HoldoutWindows, WindowDataModule
-    from rexforge.train.lora import lora_state_dict, merge_lora
+    from rexforge.train.datamodule import WindowDataModule
     from rexforge.train.module import TiRexTrainingModule
+    from rexforge.train.progress import quiet_lightning
 
     settings = TrainConfig.from_dict({"mode": mode, **options}).validate()
+    config, base_state, provenance = _resolve_model(model, settings)
+    sampler, val, n_series = _windows(
+        train_series, settings, config.input_patch_size, validation, skip_short
+    )
+
+    run_dir = Path(output_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_path = _resume_path(resume, ckpt_dir)
+    for stale in ckpt_dir.glob(".*.ckpt.*.tmp"):
+        # Left by a process killed while saving (atomic writes never leave a partial .ckpt).
+        stale.unlink(missing_ok=True)
+    if ckpt_path is not None:
+        step = _check_resume_matches(ckpt_path, config, settings, run_dir, resume)
+        logger.info("resuming from %s (step %d)", ckpt_path, step)
+
+    if on_start is not None:
+        on_start()
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    module = TiRexTrainingModule(config.to_dict(), settings.to_dict(), base_state)
+    logger.info(
+        "mode %s: %d trainable / %d frozen parameters; %d training windows in %d series",
+        settings.mode,
+        module.param_counts["trainable"],
+        module.param_counts["frozen"],
+        sampler.num_windows,
+        n_series,
+    )
+    data = WindowDataModule(
+        sampler,
+        val,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        num_workers=settings.num_workers,
+    )
+    trainer_options = {
+        "accelerator": accelerator,
+        "devices": devices,
+        "strategy": strategy,
+        "num_nodes": num_nodes,
+        "precision": precision or ("32-true" if accelerator == "cpu" else "bf16-mixed"),
+    }
+    _write_run_config(run_dir, config, settings, data_description, trainer_options, validation)
+    if command_record is not None:
+        import yaml
+
+        atomic_write_text(run_dir / "command.yaml", yaml.safe_dump(command_record, sort_keys=False))
+    with quiet_lightning(resuming=ckpt_path is not None):
+        trainer, on_interrupt = _trainer(
+            run_dir, settings, trainer_options, validation, keep_checkpoints, progress_bar
+        )
+        _train(trainer, module, data, ckpt_path, on_interrupt, run_dir)
+    return _export(trainer, module, settings, config, provenance, data_description, run_dir)
+
+
+def _resolve_model(model, settings: TrainConfig) -> tuple[TiRexConfig, dict | None, dict]:
+    """The base's config (train_ctx_len set to the training context), weights and provenance;
+    fills the provenance and the context length into ``settings``."""
     config, base_state, provenance = resolve_base(model, settings.mode)
     settings.base_checkpoint = provenance.get("base_checkpoint")
     settings.base_sha256 = provenance.get("base_sha256")
@@ -214,15 +278,20 @@ def fit(
             settings.context_length,
         )
         config = replace(config, train_ctx_len=settings.context_length)
-    train_future = round_up(settings.prediction_length, P)
+    return config, base_state, provenance
 
+
+def _windows(train_series, settings: TrainConfig, patch_size: int, validation, skip_short):
+    """(training window sampler, validation windows or None, number of series used)."""
+    from rexforge.data.sampler import WindowSampler
+    from rexforge.train.datamodule import HoldoutWindows
+
+    train_future = round_up(settings.prediction_length, patch_size)
     arrays, names = as_arrays(train_series)
     H = settings.prediction_length
     arrays, names = check_lengths(
         arrays, names, H, train_future, validation, skip_short, settings.partial_future
     )
-    from rexforge.data.sampler import WindowSampler
-
     train_arrays = [x[:-H] for x in arrays] if validation else arrays
     sampler = WindowSampler(
         train_arrays,
@@ -232,48 +301,21 @@ def fit(
         series_weight_power=settings.series_weight_power,
     )
     val = HoldoutWindows(arrays, settings.context_length, H, train_future) if validation else None
+    return sampler, val, len(arrays)
 
-    run_dir = Path(output_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    ckpt_path = _resume_path(resume, ckpt_dir)
-    for stale in ckpt_dir.glob(".*.ckpt.*.tmp"):
-        # Left by a process killed while saving (atomic writes never leave a partial .ckpt).
-        stale.unlink(missing_ok=True)
-    if ckpt_path is not None:
-        _check_resume_matches(ckpt_path, config, settings)
 
-    L.seed_everything(settings.seed, workers=True, verbose=False)
-    module = TiRexTrainingModule(config.to_dict(), settings.to_dict(), base_state)
-    logger.info(
-        "mode %s: %d trainable / %d frozen parameters; %d training windows in %d series",
-        settings.mode,
-        module.param_counts["trainable"],
-        module.param_counts["frozen"],
-        sampler.num_windows,
-        len(arrays),
-    )
-    data = WindowDataModule(
-        sampler,
-        val,
-        batch_size=settings.batch_size,
-        seed=settings.seed,
-        num_workers=settings.num_workers,
-    )
-    trainer_options = {
-        "accelerator": accelerator,
-        "devices": devices,
-        "strategy": strategy,
-        "num_nodes": num_nodes,
-        "precision": precision or ("32-true" if accelerator == "cpu" else "bf16-mixed"),
-    }
-    _write_run_config(run_dir, config, settings, data_description, trainer_options, validation)
-
+def _trainer(run_dir, settings, trainer_options, validation, keep_checkpoints, progress_bar):
+    """The Lightning Trainer of a run and its Ctrl-C checkpoint callback."""
+    import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
+    from rexforge.train.checkpointing import AtomicCheckpointIO, InterruptCheckpoint
+    from rexforge.train.progress import ProgressLine, show_progress
+
+    ckpt_dir = run_dir / "checkpoints"
     every = settings.checkpoint_every_n_steps or settings.val_every_n_steps
-    last = ckpt_dir / "last.ckpt"
-    on_interrupt = InterruptCheckpoint(last)
+    on_interrupt = InterruptCheckpoint(ckpt_dir / "last.ckpt")
     callbacks = [
         on_interrupt,
         # Keep the newest ``keep_checkpoints`` step-* files (monitor "step", mode max).
@@ -301,6 +343,8 @@ def fit(
         )
         if settings.early_stopping_patience:
             callbacks.append(EarlyStopping("val_loss", patience=settings.early_stopping_patience))
+    if show_progress(progress_bar):
+        callbacks.append(ProgressLine())
     loggers = [CSVLogger(save_dir=run_dir, name="", version="")]
     if importlib.util.find_spec("tensorboard") is not None:
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -321,10 +365,16 @@ def fit(
         plugins=[AtomicCheckpointIO()],
         logger=loggers,
         log_every_n_steps=min(50, settings.val_every_n_steps),
-        enable_progress_bar=progress_bar,
+        enable_progress_bar=False,  # ProgressLine instead: one line, with an ETA
         enable_model_summary=False,
         default_root_dir=run_dir,
     )
+    return trainer, on_interrupt
+
+
+def _train(trainer, module, data, ckpt_path, on_interrupt, run_dir: Path) -> None:
+    """``trainer.fit``, with Ctrl-C and divergence turned into one clear error each."""
+    last = run_dir / "checkpoints" / "last.ckpt"
     # CSVLogger deletes an existing metrics.csv; keep the rows of the earlier segment.
     metrics_csv = run_dir / "metrics.csv"
     earlier = metrics_csv.read_text() if ckpt_path and metrics_csv.is_file() else None
@@ -360,9 +410,16 @@ def fit(
             "try a lower --lr or check the data for extreme values"
         )
     trainer.save_checkpoint(last, weights_only=False)
-    best = ckpt_dir / "best.ckpt"
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
+
+def _export(trainer, module, settings, config, provenance, data_description, run_dir: Path):
+    """Write ``final/`` (rank zero) and return the run's ``FitResult``."""
+    from rexforge.forecast.api import load_model
+    from rexforge.train.lora import lora_state_dict, merge_lora
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    best = run_dir / "checkpoints" / "best.ckpt"
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     final_dir = run_dir / "final"
     if trainer.is_global_zero:
         trained = copy.deepcopy(module.model).cpu().float()
@@ -381,8 +438,7 @@ def fit(
             "metrics": metrics,
         }
         state = {k: v.detach().clone() for k, v in trained.state_dict().items()}
-        ckpt = Checkpoint(config, state, metadata)
-        official = write_export(final_dir, ckpt)
+        official = write_export(final_dir, Checkpoint(config, state, metadata))
         logger.info("exported %s (official file: %s)", final_dir, official)
     forecaster = load_model(final_dir) if (final_dir / "config.json").exists() else None
     return FitResult(
@@ -418,12 +474,31 @@ def _resume_path(resume, ckpt_dir: Path) -> str | None:
     return str(path)
 
 
-def _check_resume_matches(path: str, config: TiRexConfig, settings: TrainConfig) -> None:
-    """Refuse to resume a run with another architecture, mode or base (one clear error)."""
+# Settings that may change between the segments of one run: they decide how it is watched,
+# saved or computed, not what it learns. Every other training setting must match the
+# checkpoint's (the optimizer and lr schedule state inside it were made with those).
+RESUMABLE_CHANGES = frozenset(
+    {
+        "num_workers",
+        "kernel",
+        "compile",
+        "val_every_n_steps",
+        "checkpoint_every_n_steps",
+        "early_stopping_patience",
+        "base_checkpoint",  # a path; the base's sha256 is compared
+        "derived_from_nxai_weights",
+    }
+)
+
+
+def _check_resume_matches(path, config, settings, run_dir: Path, resume) -> int:
+    """Refuse, in one line naming every difference, to resume a checkpoint trained with
+    another architecture or other training settings; returns its global step."""
     from rexforge.train.checkpointing import read_training_checkpoint
 
     try:
-        saved = read_training_checkpoint(path)["hyper_parameters"]
+        checkpoint = read_training_checkpoint(path)
+        saved = checkpoint["hyper_parameters"]
     except CheckpointError as exc:
         raise CheckpointError(f"cannot resume: {exc}") from None
     except KeyError:
@@ -433,19 +508,32 @@ def _check_resume_matches(path: str, config: TiRexConfig, settings: TrainConfig)
             f"cannot resume from {path}: not a rexforge training checkpoint (no model_config "
             "and train_config); to start from a model's weights, fine-tune it with --model"
         )
-    problems = []
     # train_ctx_len follows --context-length (see fit), so runs saved before it did resume.
     saved_config = replace(
         TiRexConfig.from_dict(saved["model_config"]), train_ctx_len=config.train_ctx_len
     )
+    # A setting the checkpoint lacks did not exist when it was saved: it trained as the default.
+    old_settings = {**TrainConfig().to_dict(), **saved["train_config"]}
+    new_settings = settings.to_dict()
+    changed = [
+        key
+        for key in new_settings
+        if key not in RESUMABLE_CHANGES and old_settings.get(key) != new_settings[key]
+    ]
+    if not changed and saved_config.to_dict() == config.to_dict():
+        return int(checkpoint.get("global_step", 0))
+    was = ", ".join(f"{key} {old_settings.get(key)!r}" for key in changed)
+    asks = ", ".join(f"{key} {new_settings[key]!r}" for key in changed)
     if saved_config.to_dict() != config.to_dict():
-        problems.append("the model config differs")
-    old = saved["train_config"]
-    for key in ("mode", "base_sha256", "lora_rank", "lora_targets", "freeze_blocks", "head_only"):
-        if old.get(key) != getattr(settings, key):
-            problems.append(f"{key} was {old.get(key)!r}, now {getattr(settings, key)!r}")
-    if problems:
-        raise CheckpointError(f"cannot resume from {path}: " + "; ".join(problems))
+        was, asks = ", ".join(filter(None, ["another model config", was])), asks or "this one"
+    if resume == "auto":
+        raise CheckpointError(
+            f"--output-dir {run_dir} holds a run with {was}; this command asks {asks}: use "
+            "--resume never (start over) or a new --output-dir"
+        )
+    raise CheckpointError(
+        f"cannot resume from {path}: it was trained with {was}; this command asks {asks}"
+    )
 
 
 def _write_run_config(run_dir, config, settings, data_description, trainer_options, validation):
