@@ -143,7 +143,6 @@ class TiRexModel(nn.Module):
         hidden_for_head = x if last_n is None else x[:, -last_n:]
         return ModelOutput(self.head(hidden_for_head), new_states, x if return_hidden else None)
 
-
     def block_outputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, N, 2P] -> the output of every block [B, N, L, E] (before out_norm), from
         zero states: what embeddings are made of."""
