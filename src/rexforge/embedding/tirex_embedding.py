@@ -12,6 +12,8 @@ the first differences comes first and standardised piece statistics last
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -54,8 +56,10 @@ class TiRexEmbedding(nn.Module):
         self.data_augmentation = bool(data_augmentation)
         self.batch_size = batch_size
         self._compile = compile
+        model = DEFAULT_HUB_MODEL if model is None else model
         self.forecaster = _load_forecaster(model, device, numerics, compile)
-        self.model_source = model if isinstance(model, str) else self.forecaster.source
+        # What saved heads record to rebuild this embedding: the name given, else the file.
+        self.model_source = str(model) if isinstance(model, str | Path) else self.forecaster.source
         self.model = self.forecaster.model  # the network, registered so .to() moves it
 
     @property
@@ -131,7 +135,7 @@ def _load_forecaster(model, device: str, numerics: str, compile: bool):
         return model
     kernel = "cpu_compiled" if compile and numerics != "official" else "auto"
     return load_model(
-        DEFAULT_HUB_MODEL if model is None else model,
+        model,
         device=device,
         kernel=kernel,
         numerics=numerics,

@@ -44,7 +44,7 @@ def hub_model_path(repo_id: str) -> Path:
         cached = _cached_folder(hub, repo_id)
         if cached is not None:
             return cached
-        offline = hub.constants.HF_HUB_OFFLINE
+        offline = _offline(hub)
         raise InputError(
             _not_cached_message(repo_id) if offline else _unreachable_message(repo_id, exc)
         ) from None
@@ -90,6 +90,11 @@ def _import_hub():
             "loading models by hub id needs huggingface_hub: pip install 'rexforge[hub]'"
         ) from None
     return huggingface_hub, errors
+
+
+def _offline(hub) -> bool:
+    check = getattr(hub.constants, "is_offline_mode", None)  # newer huggingface_hub versions
+    return bool(check() if check is not None else hub.constants.HF_HUB_OFFLINE)
 
 
 def _not_cached_message(repo_id: str) -> str:
