@@ -70,7 +70,9 @@ def test_cli_model_by_hub_id(offline_hub, tmp_path, capsys):
 def test_not_cached_in_a_fresh_process_with_hf_hub_offline(tmp_path):
     # The environment variables alone (read when huggingface_hub is imported) must suffice.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty")}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(rexforge.__file__).parents[1]), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(rexforge.__file__).parents[1]), env.get("PYTHONPATH", "")]
+    )
     result = subprocess.run(
         [sys.executable, "-m", "rexforge.cli", "info", "NX-AI/TiRex"],
         env=env,
