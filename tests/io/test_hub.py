@@ -96,3 +96,15 @@ def test_what_counts_as_a_hub_id(tmp_path, monkeypatch):
     (tmp_path / "owner" / "name").mkdir()
     monkeypatch.chdir(tmp_path)
     assert not is_hub_id("owner/name")  # an existing local path wins
+
+
+def test_evaluate_model_by_hub_id(offline_hub, tmp_path, capsys):
+    data = tmp_path / "d.csv"
+    values = make_context([60], seed=2)[0]
+    data.write_text(
+        "item_id,timestamp,target\n" + "".join(f"a,{i},{v}\n" for i, v in enumerate(values))
+    )
+    args = ["evaluate", "--model", "NX-AI/TiRex", "--data", str(data)]
+    args += ["--horizon", "8", "--windows", "1", "--baselines", "naive", "--no-plots"]
+    assert main([*args, "--output-dir", str(tmp_path / "report")]) == 0, capsys.readouterr().err
+    assert "NX-AI/TiRex" in (tmp_path / "report" / "metrics.csv").read_text()
