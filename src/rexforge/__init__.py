@@ -21,6 +21,7 @@ __all__ = [
     "list_presets",
     "load_model",
     "TiRexForecaster",
+    "TiRexEmbedding",
     "RexforgeError",
     "ConfigError",
     "CheckpointError",
@@ -34,4 +35,8 @@ def __getattr__(name):
         from rexforge.forecast import api
 
         return getattr(api, name)
+    if name == "TiRexEmbedding":
+        from rexforge.embedding import TiRexEmbedding
+
+        return TiRexEmbedding
     raise AttributeError(f"module 'rexforge' has no attribute {name!r}")

@@ -20,6 +20,7 @@ from rexforge.errors import ConfigError, RexforgeError, secondary_process
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "forecast": ("rexforge.forecast.command", "forecast series from a CSV/Parquet file"),
+    "embed": ("rexforge.embedding.command", "write one TiRex embedding per series of a file"),
     "info": ("rexforge.io.command", "show a checkpoint's config, size and notice"),
     "evaluate": ("rexforge.eval.command", "backtest models and baselines, write a report"),
     "pretrain": ("rexforge.train.command", "pretrain a TiRex model from scratch"),

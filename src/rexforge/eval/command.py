@@ -142,8 +142,12 @@ def _build_forecasters(args, season: int) -> list[tuple[str, object]]:
         if is_baseline(spec):
             forecasters.append((spec.replace("-", "_"), get_baseline(spec, season=season)))
             continue
-        if spec != "starter" and not Path(spec).exists():
-            raise InputError(f"--model {spec!r} is neither an existing path nor a known baseline")
+        from rexforge.io.hub import is_hub_id
+
+        if spec != "starter" and not Path(spec).exists() and not is_hub_id(spec):
+            raise InputError(
+                f"--model {spec!r} is neither an existing path, a hub id nor a known baseline"
+            )
         import rexforge
 
         forecasters.append((str(spec), rexforge.load_model(spec)))

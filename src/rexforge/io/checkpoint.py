@@ -24,6 +24,7 @@ import torch
 from rexforge.config import TiRexConfig
 from rexforge.errors import CheckpointError, ConfigError
 from rexforge.io.atomic import atomic_write_bytes, atomic_write_text, sha256_file
+from rexforge.io.hub import resolve_model_source
 from rexforge.io.official import (
     REXFORGE_META_KEY,
     official_payload,
@@ -77,8 +78,9 @@ def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
 # -- reading --------------------------------------------------------------------------------
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read an official ``.ckpt`` file, a rexforge folder, or a ``.safetensors`` file that has
-    a ``config.json`` beside it. Raises ``CheckpointError`` with a one-line reason."""
-    ckpt = _read_any(Path(path))
+    a ``config.json`` beside it, or a hub id (``"NX-AI/TiRex"``, see ``rexforge.io.hub``).
+    Raises ``CheckpointError`` (``InputError`` for a hub id) with a one-line reason."""
+    ckpt = _read_any(resolve_model_source(path))
     _warn_context_mismatch(ckpt)
     return ckpt
 

@@ -143,6 +143,17 @@ class TiRexModel(nn.Module):
         hidden_for_head = x if last_n is None else x[:, -last_n:]
         return ModelOutput(self.head(hidden_for_head), new_states, x if return_hidden else None)
 
+    def block_outputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B, N, 2P] -> the output of every block [B, N, L, E] (before out_norm), from
+        zero states: what embeddings are made of."""
+        kernel = slstm_official if self.numerics == "official" else self.kernel
+        x = self.embed(tokens)  # [B, N, E]
+        outputs = []
+        for block in self.blocks:
+            x, _ = block(x, None, kernel, self.numerics)
+            outputs.append(x)
+        return torch.stack(outputs, dim=-2)
+
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

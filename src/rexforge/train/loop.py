@@ -38,6 +38,7 @@ from rexforge.io.checkpoint import (
     state_dict_digest,
     write_export,
 )
+from rexforge.io.hub import resolve_model_source
 from rexforge.train.settings import TrainConfig, round_up
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def resolve_base(model: Any, mode: str) -> tuple[TiRexConfig, dict | None, dict[
             from rexforge.assets import starter_model_path
 
             path = Path(starter_model_path())
+        path = resolve_model_source(path)  # a hub id -> its file in the hub cache
         ckpt = read_checkpoint(path)
         sha = _file_sha(path)
     derived = bool(ckpt.metadata.get("derived_from_nxai_weights", False)) and mode != "scratch"

@@ -1,0 +1,3 @@
+"""Classification and regression heads on frozen TiRex embeddings (the official ``tirex``
+heads' public interface); import them from ``rexforge.classification`` and
+``rexforge.regression``."""
