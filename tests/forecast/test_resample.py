@@ -68,3 +68,33 @@ def test_frequency_resampling_matches_official(tiny_ckpt, horizon):
     plain, _ = ours.forecast(context, prediction_length=horizon)
     assert (plain[0] - q[0]).abs().max() > 1e-3
     assert (plain[2] - q[2]).abs().max().item() < 1e-4 * scale[2].item()
+
+
+@pytest.mark.slow
+def test_forecast_df_and_cli_resample(tmp_path, tiny_ckpt):
+    import pandas as pd
+
+    from rexforge.cli import main
+
+    values = seasonal(3000, 200, 5)
+    df = pd.DataFrame({"item_id": "a", "timestamp": np.arange(3000), "target": values})
+    ours = load_model(tiny_ckpt, numerics="official")
+    frame = ours.forecast_df(df, 150, resample_strategy="frequency")
+    q, _ = ours.forecast([values], prediction_length=150, resample_strategy="frequency")
+    np.testing.assert_array_equal(frame["0.5"].to_numpy(), q[0, :, 4].numpy())
+    df.to_csv(tmp_path / "in.csv", index=False)
+    args = ["forecast", "--model", str(tiny_ckpt), "--data", str(tmp_path / "in.csv")]
+    args += ["--horizon", "150", "--output", str(tmp_path / "out.csv"), "--numerics", "official"]
+    assert main(args + ["--resample-strategy", "frequency"]) == 0
+    cli = pd.read_csv(tmp_path / "out.csv")
+    np.testing.assert_allclose(cli["0.5"].to_numpy(), q[0, :, 4].numpy(), rtol=1e-6)
+    assert main(args + ["--resample-strategy", "frequency", "--stream"]) == 0
+    streamed = pd.read_csv(tmp_path / "out.csv")
+    np.testing.assert_allclose(streamed["0.5"].to_numpy(), q[0, :, 4].numpy(), rtol=1e-6)
+
+
+def test_unknown_strategy_is_an_input_error(tiny_ckpt):
+    from rexforge.errors import InputError
+
+    with pytest.raises(InputError, match="resample_strategy"):
+        load_model(tiny_ckpt).forecast([seasonal(100, 10)], resample_strategy="linear")

@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument(
+        "--resample-strategy",
+        choices=("frequency",),
+        default=None,
+        help="frequency: forecast long-period series downsampled (official TiRex option)",
+    )
+    parser.add_argument(
         "--numerics",
         choices=("official", "bf16", "fp32"),  # kernels.common.NUMERICS (no torch import here)
         default="bf16",
@@ -94,7 +100,13 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.data}: {format_problems(report.problems)}")
         _warn_skipped(report.problems)
     model = load_model(args.model, numerics=args.numerics)
-    frame = forecast_series(model, report.series, args.horizon, batch_size=args.batch_size)
+    frame = forecast_series(
+        model,
+        report.series,
+        args.horizon,
+        batch_size=args.batch_size,
+        resample_strategy=args.resample_strategy,
+    )
     atomic_write_text(args.output, frame.to_csv(index=False))
     logger.info(
         "wrote %d rows (%d series x %d steps) to %s",
@@ -142,6 +154,7 @@ def _run_streaming(args: argparse.Namespace) -> int:
         gaps=args.gaps,
         batch_size=args.batch_size,
         on_bad="skip" if args.skip_bad else "raise",
+        resample_strategy=args.resample_strategy,
     )
     if summary.problems:
         _warn_skipped(summary.problems)

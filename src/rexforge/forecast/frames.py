@@ -65,7 +65,11 @@ def quantile_column(level: float) -> str:
 
 
 def forecast_series(
-    forecaster, series: list[TimeSeries], prediction_length: int, batch_size: int = 512
+    forecaster,
+    series: list[TimeSeries],
+    prediction_length: int,
+    batch_size: int = 512,
+    resample_strategy: str | None = None,
 ) -> pd.DataFrame:
     """Forecast each ``TimeSeries``; returns a long frame: item_id, timestamp, mean, quantiles.
 
@@ -82,6 +86,7 @@ def forecast_series(
         prediction_length=prediction_length,
         batch_size=batch_size,
         output_type="numpy",
+        resample_strategy=resample_strategy,
     )
     H = quantiles.shape[1]
     stamps = [future_index(s, H) for s in series]
@@ -105,13 +110,14 @@ def forecast_df(
     target: str = "target",
     batch_size: int = 512,
     on_bad: str = "raise",
+    resample_strategy: str | None = None,
 ) -> pd.DataFrame:
     """Forecast every series of a long DataFrame.
 
     Returns a long DataFrame with ``id_column``, ``timestamp_column`` (continued at each
     series' inferred frequency), ``mean`` (the median) and one column per quantile level
     (``"0.1"`` ... ``"0.9"``). ``on_bad="skip"`` drops invalid series (logged) instead of
-    raising.
+    raising. ``resample_strategy="frequency"``: see ``TiRexForecaster.forecast``.
     """
     from rexforge.data.sources import load_series_report
 
@@ -128,7 +134,7 @@ def forecast_df(
     report.series, problems = split_forecastable(report.series)
     report.problems += problems
     series = resolve(report, on_bad, "<DataFrame>")
-    out = forecast_series(forecaster, series, prediction_length, batch_size)
+    out = forecast_series(forecaster, series, prediction_length, batch_size, resample_strategy)
     return out.rename(columns={"item_id": id_column, "timestamp": timestamp_column})
 
 
@@ -154,6 +160,7 @@ def forecast_csv_streaming(
     chunk_series: int = 10_000,
     chunk_rows: int = 200_000,
     on_bad: str = "raise",
+    resample_strategy: str | None = None,
 ) -> StreamSummary:
     """Forecast every series of a long CSV without loading it whole; write a long CSV.
 
@@ -196,7 +203,9 @@ def forecast_csv_streaming(
 
         def flush() -> None:
             if pending and not (problems and on_bad == "raise"):
-                frame = forecast_series(forecaster, pending, prediction_length, batch_size)
+                frame = forecast_series(
+                    forecaster, pending, prediction_length, batch_size, resample_strategy
+                )
                 frame.to_csv(handle, header=counts["series"] == 0, index=False)
                 counts["series"] += len(pending)
                 counts["rows"] += len(frame)
