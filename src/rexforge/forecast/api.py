@@ -157,17 +157,18 @@ class TiRexForecaster:
         quantile_levels: Sequence[float] | None = None,
         batch_size: int = 512,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chronos-style: ``(quantiles [B, H, len(levels)], mean [B, H])`` as torch tensors."""
+        """Chronos-style: ``(quantiles [B, H, len(levels)], mean [B, H])`` as torch tensors.
+
+        ``quantile_levels`` may be any levels within the trained range (0.1 ... 0.9 for
+        official models): a level between two trained ones is interpolated linearly between
+        their forecasts (0.25 is the midpoint of the 0.2 and 0.3 forecasts), so increasing
+        trained quantiles give increasing interpolated ones. Levels outside the trained
+        range are not extrapolated: they raise an ``InputError``.
+        """
         quantiles, mean = self.forecast(context, prediction_length, batch_size=batch_size)
         if quantile_levels is None:
             return quantiles, mean
-        missing = [q for q in quantile_levels if q not in self.quantiles]
-        if missing:
-            raise InputError(
-                f"quantile level(s) {missing} are not predicted; available: {self.quantiles}"
-            )
-        idx = [self.quantiles.index(q) for q in quantile_levels]
-        return quantiles[..., idx], mean
+        return interpolate_quantiles(quantiles, self.quantiles, quantile_levels), mean
 
     def forecast_df(self, df, prediction_length: int, **kwargs):
         """Forecast a long DataFrame; see ``rexforge.forecast.frames.forecast_df``."""
@@ -245,6 +246,32 @@ class TiRexForecaster:
             if factors is not None:
                 quantiles = upsample_forecasts(quantiles, factors, horizon)
             yield quantiles, quantiles[..., median].clone()
+
+
+def interpolate_quantiles(
+    quantiles: torch.Tensor, trained: Sequence[float], levels: Sequence[float]
+) -> torch.Tensor:
+    """[..., len(trained)] forecasts at increasing ``trained`` levels -> [..., len(levels)],
+    linear in the level between the two trained levels around each requested one."""
+    levels = [float(q) for q in levels]
+    outside = [q for q in levels if not (trained[0] <= q <= trained[-1])]
+    if outside:
+        raise InputError(
+            f"quantile level(s) {outside} are outside the trained range "
+            f"[{trained[0]:g}, {trained[-1]:g}]; rexforge interpolates, it does not extrapolate"
+        )
+    columns = []
+    for q in levels:
+        upper = min(int(np.searchsorted(trained, q)), len(trained) - 1)
+        if np.isclose(trained[upper], q, rtol=0, atol=1e-9):
+            columns.append(quantiles[..., upper])  # a trained level: its forecast unchanged
+            continue
+        lower = upper - 1
+        weight = (q - trained[lower]) / (trained[upper] - trained[lower])
+        columns.append(
+            quantiles[..., lower] + weight * (quantiles[..., upper] - quantiles[..., lower])
+        )
+    return torch.stack(columns, dim=-1)
 
 
 # What torch's allocators say when memory runs out (CPU, CUDA, MPS).
