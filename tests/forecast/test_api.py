@@ -60,7 +60,7 @@ def test_predict_quantiles_selects_levels(model):
     q, _ = model.predict_quantiles(make_context([60]), 8, quantile_levels=[0.1, 0.5, 0.9])
     full, _ = model.forecast(make_context([60]), 8)
     torch.testing.assert_close(q, full[..., [0, 4, 8]])
-    with pytest.raises(InputError, match="not predicted"):
+    with pytest.raises(InputError, match="outside the trained range"):
         model.predict_quantiles(make_context([60]), 8, quantile_levels=[0.05])
 
 
@@ -103,3 +103,20 @@ def test_forecast_df_continues_timestamps(model):
     np.testing.assert_allclose(
         out[out["id"] == "a"]["0.5"].to_numpy(), q[0, :, 4], rtol=1e-5, atol=1e-6
     )
+
+
+def test_predict_quantiles_interpolates_between_trained_levels(model):
+    context = make_context([60])
+    full, _ = model.predict_quantiles(context, 8)
+    q, mean = model.predict_quantiles(context, 8, quantile_levels=[0.25, 0.5, 0.1, 0.9, 0.85])
+    torch.testing.assert_close(q[..., 0], (full[..., 1] + full[..., 2]) / 2)
+    assert torch.equal(q[..., 1], full[..., 4]) and torch.equal(q[..., 1], mean)
+    assert torch.equal(q[..., 2], full[..., 0]) and torch.equal(q[..., 3], full[..., 8])
+    torch.testing.assert_close(q[..., 4], 0.5 * full[..., 7] + 0.5 * full[..., 8])
+    from rexforge.forecast.api import interpolate_quantiles
+
+    increasing = torch.randn(4, 8, 9).sort(dim=-1).values
+    fine = interpolate_quantiles(increasing, model.quantiles, np.linspace(0.1, 0.9, 33))
+    assert (fine.diff(dim=-1) >= 0).all()  # monotone trained quantiles stay monotone
+    with pytest.raises(InputError, match="outside the trained range"):
+        model.predict_quantiles(context, 8, quantile_levels=[0.95])

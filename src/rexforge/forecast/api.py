@@ -19,10 +19,14 @@ from rexforge.config import TiRexConfig
 from rexforge.errors import InputError
 from rexforge.forecast.engine import ROLLOUTS, PadStateCache, forecast_quantiles
 from rexforge.forecast.inputs import iter_series, left_pad_batch
+from rexforge.forecast.resample import DEFAULT_HORIZON as DEFAULT_RESAMPLED_HORIZON
+from rexforge.forecast.resample import downsample_batch, upsample_forecasts
 from rexforge.io.checkpoint import Checkpoint, load_state_dict_strict, read_checkpoint
 from rexforge.model.tirex import TiRexModel, count_parameters
 
 logger = logging.getLogger(__name__)
+
+RESAMPLE_STRATEGIES = (None, "frequency")
 
 # Horizons longer than this are almost surely a mistake (and would run for hours).
 MAX_PREDICTION_LENGTH = 100_000
@@ -106,6 +110,11 @@ class TiRexForecaster:
         context: 1-D or 2-D tensor/array (rows are series) or a list of 1-D series of any
             lengths; NaN marks missing values anywhere.
         prediction_length: steps to forecast (default one patch, 32).
+        resample_strategy: ``"frequency"`` averages series with a long dominant period down
+            so one period spans ~64 steps, forecasts them coarsely and interpolates back, as
+            the official forecaster does (``rexforge.forecast.resample``; only horizons >= 100
+            and series >= 2000 steps are resampled; without ``prediction_length`` the horizon
+            is then 100, as officially).
         rollout: how horizons over one patch are computed (see
             ``rexforge.forecast.engine.forecast_quantiles``): ``"exact"`` reruns the model for
             every further patch as the official code does; ``"stateful"`` carries the recurrent
@@ -113,8 +122,12 @@ class TiRexForecaster:
         Returns ``(quantiles [B, H, Q], mean [B, H])`` as torch tensors or numpy arrays; with
         ``yield_per_batch`` an iterator of such pairs, one per batch.
         """
-        if resample_strategy is not None:
-            raise InputError("resample_strategy is not supported by rexforge; pass None")
+        if resample_strategy not in RESAMPLE_STRATEGIES:
+            raise InputError(
+                f"resample_strategy must be None or 'frequency', got {resample_strategy!r}"
+            )
+        if resample_strategy == "frequency" and prediction_length is None:
+            prediction_length = DEFAULT_RESAMPLED_HORIZON  # the official default here
         if output_type not in ("torch", "numpy"):
             raise InputError(f"output_type must be 'torch' or 'numpy', got {output_type!r}")
         horizon = self._check_horizon(prediction_length)
@@ -125,7 +138,7 @@ class TiRexForecaster:
         if rollout not in ROLLOUTS:
             raise InputError(f"rollout must be one of {', '.join(ROLLOUTS)}, got {rollout!r}")
         batches = self._iter_batches(
-            context, horizon, batch_size, max_accelerated_rollout_steps, rollout
+            context, horizon, batch_size, max_accelerated_rollout_steps, rollout, resample_strategy
         )
 
         def convert(q: torch.Tensor, m: torch.Tensor):
@@ -144,17 +157,18 @@ class TiRexForecaster:
         quantile_levels: Sequence[float] | None = None,
         batch_size: int = 512,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chronos-style: ``(quantiles [B, H, len(levels)], mean [B, H])`` as torch tensors."""
+        """Chronos-style: ``(quantiles [B, H, len(levels)], mean [B, H])`` as torch tensors.
+
+        ``quantile_levels`` may be any levels within the trained range (0.1 ... 0.9 for
+        official models): a level between two trained ones is interpolated linearly between
+        their forecasts (0.25 is the midpoint of the 0.2 and 0.3 forecasts), so increasing
+        trained quantiles give increasing interpolated ones. Levels outside the trained
+        range are not extrapolated: they raise an ``InputError``.
+        """
         quantiles, mean = self.forecast(context, prediction_length, batch_size=batch_size)
         if quantile_levels is None:
             return quantiles, mean
-        missing = [q for q in quantile_levels if q not in self.quantiles]
-        if missing:
-            raise InputError(
-                f"quantile level(s) {missing} are not predicted; available: {self.quantiles}"
-            )
-        idx = [self.quantiles.index(q) for q in quantile_levels]
-        return quantiles[..., idx], mean
+        return interpolate_quantiles(quantiles, self.quantiles, quantile_levels), mean
 
     def forecast_df(self, df, prediction_length: int, **kwargs):
         """Forecast a long DataFrame; see ``rexforge.forecast.frames.forecast_df``."""
@@ -171,7 +185,13 @@ class TiRexForecaster:
         return check_prediction_length(prediction_length)
 
     def _iter_batches(
-        self, context, horizon: int, batch_size: int, patches_per_step: int, rollout: str
+        self,
+        context,
+        horizon: int,
+        batch_size: int,
+        patches_per_step: int,
+        rollout: str,
+        resample_strategy: str | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One ``(quantiles, mean)`` pair per ``batch_size`` series of ``context``.
 
@@ -182,6 +202,10 @@ class TiRexForecaster:
         median = self.config.median_index
         limit = batch_size  # the largest piece that is known (or hoped) to fit in memory
         while chunk := list(itertools.islice(series, batch_size)):
+            factors, chunk_horizon = None, horizon
+            if resample_strategy == "frequency":
+                chunk, factors, chunk_horizon = downsample_batch(chunk, horizon)
+                logger.debug("mean resampling factor of the batch: %g", np.mean(factors))
             parts, start = [], 0
             while start < len(chunk):
                 piece = chunk[start : start + limit]
@@ -189,7 +213,12 @@ class TiRexForecaster:
                     batch = left_pad_batch(piece).to(self.device)
                     parts.append(
                         forecast_quantiles(
-                            self.model, batch, horizon, self._pad_cache, patches_per_step, rollout
+                            self.model,
+                            batch,
+                            chunk_horizon,
+                            self._pad_cache,
+                            patches_per_step,
+                            rollout,
                         ).cpu()
                     )
                 except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
@@ -214,7 +243,35 @@ class TiRexForecaster:
                     continue
                 start += len(piece)
             quantiles = parts[0] if len(parts) == 1 else torch.cat(parts)
+            if factors is not None:
+                quantiles = upsample_forecasts(quantiles, factors, horizon)
             yield quantiles, quantiles[..., median].clone()
+
+
+def interpolate_quantiles(
+    quantiles: torch.Tensor, trained: Sequence[float], levels: Sequence[float]
+) -> torch.Tensor:
+    """[..., len(trained)] forecasts at increasing ``trained`` levels -> [..., len(levels)],
+    linear in the level between the two trained levels around each requested one."""
+    levels = [float(q) for q in levels]
+    outside = [q for q in levels if not (trained[0] <= q <= trained[-1])]
+    if outside:
+        raise InputError(
+            f"quantile level(s) {outside} are outside the trained range "
+            f"[{trained[0]:g}, {trained[-1]:g}]; rexforge interpolates, it does not extrapolate"
+        )
+    columns = []
+    for q in levels:
+        upper = min(int(np.searchsorted(trained, q)), len(trained) - 1)
+        if np.isclose(trained[upper], q, rtol=0, atol=1e-9):
+            columns.append(quantiles[..., upper])  # a trained level: its forecast unchanged
+            continue
+        lower = upper - 1
+        weight = (q - trained[lower]) / (trained[upper] - trained[lower])
+        columns.append(
+            quantiles[..., lower] + weight * (quantiles[..., upper] - quantiles[..., lower])
+        )
+    return torch.stack(columns, dim=-1)
 
 
 # What torch's allocators say when memory runs out (CPU, CUDA, MPS).

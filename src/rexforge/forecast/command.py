@@ -74,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "forward (faster for long horizons, slightly different forecasts)",
     )
     parser.add_argument(
+        "--resample-strategy",
+        choices=("frequency",),
+        default=None,
+        help="frequency: forecast long-period series downsampled (official TiRex option)",
+    )
+    parser.add_argument(
         "--numerics",
         choices=("official", "bf16", "fp32"),  # kernels.common.NUMERICS (no torch import here)
         default="bf16",
@@ -133,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         context_length=args.context_length,
         rollout=args.rollout,
+        resample_strategy=args.resample_strategy,
     )
     write_forecast(frame, args.output)
     logger.info(
@@ -234,6 +241,7 @@ def _run_streaming(args: argparse.Namespace) -> int:
         on_bad="skip" if args.skip_bad else "raise",
         context_length=args.context_length,
         rollout=args.rollout,
+        resample_strategy=args.resample_strategy,
     )
     if summary.problems:
         _warn_skipped(summary.problems)

@@ -121,6 +121,7 @@ def forecast_series(
     *,
     context_length: int | None = None,
     rollout: str = "exact",
+    resample_strategy: str | None = None,
 ) -> pd.DataFrame:
     """Forecast each ``TimeSeries``; returns a long frame: item_id, timestamp, mean (the
     median), quantiles.
@@ -143,6 +144,7 @@ def forecast_series(
         batch_size=batch_size,
         output_type="numpy",
         rollout=rollout,
+        resample_strategy=resample_strategy,
     )
     H = quantiles.shape[1]
     stamps = [future_index(s, H) for s in series]
@@ -166,13 +168,14 @@ def forecast_df(
     target: str = "target",
     batch_size: int = 512,
     on_bad: str = "raise",
+    resample_strategy: str | None = None,
 ) -> pd.DataFrame:
     """Forecast every series of a long DataFrame.
 
     Returns a long DataFrame with ``id_column``, ``timestamp_column`` (continued at each
     series' inferred frequency), ``mean`` (the median) and one column per quantile level
     (``"0.1"`` ... ``"0.9"``). ``on_bad="skip"`` drops invalid series (logged) instead of
-    raising.
+    raising. ``resample_strategy="frequency"``: see ``TiRexForecaster.forecast``.
     """
     from rexforge.data.sources import load_series_report
 
@@ -189,7 +192,7 @@ def forecast_df(
     report.series, problems = split_forecastable(report.series)
     report.problems += problems
     series = resolve(report, on_bad, "<DataFrame>")
-    out = forecast_series(forecaster, series, prediction_length, batch_size)
+    out = forecast_series(forecaster, series, prediction_length, batch_size, resample_strategy)
     return out.rename(columns={"item_id": id_column, "timestamp": timestamp_column})
 
 
@@ -217,6 +220,7 @@ def forecast_csv_streaming(
     on_bad: str = "raise",
     context_length: int | None = None,
     rollout: str = "exact",
+    resample_strategy: str | None = None,
 ) -> StreamSummary:
     """Forecast every series of a long CSV without loading it whole; write a long CSV.
 
@@ -266,6 +270,7 @@ def forecast_csv_streaming(
                     batch_size,
                     context_length=context_length,
                     rollout=rollout,
+                    resample_strategy=resample_strategy,
                 )
                 frame.to_csv(handle, header=counts["series"] == 0, index=False)
                 counts["series"] += len(pending)

@@ -18,7 +18,9 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise InputError("plots need matplotlib: pip install 'rexforge[plot]'") from None
+        raise InputError(
+            "plots need matplotlib: install rexforge[plot] (pip install 'rexforge[plot]')"
+        ) from None
     return plt
 
 
