@@ -192,7 +192,9 @@ def forecast_df(
     report.series, problems = split_forecastable(report.series)
     report.problems += problems
     series = resolve(report, on_bad, "<DataFrame>")
-    out = forecast_series(forecaster, series, prediction_length, batch_size, resample_strategy)
+    out = forecast_series(
+        forecaster, series, prediction_length, batch_size, resample_strategy=resample_strategy
+    )
     return out.rename(columns={"item_id": id_column, "timestamp": timestamp_column})
 
 
