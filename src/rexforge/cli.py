@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("rexforge.eval.command", "backtest models and baselines, write a report"),
     "pretrain": ("rexforge.train.command", "pretrain a TiRex model from scratch"),
     "finetune": ("rexforge.train.command", "fine-tune a TiRex model on your data"),
+    "export": (
+        "rexforge.io.export_command",
+        "export a model as ONNX (NXAI's tirex.onnx interface)",
+    ),
 }
 
 
