@@ -67,7 +67,10 @@ def test_cli_finetune_lora_end_to_end(tmp_path, tiny_ckpt, capsys):
     assert printed.startswith(
         f"finetune {tiny_ckpt} (lora, rank 2) on 2 series: 2 steps (warmup 1)"
     )
-    assert "done:" in printed and len(printed.splitlines()) == 3  # not every option dumped
+    # header (2 lines), the fine-tuning report's path, done: not every option dumped
+    assert "done:" in printed and len(printed.splitlines()) == 4
+    assert f"report: {out / 'finetune_report.md'}" in printed
+    assert (out / "finetune_report.json").is_file()
     for name in (
         "command.yaml",
         "config.yaml",
@@ -162,7 +165,7 @@ def test_cli_rerun_with_changed_settings_refuses_and_records_nothing(tmp_path, t
     assert captured.out == ""  # nothing said to run
     err = captured.err
     assert err == (
-        f"error: --output-dir {out} holds a run with max_steps 2, lr 0.0001; this command asks "
+        f"error: --output-dir {out} holds a run with max_steps 2, lr 5e-05; this command asks "
         "max_steps 3, lr 0.001: use --resume never (start over) or a new --output-dir\n"
     )
     assert {name: (out / name).read_text() for name in recorded} == recorded

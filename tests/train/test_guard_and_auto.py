@@ -3,6 +3,9 @@
 import json
 import math
 
+import numpy as np
+import torch
+
 from rexforge.train.auto import choose_settings
 from rexforge.train.guard import FinetuneReport, keep_fine_tuned, write_report
 
@@ -63,3 +66,103 @@ def test_explicit_options_win_and_feed_dependent_choices():
     # 46,275 windows x 4 / 256 = 724 steps (with the rule's batch of 32 it would be 2000)
     assert chosen.values["max_steps"] == 724 and chosen.values["warmup_steps"] == 72
     assert "max_steps 724 (" in chosen.describe()
+
+
+# -- the guard inside fit (tirex-test, a few CPU steps) -------------------------------------
+def sine_series(n=4, length=260, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    return [np.sin(t / (4 + i)) + 0.01 * t + 0.05 * rng.standard_normal(length) for i in range(n)]
+
+
+GUARDED = dict(prediction_length=32, context_length=96, batch_size=8, seed=0)
+
+
+def test_a_fine_tune_that_cannot_beat_zero_shot_exports_the_base(tmp_path, tiny_ckpt):
+    from rexforge.io.checkpoint import read_checkpoint
+    from rexforge.train import fit
+
+    # lr 2.0 wrecks the weights within a step: the best checkpoint is worse than zero-shot.
+    run = fit(
+        tiny_ckpt,
+        sine_series(),
+        output_dir=tmp_path / "run",
+        mode="full",
+        max_steps=4,
+        lr=2.0,
+        val_every_n_steps=2,
+        **GUARDED,
+    )
+    report = run.report
+    assert report.kept == "base" and report.fine_tuned["wql"] >= report.zero_shot["wql"]
+    base = read_checkpoint(tiny_ckpt).state_dict
+    final = read_checkpoint(run.final_dir).state_dict
+    assert all(torch.equal(final[k], base[k]) for k in base)
+    data = json.loads((run.run_dir / "finetune_report.json").read_text())
+    assert data["kept"] == "base" and data["zero_shot"]["wql"] == report.zero_shot["wql"]
+    assert "final/ is the base model" in (run.run_dir / "finetune_report.md").read_text()
+
+
+def test_a_fine_tune_that_helps_is_kept_with_its_best_checkpoint(tmp_path, tiny_ckpt):
+    from rexforge import load_model
+    from rexforge.train import fit
+
+    run = fit(
+        tiny_ckpt,
+        sine_series(),
+        output_dir=tmp_path / "run",
+        mode="full",
+        max_steps=30,
+        lr=3e-3,
+        val_every_n_steps=10,
+        **GUARDED,
+    )
+    report = run.report
+    assert report.kept == "fine-tuned" and report.wql_ratio < 0.9, report
+    assert report.best_step in (10, 20, 30) and report.steps >= report.best_step
+    # final/ holds the best checkpoint: its tail score is the reported one.
+    best = load_model(run.run_dir / "checkpoints" / "best.ckpt")
+    ctx = [x[:-32] for x in sine_series()]
+    q_best, _ = best.forecast(ctx, 32, output_type="numpy")
+    q_final, _ = load_model(run.final_dir).forecast(ctx, 32, output_type="numpy")
+    np.testing.assert_allclose(q_final, q_best, rtol=1e-5, atol=1e-5)
+
+
+def test_fit_fills_unset_options_from_the_data_and_reports_why(tmp_path, tiny_ckpt):
+    from rexforge.train import fit
+
+    run = fit(
+        tiny_ckpt,
+        sine_series(n=2, length=200),
+        output_dir=tmp_path / "run",
+        mode="lora",
+        **GUARDED,
+    )
+    chosen = run.report.chosen
+    # 2 x (200 - 32) = 336 observations: 10 windows, at least 100 steps, 8 per batch (explicit)
+    assert set(chosen) >= {"max_steps", "lr", "lora_rank", "warmup_steps"}
+    assert "batch_size" not in chosen
+    settings = run.report.settings
+    assert settings["max_steps"] == 100 and settings["lr"] == 1e-3 and settings["lora_rank"] == 8
+    assert run.report.steps <= 100
+
+
+def test_time_budget_ends_training_and_keeps_the_best(tmp_path, tiny_ckpt):
+    import time
+
+    from rexforge.train import fit
+
+    start = time.perf_counter()
+    run = fit(
+        tiny_ckpt,
+        sine_series(),
+        output_dir=tmp_path / "run",
+        mode="full",
+        max_steps=100_000,
+        val_every_n_steps=5,
+        early_stopping_patience=0,
+        time_budget="2s",
+        **GUARDED,
+    )
+    assert time.perf_counter() - start < 60
+    assert 0 < run.report.steps < 100_000 and run.report.kept in ("fine-tuned", "base")

@@ -88,7 +88,8 @@ def test_finetune_output_is_a_short_header_progress_and_no_repeated_lines(tmp_pa
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     out, err = done.stdout.splitlines(), done.stderr.splitlines()
-    assert len(out) == 3 and out[0].startswith("finetune ") and out[2].startswith("done: ")
+    assert len(out) == 4 and out[0].startswith("finetune ") and out[3].startswith("done: ")
+    assert out[2].startswith("report: ")
     assert "step 2/2 | loss " in done.stderr and "ETA" in done.stderr
     assert len(err) == len(set(err)), done.stderr  # no line twice
     for noise in ("litlogger", "Tip", "exists and is not empty", "deprecated", "GPU available"):

@@ -38,15 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         model.add_argument(
             "--freeze-blocks",
             type=int,
-            default=0,
-            help="mode freeze: freeze the input embedding and the first K blocks",
+            default=None,
+            help="mode freeze: freeze the input embedding and the first K blocks (default: "
+            "half of them)",
         )
         model.add_argument(
             "--head-only",
             action="store_true",
             help="mode freeze: train only out_norm and the output head",
         )
-        model.add_argument("--lora-rank", type=int, default=8, help="mode lora: adapter rank")
+        model.add_argument(
+            "--lora-rank", type=int, default=None, help="mode lora: adapter rank (default: auto)"
+        )
         model.add_argument(
             "--lora-alpha", type=float, default=16.0, help="mode lora: scaling alpha"
         )
@@ -162,10 +165,25 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         default=None,
         help="context of each training window (default: the model's train_ctx_len)",
     )
-    train.add_argument("--max-steps", type=int, default=1000 if name == "finetune" else 20000)
-    train.add_argument("--batch-size", type=int, default=32)
+    # Fine-tuning leaves these unset: fit chooses them from the data (train.auto), and says so.
+    auto = "default: chosen from the data" if name == "finetune" else None
     train.add_argument(
-        "--lr", type=float, default=1e-4 if name == "finetune" else 1e-3, help="peak learning rate"
+        "--max-steps", type=int, default=None if auto else 20000, help=auto or "default 20000"
+    )
+    train.add_argument(
+        "--time-budget",
+        default=None,
+        help="stop training after this wall time (90s, 10m, 2h); the best checkpoint so far "
+        "is kept",
+    )
+    train.add_argument(
+        "--batch-size", type=int, default=None if auto else 32, help=auto or "default 32"
+    )
+    train.add_argument(
+        "--lr",
+        type=float,
+        default=None if auto else 1e-3,
+        help="peak learning rate (" + (auto or "default 1e-3") + ")",
     )
     train.add_argument("--weight-decay", type=float, default=0.01)
     train.add_argument(
@@ -221,13 +239,16 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="also train on windows whose future runs past a series' end (short series)",
     )
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--val-every-n-steps", type=int, default=100)
+    train.add_argument(
+        "--val-every-n-steps", type=int, default=None if auto else 100, help=auto or "default 100"
+    )
     train.add_argument("--checkpoint-every-n-steps", type=int, default=None)
     train.add_argument(
         "--early-stopping-patience",
         type=int,
         default=None,
-        help="stop after this many validations without improvement",
+        help="stop after this many validations without improvement (fine-tuning default: 3; "
+        "0 = never)",
     )
     train.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
 
@@ -262,6 +283,7 @@ TRAIN_KEYS = (
     "prediction_length",
     "context_length",
     "max_steps",
+    "time_budget",
     "batch_size",
     "lr",
     "weight_decay",
@@ -406,13 +428,13 @@ def run(args) -> int:
     }
     resolved["data"] = [str(p) for p in args.data or []]
     resolved["mode"] = mode
-    options = {k: getattr(args, k) for k in TRAIN_KEYS if hasattr(args, k)}
+    # Unset options (None) are left to the rule of train.auto (fine-tuning) or the defaults.
+    options = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k, None) is not None}
     # Bad options and bad data are reported before anything is said to run.
-    settings = TrainConfig.from_dict({"mode": mode, **options}).validate()
+    TrainConfig.from_dict({"mode": mode, **options}).validate()
     series, description = load_training_series(args)
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     resume = None if args.resume == "never" else args.resume
-    header = run_header(args, settings, len(series))
     result = fit(
         base,
         series,
@@ -430,10 +452,12 @@ def run(args) -> int:
         skip_short=args.skip_short,
         keep_checkpoints=args.keep_checkpoints,
         command_record=resolved,
-        on_start=lambda: print(header, flush=True),
+        on_start=lambda resolved: print(run_header(args, resolved, len(series)), flush=True),
         **options,
     )
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
+    if result.report is not None:  # its one-line summary was logged by fit
+        print(f"report: {Path(args.output_dir) / 'finetune_report.md'}")
     print(f"done: {result.final_dir} ({shown})")
     return 0
 

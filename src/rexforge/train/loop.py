@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,7 @@ from rexforge.io.checkpoint import (
     write_export,
 )
 from rexforge.io.hub import resolve_model_source
+from rexforge.train.guard import METRICS, FinetuneReport, keep_fine_tuned, write_report
 from rexforge.train.settings import TrainConfig, round_up
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class FitResult:
     best_checkpoint: Path | None
     metrics: dict[str, float] = field(default_factory=dict)
     forecaster: Any = None  # TiRexForecaster loaded from final_dir
+    report: Any = None  # train.guard.FinetuneReport of a guarded fine-tune, else None
 
     @property
     def model(self):
@@ -172,7 +175,8 @@ def fit(
     progress_bar: bool | None = None,
     skip_short: bool = False,
     command_record: dict | None = None,
-    on_start: Callable[[], None] | None = None,
+    on_start: Callable[[TrainConfig], None] | None = None,
+    auto: bool = True,
     **options: Any,
 ) -> FitResult:
     """Train ``model`` on ``train_series`` and export the result; see the module docstring.
@@ -190,8 +194,12 @@ def fit(
     command_record: saved as ``command.yaml`` beside ``config.yaml`` once the inputs and the
         resume check have passed (the CLI's resolved options), never for a run that did not
         start.
-    on_start: called once the inputs and the resume check have passed (the CLI prints what
-        will run there, so that a refused run says nothing about running).
+    on_start: called with the resolved settings once the inputs and the resume check have
+        passed (the CLI prints what will run there, so that a refused run says nothing).
+    auto: fine-tuning modes (full, freeze, lora) choose the options the caller left out from
+        the data (``train.auto``), and run the zero-shot guard (``train.guard``): the base is
+        scored on the held-out tail first, the best checkpoint is kept, and if it does not beat
+        zero-shot, ``final/`` is the base model. Every such run writes finetune_report.md/.json.
     Returns a ``FitResult`` whose ``forecaster`` is loaded from ``final/``.
     Raises ``InputError`` (data, divergence), ``ConfigError`` (options), ``CheckpointError``
     (unreadable or mismatched checkpoint, disk full while saving: the previous checkpoint
@@ -204,8 +212,11 @@ def fit(
     from rexforge.train.module import TiRexTrainingModule
     from rexforge.train.progress import quiet_lightning
 
+    guarded = auto and validation and mode != "scratch"
     settings = TrainConfig.from_dict({"mode": mode, **options}).validate()
     config, base_state, provenance = _resolve_model(model, settings)
+    if guarded:
+        settings, chosen = _auto_settings(train_series, settings, config, options)
     sampler, val, n_series = _windows(
         train_series, settings, config.input_patch_size, validation, skip_short
     )
@@ -221,7 +232,7 @@ def fit(
         logger.info("resuming from %s (step %d)", ckpt_path, step)
 
     if on_start is not None:
-        on_start()
+        on_start(settings)
     L.seed_everything(settings.seed, workers=True, verbose=False)
     module = TiRexTrainingModule(config.to_dict(), settings.to_dict(), base_state)
     logger.info(
@@ -255,8 +266,74 @@ def fit(
         trainer, on_interrupt = _trainer(
             run_dir, settings, trainer_options, validation, keep_checkpoints, progress_bar
         )
+        started = time.perf_counter()
+        zero_shot = _tail_scores(trainer, module, data) if guarded else None
         _train(trainer, module, data, ckpt_path, on_interrupt, run_dir)
-    return _export(trainer, module, settings, config, provenance, data_description, run_dir)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        report = None
+        if guarded:
+            module, report = _guard(trainer, module, data, zero_shot, base_state, run_dir)
+            kept = report.fine_tuned if report.kept == "fine-tuned" else report.zero_shot
+            metrics.update({f"val_{k}": v for k, v in kept.items()})  # the exported model's
+    result = _export(
+        trainer, module, settings, config, provenance, data_description, run_dir, metrics
+    )
+    if report is not None:
+        report.seconds = time.perf_counter() - started
+        report.settings, report.chosen = settings.to_dict(), chosen
+        if trainer.is_global_zero:
+            write_report(run_dir, report)
+        logger.info(report.summary())
+        result.report = report
+    return result
+
+
+def _auto_settings(train_series, settings: TrainConfig, config: TiRexConfig, options: dict):
+    """``settings`` with the options the caller left out chosen by ``train.auto``."""
+    from rexforge.train.auto import choose_settings
+
+    lengths = [len(x) for x in as_arrays(train_series)[0]]
+    chosen = choose_settings(
+        settings.mode,
+        lengths,
+        settings.prediction_length,
+        num_blocks=config.block_kwargs.num_blocks,
+        patch_size=config.input_patch_size,
+        explicit={k: v for k, v in options.items() if v is not None},
+    )
+    if chosen.values:
+        logger.info("automatic settings: %s", chosen.describe())
+    values = {**settings.to_dict(), **chosen.values}
+    return TrainConfig.from_dict(values).validate(), dict(chosen.reasons)
+
+
+def _tail_scores(trainer, module, data) -> dict[str, float]:
+    """WQL, MASE and 80% coverage of ``module``'s model on the held-out tail."""
+    results = trainer.validate(module, datamodule=data, verbose=False)
+    logged = results[0] if results else {}
+    return {m: float(logged.get(f"val_{m}", float("nan"))) for m in METRICS}
+
+
+def _guard(trainer, module, data, zero_shot, base_state, run_dir: Path):
+    """Load the best checkpoint into ``module`` and score it; when it does not beat
+    ``zero_shot``, return a fresh module holding the base weights instead (LoRA adapters at
+    zero add nothing). Returns (module to export, report)."""
+    from rexforge.train.module import TiRexTrainingModule
+
+    best = run_dir / "checkpoints" / "best.ckpt"
+    best_step = None
+    if best.exists():
+        ckpt = torch.load(best, map_location="cpu", weights_only=False)
+        module.load_state_dict(ckpt["state_dict"], strict=module.strict_loading)
+        best_step = int(ckpt.get("global_step", 0))
+    tuned = _tail_scores(trainer, module, data)
+    steps = int(trainer.global_step)
+    if keep_fine_tuned(zero_shot, tuned):
+        return module, FinetuneReport(zero_shot, tuned, "fine-tuned", best_step, steps, 0.0)
+    base = TiRexTrainingModule(
+        dict(module.hparams.model_config), module.settings.to_dict(), base_state
+    )
+    return base, FinetuneReport(zero_shot, tuned, "base", best_step, steps, 0.0)
 
 
 def _resolve_model(model, settings: TrainConfig) -> tuple[TiRexConfig, dict | None, dict]:
@@ -356,6 +433,7 @@ def _trainer(run_dir, settings, trainer_options, validation, keep_checkpoints, p
     trainer = L.Trainer(
         **trainer_options,
         max_steps=settings.max_steps,
+        max_time=_max_time(settings.time_budget),
         gradient_clip_val=settings.grad_clip or None,
         accumulate_grad_batches=accumulate,
         # The training stream is endless: validate every N optimizer steps (in micro-batches).
@@ -372,6 +450,14 @@ def _trainer(run_dir, settings, trainer_options, validation, keep_checkpoints, p
         default_root_dir=run_dir,
     )
     return trainer, on_interrupt
+
+
+def _max_time(budget: str | None):
+    import datetime as dt
+
+    from rexforge.train.settings import parse_duration
+
+    return None if budget is None else dt.timedelta(seconds=parse_duration(budget))
 
 
 def _train(trainer, module, data, ckpt_path, on_interrupt, run_dir: Path) -> None:
@@ -414,14 +500,15 @@ def _train(trainer, module, data, ckpt_path, on_interrupt, run_dir: Path) -> Non
     trainer.save_checkpoint(last, weights_only=False)
 
 
-def _export(trainer, module, settings, config, provenance, data_description, run_dir: Path):
+def _export(
+    trainer, module, settings, config, provenance, data_description, run_dir: Path, metrics
+):
     """Write ``final/`` (rank zero) and return the run's ``FitResult``."""
     from rexforge.forecast.api import load_model
     from rexforge.train.lora import lora_state_dict, merge_lora
 
     last = run_dir / "checkpoints" / "last.ckpt"
     best = run_dir / "checkpoints" / "best.ckpt"
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     final_dir = run_dir / "final"
     if trainer.is_global_zero:
         trained = copy.deepcopy(module.model).cpu().float()
@@ -487,6 +574,7 @@ RESUMABLE_CHANGES = frozenset(
         "val_every_n_steps",
         "checkpoint_every_n_steps",
         "early_stopping_patience",
+        "time_budget",
         "base_checkpoint",  # a path; the base's sha256 is compared
         "derived_from_nxai_weights",
     }

@@ -142,7 +142,7 @@ class TiRexTrainingModule(L.LightningModule):
         # of magnitude; the median over series shows what most series do.
         finite = per_series["mase"][np.isfinite(per_series["mase"])]
         agg["mase_median"] = float(np.median(finite)) if finite.size else float("nan")
-        for name in ("wql", "mase", "mase_median"):
+        for name in ("wql", "mase", "mase_median", "coverage_80"):
             if np.isfinite(agg[name]):
                 self.log(f"val_{name}", float(agg[name]), sync_dist=True)
 

@@ -85,6 +85,9 @@ class TrainConfig:
     # tirex-35m (benchmarks/bench_train.py). The kernel setting then applies to validation only.
     compile: bool = False
     val_every_n_steps: int = 100
+    # Wall-time limit of the training ("90s", "10m", "2h"; None = none): training stops at the
+    # first step past it, and the best checkpoint so far is what the guard compares.
+    time_budget: str | None = None
     early_stopping_patience: int | None = None
     checkpoint_every_n_steps: int | None = None
     num_workers: int = 0
@@ -126,6 +129,11 @@ class TrainConfig:
         ):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 problems.append(f"--{name.replace('_', '-')} must be >= 0")
+        if self.time_budget is not None:
+            try:
+                parse_duration(self.time_budget)
+            except ValueError as exc:
+                problems.append(f"--time-budget: {exc}")
         if self.lr <= 0:
             problems.append("--lr must be > 0")
         if not 0 <= self.min_lr_ratio <= 1:
@@ -174,6 +182,23 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float) ->
     span = max(1, max_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / span)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``"90s"``, ``"10m"``, ``"1.5h"`` or ``"600"`` (seconds)."""
+    value = str(text).strip().lower()
+    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "s"
+    number = value[:-1] if value[-1:] in _DURATION_UNITS else value
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"expected a duration such as 90s, 10m or 2h, got {text!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"the duration must be > 0, got {text!r}")
+    return seconds
 
 
 def round_up(value: int, multiple: int) -> int:
