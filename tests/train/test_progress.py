@@ -30,7 +30,9 @@ def test_progress_is_on_in_a_terminal_and_off_in_ci_or_redirected_output(monkeyp
 
 def test_progress_line_shows_steps_loss_val_metric_and_eta(monkeypatch):
     now = {"t": 100.0}
-    monkeypatch.setattr("rexforge.train.progress.time.monotonic", lambda: now["t"])
+    # Through the class's own module: another test may have re-imported rexforge.train since.
+    clock = sys.modules[ProgressLine.__module__].time
+    monkeypatch.setattr(clock, "monotonic", lambda: now["t"])
     out = Terminal()
     bar = ProgressLine(out)
     trainer = SimpleNamespace(
