@@ -76,7 +76,7 @@ def test_predict_quantiles_selects_levels(model):
         (np.ones(10), {"prediction_length": 0}, "> 0"),
         (np.ones(10), {"prediction_length": 10**9}, "maximum"),
         (np.ones(10), {"batch_size": 0}, "batch_size"),
-        (np.ones(10), {"output_type": "gluonts"}, "output_type"),
+        (np.ones(10), {"output_type": "pandas"}, "output_type"),
     ],
 )
 def test_bad_input_is_one_clear_error(model, context, kwargs, message):

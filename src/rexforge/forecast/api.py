@@ -98,7 +98,7 @@ class TiRexForecaster:
         context,
         prediction_length: int | None = None,
         batch_size: int = 512,
-        output_type: Literal["torch", "numpy"] = "torch",
+        output_type: Literal["torch", "numpy", "gluonts"] = "torch",
         yield_per_batch: bool = False,
         max_accelerated_rollout_steps: int = 1,
         output_device: str = "cpu",
@@ -119,8 +119,9 @@ class TiRexForecaster:
             ``rexforge.forecast.engine.forecast_quantiles``): ``"exact"`` reruns the model for
             every further patch as the official code does; ``"stateful"`` carries the recurrent
             state forward, O(context + horizon), with slightly different forecasts.
-        Returns ``(quantiles [B, H, Q], mean [B, H])`` as torch tensors or numpy arrays; with
-        ``yield_per_batch`` an iterator of such pairs, one per batch.
+        Returns ``(quantiles [B, H, Q], mean [B, H])`` as torch tensors or numpy arrays, or
+        with ``output_type="gluonts"`` a list of GluonTS ``QuantileForecast``; with
+        ``yield_per_batch`` an iterator of such results, one per batch.
         """
         if resample_strategy not in RESAMPLE_STRATEGIES:
             raise InputError(
@@ -128,8 +129,29 @@ class TiRexForecaster:
             )
         if resample_strategy == "frequency" and prediction_length is None:
             prediction_length = DEFAULT_RESAMPLED_HORIZON  # the official default here
+        if output_type == "gluonts":
+            from rexforge.forecast.gluon import forecast_as_gluonts
+            from rexforge.forecast.inputs import iter_series
+
+            series = list(iter_series(context))
+            # Plain arrays carry no time axis: every forecast starts at the official default
+            # start (2000-01-01, hourly), as tirex-ts dates them; forecast_gluon dates properly.
+            metas = [{} for _ in series]
+            return forecast_as_gluonts(
+                self,
+                series,
+                metas,
+                yield_per_batch,
+                batch_size,
+                prediction_length=prediction_length,
+                max_accelerated_rollout_steps=max_accelerated_rollout_steps,
+                resample_strategy=resample_strategy,
+                rollout=rollout,
+            )
         if output_type not in ("torch", "numpy"):
-            raise InputError(f"output_type must be 'torch' or 'numpy', got {output_type!r}")
+            raise InputError(
+                f"output_type must be 'torch', 'numpy' or 'gluonts', got {output_type!r}"
+            )
         horizon = self._check_horizon(prediction_length)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -149,6 +171,33 @@ class TiRexForecaster:
             return (convert(q, m) for q, m in batches)
         pairs = list(batches)
         return convert(torch.cat([q for q, _ in pairs]), torch.cat([m for _, m in pairs]))
+
+    def forecast_gluon(
+        self,
+        gluon_dataset,
+        output_type: Literal["torch", "numpy", "gluonts"] = "torch",
+        batch_size: int = 512,
+        yield_per_batch: bool = False,
+        data_kwargs: dict | None = None,
+        **predict_kwargs,
+    ):
+        """Forecast every entry (``{"target": ..., "start": ..., "item_id": ...}``) of a
+        GluonTS dataset; ``data_kwargs`` may name the ``target_field``. Forecasts as gluonts
+        objects start after each entry's last step."""
+        from rexforge.forecast.gluon import dataset_entries, forecast_as_gluonts
+
+        targets, metas = dataset_entries(gluon_dataset, **(data_kwargs or {}))
+        if output_type == "gluonts":
+            return forecast_as_gluonts(
+                self, targets, metas, yield_per_batch, batch_size, **predict_kwargs
+            )
+        return self.forecast(
+            targets,
+            output_type=output_type,
+            batch_size=batch_size,
+            yield_per_batch=yield_per_batch,
+            **predict_kwargs,
+        )
 
     def predict_quantiles(
         self,
