@@ -120,3 +120,25 @@ def test_predict_quantiles_interpolates_between_trained_levels(model):
     assert (fine.diff(dim=-1) >= 0).all()  # monotone trained quantiles stay monotone
     with pytest.raises(InputError, match="outside the trained range"):
         model.predict_quantiles(context, 8, quantile_levels=[0.95])
+
+
+def test_constant_series_are_forecast_as_constant_in_frames(model):
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "item_id": ["flat"] * 50 + ["wavy"] * 50 + ["gap"] * 50,
+            "timestamp": list(pd.date_range("2024-01-01", periods=50, freq="D")) * 3,
+            "target": [7.25] * 50
+            + list(np.sin(np.arange(50) / 3))
+            + [np.nan if i % 7 == 0 else -2.0 for i in range(50)],
+        }
+    )
+    out = model.forecast_df(df, prediction_length=40)
+    flat, wavy, gap = (out[out.item_id == k] for k in ("flat", "wavy", "gap"))
+    levels = [c for c in out.columns if c not in ("item_id", "timestamp")]
+    assert (flat[levels].to_numpy() == 7.25).all() and (gap[levels].to_numpy() == -2.0).all()
+    assert wavy["mean"].std() > 0  # other series keep the network's forecast
+    # forecast() itself stays the drop-in: the network's own numbers (random weights here)
+    q, _ = model.forecast(np.full(50, 7.25), prediction_length=40)
+    assert not torch.all(q == 7.25)

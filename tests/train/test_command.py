@@ -314,3 +314,18 @@ def test_warmup_defaults_to_a_tenth_of_a_short_run():
     assert TrainConfig(max_steps=80).validate().warmup_steps == 8  # run.sh's demo
     assert TrainConfig(max_steps=5000).validate().warmup_steps == 100
     assert TrainConfig(max_steps=80, warmup_steps=30).validate().warmup_steps == 30
+
+
+def test_cli_no_auto_keeps_fixed_defaults_and_skips_the_guard(tmp_path, tiny_ckpt):
+    data = write_csv(tmp_path / "prices.csv")
+    out = tmp_path / "run"
+    args = ["finetune", "--model", str(tiny_ckpt), "--data", str(data), "--target", "close"]
+    code = main([*args, "--output-dir", str(out), "--no-auto", *FAST])
+    assert code == 0
+    assert not (out / "finetune_report.json").exists()
+    import yaml
+
+    train = yaml.safe_load((out / "config.yaml").read_text())["train"]
+    # TrainConfig's fixed defaults, not the rule's: no early stopping, rank 8, no frozen blocks
+    assert train["early_stopping_patience"] is None and train["lora_rank"] == 8
+    assert train["freeze_blocks"] == 0

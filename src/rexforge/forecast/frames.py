@@ -113,6 +113,22 @@ def quantile_column(level: float) -> str:
     return f"{level:g}"
 
 
+def hold_constant_series(contexts, quantiles: np.ndarray, mean: np.ndarray) -> None:
+    """Forecast a series whose observed values are all equal (at least two) as that value,
+    in place: quantiles [B, H, Q] and mean [B, H].
+
+    The network forecasts such a series only close to constant (its scale is |mean| + 1e-5, so
+    its tokens are all ~±1 and the head's small offsets show); users reading a table expect
+    the constant. ``forecast`` itself keeps the network's numbers, as the official package.
+    """
+    for i, context in enumerate(contexts):
+        observed = np.asarray(context, dtype=np.float64)
+        observed = observed[~np.isnan(observed)]
+        if observed.size >= 2 and np.all(observed == observed[0]):
+            quantiles[i] = observed[0]
+            mean[i] = observed[0]
+
+
 def forecast_series(
     forecaster,
     series: list[TimeSeries],
@@ -124,7 +140,7 @@ def forecast_series(
     resample_strategy: str | None = None,
 ) -> pd.DataFrame:
     """Forecast each ``TimeSeries``; returns a long frame: item_id, timestamp, mean (the
-    median), quantiles.
+    median), quantiles. A constant series is forecast as its constant (``hold_constant_series``).
 
     context_length: forecast from the last N steps of each series only (default: all; the
         model itself cuts contexts to its train_ctx_len). rollout: see
@@ -138,14 +154,16 @@ def forecast_series(
         raise InputError(format_problems(problems))
     if context_length is not None and (isinstance(context_length, bool) or context_length < 1):
         raise InputError(f"--context-length must be an integer >= 1, got {context_length!r}")
+    contexts = [s.target if context_length is None else s.target[-context_length:] for s in series]
     quantiles, mean = forecaster.forecast(
-        [s.target if context_length is None else s.target[-context_length:] for s in series],
+        contexts,
         prediction_length=prediction_length,
         batch_size=batch_size,
         output_type="numpy",
         rollout=rollout,
         resample_strategy=resample_strategy,
     )
+    hold_constant_series(contexts, quantiles, mean)
     H = quantiles.shape[1]
     stamps = [future_index(s, H) for s in series]
     columns = {

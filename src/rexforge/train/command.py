@@ -144,6 +144,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         action="store_true",
         help="do not hold out the last horizon of each series for validation",
     )
+    if name == "finetune":
+        data.add_argument(
+            "--no-auto",
+            action="store_true",
+            help="fixed defaults instead of settings chosen from the data, and no zero-shot "
+            "guard (for long continued-pretraining runs such as the starter's stages)",
+        )
     data.add_argument(
         "--skip-short",
         action="store_true",
@@ -441,6 +448,7 @@ def run(args) -> int:
         output_dir=args.output_dir,
         mode=mode,
         validation=not args.no_validation,
+        auto=not getattr(args, "no_auto", False),
         resume=resume,
         accelerator=args.accelerator,
         devices=devices,
