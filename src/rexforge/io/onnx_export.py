@@ -167,8 +167,14 @@ def _quiet_exporter():
             log.setLevel(level)
 
 
-def trace_to_onnx(module: OnnxForecastModule, example_length: int):
-    """``module`` as an onnx ``ModelProto`` with dynamic batch and length."""
+def trace_to_onnx(module: OnnxForecastModule, example_length: int, optimize: bool = False):
+    """``module`` as an onnx ``ModelProto`` with dynamic batch and length.
+
+    ``optimize`` runs the exporter's graph optimiser: a smaller file (starter: 11 vs 19 MB) at
+    3x the export time (104 vs 31 s); on tirex-35m, whose 12 x 64 unrolled recurrent steps make
+    a large graph, it did not finish within 11 minutes on 2 cores, where the plain export takes
+    ~4 minutes (236 MB). Both give the same forecasts (within 1e-5 of a series' std).
+    """
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
     example = torch.randn(2, example_length)
     with torch.no_grad(), _quiet_exporter():
@@ -180,7 +186,7 @@ def trace_to_onnx(module: OnnxForecastModule, example_length: int):
             dynamic_shapes={"context": {0: batch, 1: length}},
             opset_version=OPSET,
             dynamo=True,
-            optimize=True,
+            optimize=optimize,
             verbose=False,
         )
     return program.model_proto
@@ -202,10 +208,12 @@ def _describe(model: TiRexModel) -> dict[str, str]:
     }
 
 
-def export_onnx(model_or_path, path: str | Path, example_length: int | None = None) -> Path:
+def export_onnx(
+    model_or_path, path: str | Path, example_length: int | None = None, optimize: bool = False
+) -> Path:
     """Write ``model_or_path`` (a path ``load_model`` takes, a forecaster or a network) to the
     ONNX file ``path`` (atomically). Inputs of any batch size and context length are accepted.
-    Returns the path."""
+    ``optimize``: see ``trace_to_onnx``. Returns the path."""
     from rexforge.io.atomic import atomic_write_bytes
 
     path = check_output_path(path)
@@ -216,7 +224,7 @@ def export_onnx(model_or_path, path: str | Path, example_length: int | None = No
     # The trace example is longer than the window, so that the cut is part of the graph.
     length = example_length or network.config.train_ctx_len + network.config.input_patch_size
     start = time.perf_counter()
-    proto = trace_to_onnx(OnnxForecastModule(network).eval(), length)
+    proto = trace_to_onnx(OnnxForecastModule(network).eval(), length, optimize)
     onnx.helper.set_model_props(proto, _describe(network))
     buffer = io.BytesIO()
     onnx.save_model(proto, buffer)
