@@ -19,6 +19,8 @@ OUTPUT_SUFFIXES = (".csv", ".parquet")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from rexforge.forecast.command import add_source_arguments
+
     parser.add_argument(
         "--model",
         default="starter",
@@ -28,17 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", type=Path, required=True, help="CSV or Parquet file, long or wide"
     )
     parser.add_argument("--output", type=Path, required=True, help=".csv or .parquet to write")
-    parser.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
-    parser.add_argument("--id-column", default=None, help="long layout: series id column (item_id)")
-    parser.add_argument(
-        "--timestamp-column", default=None, help="long layout: time column (timestamp)"
-    )
-    parser.add_argument("--target", default=None, help="long layout: target column (target)")
-    parser.add_argument(
-        "--columns", default=None, help="wide layout: comma-separated series columns"
-    )
-    parser.add_argument("--time-column", default=None, help="wide layout: the time column")
-    parser.add_argument("--gaps", choices=("keep", "interpolate"), default="keep")
+    add_source_arguments(parser)
     parser.add_argument(
         "--data-augmentation",
         action="store_true",
@@ -58,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from rexforge.data.problems import format_problems
     from rexforge.embedding import TiRexEmbedding, embed_series
     from rexforge.forecast.api import load_model
+    from rexforge.forecast.command import load_source
 
     if args.output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(f"--output must end in .csv or .parquet, got {args.output.name}")
@@ -65,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--output {args.output} is a directory; give a file path")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    report = _load(args)
+    report = load_source(args)
     if report.problems:
         raise InputError(f"{args.data}: {format_problems(report.problems)}")
     embedding = TiRexEmbedding(
@@ -80,26 +73,6 @@ def run(args: argparse.Namespace) -> int:
         "wrote %d embeddings of %d values to %s", len(vectors), vectors.shape[1], args.output
     )
     return 0
-
-
-def _load(args: argparse.Namespace):
-    from rexforge.data.sources import load_series_report
-
-    layout = args.layout
-    if layout == "auto" and any(
-        v is not None for v in (args.id_column, args.timestamp_column, args.target)
-    ):
-        layout = "long"  # naming a long-layout column means the file is long
-    return load_series_report(
-        args.data,
-        layout=layout,
-        id_column=args.id_column or "item_id",
-        timestamp_column=args.timestamp_column or "timestamp",
-        target_column=args.target or "target",
-        columns=[c.strip() for c in args.columns.split(",")] if args.columns else None,
-        time_column=args.time_column,
-        gaps=args.gaps,
-    )
 
 
 def _write(path: Path, item_ids: list[str], vectors) -> None:

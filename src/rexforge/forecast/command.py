@@ -36,20 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plot", type=Path, default=None, help="also write a fan chart (.png, .pdf or .svg)"
     )
-    parser.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
-    parser.add_argument("--id-column", default=None, help="long layout: series id column (item_id)")
-    parser.add_argument(
-        "--timestamp-column", default=None, help="long layout: time column (timestamp)"
-    )
-    parser.add_argument("--target", default=None, help="long layout: target column (target)")
-    parser.add_argument(
-        "--columns",
-        nargs="+",
-        default=None,
-        help="wide layout: the series columns (a b, or a,b)",
-    )
-    parser.add_argument("--time-column", default=None, help="wide layout: the time column")
-    parser.add_argument("--gaps", choices=("keep", "interpolate"), default="keep")
+    add_source_arguments(parser)
     parser.add_argument("--skip-bad", action="store_true", help="skip invalid series, report them")
     parser.add_argument(
         "--stream",
@@ -88,9 +75,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that say how to read ``--data`` (shared by forecast and embed)."""
+    parser.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
+    parser.add_argument("--id-column", default=None, help="long layout: series id column (item_id)")
+    parser.add_argument(
+        "--timestamp-column", default=None, help="long layout: time column (timestamp)"
+    )
+    parser.add_argument("--target", default=None, help="long layout: target column (target)")
+    parser.add_argument(
+        "--columns",
+        nargs="+",
+        default=None,
+        help="wide layout: the series columns (a b, or a,b)",
+    )
+    parser.add_argument("--time-column", default=None, help="wide layout: the time column")
+    parser.add_argument("--gaps", choices=("keep", "interpolate"), default="keep")
+
+
+def load_source(args: argparse.Namespace):
+    """``load_series_report`` of ``args.data`` as the ``add_source_arguments`` flags say."""
+    from rexforge.data.sources import column_names, load_series_report
+
+    layout = args.layout
+    if layout == "auto" and any(
+        v is not None for v in (args.id_column, args.timestamp_column, args.target)
+    ):
+        # Naming a long-layout column means the file is long: a wrong name is then an error
+        # instead of the table being read as wide.
+        layout = "long"
+    return load_series_report(
+        args.data,
+        layout=layout,
+        id_column=args.id_column or "item_id",
+        timestamp_column=args.timestamp_column or "timestamp",
+        target_column=args.target or "target",
+        columns=column_names(args.columns),
+        time_column=args.time_column,
+        gaps=args.gaps,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from rexforge.data.problems import format_problems
-    from rexforge.data.sources import column_names, load_series_report
     from rexforge.forecast.api import check_prediction_length, load_model
     from rexforge.forecast.frames import (
         check_horizon_fits,
@@ -106,24 +133,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--context-length must be >= 1, got {args.context_length}")
     if args.stream:
         return _run_streaming(args)
-    columns = column_names(args.columns)
-    layout = args.layout
-    if layout == "auto" and any(
-        v is not None for v in (args.id_column, args.timestamp_column, args.target)
-    ):
-        # Naming a long-layout column means the file is long: a wrong name is then an error
-        # instead of the table being read as wide.
-        layout = "long"
-    report = load_series_report(
-        args.data,
-        layout=layout,
-        id_column=args.id_column or "item_id",
-        timestamp_column=args.timestamp_column or "timestamp",
-        target_column=args.target or "target",
-        columns=columns,
-        time_column=args.time_column,
-        gaps=args.gaps,
-    )
+    report = load_source(args)
     report.series, unusable = split_forecastable(report.series)
     report.problems += unusable
     if report.problems:
