@@ -193,7 +193,7 @@ def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
 def test_bad_inputs_fail_before_training(tmp_path, tiny_ckpt):
     short = series() + [np.arange(50.0)]
     with pytest.raises(InputError, match="'#3' \\(50\\)"):
-        fit(tiny_ckpt, short, output_dir=tmp_path / "x", max_steps=1, **TINY)
+        fit(tiny_ckpt, short, output_dir=tmp_path / "x", max_steps=1, partial_future=False, **TINY)
     with pytest.raises(ConfigError, match="needs base weights"):
         fit("tirex-test", series(), output_dir=tmp_path / "x", mode="full", max_steps=1, **TINY)
     with pytest.raises(ConfigError, match="--batch-size"):
@@ -206,8 +206,8 @@ def test_bad_inputs_fail_before_training(tmp_path, tiny_ckpt):
 def test_partial_future_trains_on_series_shorter_than_a_window(tmp_path, tiny_ckpt):
     # 50 steps cannot hold a 40-step hold-out plus a whole 64-step (two-patch) future...
     short = series() + [np.arange(50.0)]
-    with pytest.raises(InputError, match="need >= 105 steps"):
-        fit(tiny_ckpt, short, output_dir=tmp_path / "x", max_steps=1, **TINY)
+    with pytest.raises(InputError, match="need >= 105 steps.*--partial-future trains short"):
+        fit(tiny_ckpt, short, output_dir=tmp_path / "x", max_steps=1, partial_future=False, **TINY)
     # ...but with partial futures it needs only 40 + 2: one context and one future step.
     run = fit(tiny_ckpt, short, output_dir=tmp_path / "p", max_steps=2, partial_future=True, **TINY)
     assert run.final_dir.is_dir()

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from rexforge.train.auto import choose_settings
-from rexforge.train.guard import FinetuneReport, keep_fine_tuned, write_report
+from rexforge.train.guard import FinetuneReport, keep_fine_tuned, wql_ratio_bound, write_report
 
 
 def test_guard_keeps_only_a_strictly_better_finite_fine_tune():
@@ -16,6 +16,22 @@ def test_guard_keeps_only_a_strictly_better_finite_fine_tune():
     assert not keep_fine_tuned({"wql": 0.30}, {"wql": 0.31})
     assert not keep_fine_tuned({"wql": 0.30}, {"wql": math.nan})
     assert keep_fine_tuned({"wql": math.nan}, {"wql": 0.5})
+    # Better on average, but not beyond the tail's noise: the base stays.
+    assert keep_fine_tuned({"wql": 0.30}, {"wql": 0.29}, upper_ratio=0.97)
+    assert not keep_fine_tuned({"wql": 0.30}, {"wql": 0.29}, upper_ratio=1.04)
+
+
+def test_ratio_bound_separates_a_consistent_gain_from_a_lucky_one():
+    rng = np.random.default_rng(0)
+    base = rng.lognormal(0.0, 1.0, 200)  # per-forecast losses vary by orders of magnitude
+    consistent = base * rng.uniform(0.85, 0.95, 200)  # every forecast ~10% better
+    assert wql_ratio_bound(base, consistent) < 0.93
+    # One lucky forecast carries the whole gain: the mean ratio is 0.98, the bound above 1.
+    lucky = base * rng.uniform(0.95, 1.05, 200)
+    lucky[np.argmax(base)] *= 0.5
+    assert (lucky.sum() / base.sum()) < 1.0 < wql_ratio_bound(base, lucky)
+    assert math.isnan(wql_ratio_bound(base[:1], lucky[:1]))
+    assert math.isnan(wql_ratio_bound(base, np.full(200, np.nan)))
 
 
 def test_report_is_written_as_markdown_and_json(tmp_path):
@@ -41,8 +57,11 @@ def test_report_is_written_as_markdown_and_json(tmp_path):
 
 def test_automatic_settings_follow_the_documented_rule():
     small = choose_settings("full", [500] * 20, 48, num_blocks=2)
-    # 20 x (500 - 48) = 9040 observations -> 282 windows -> 4 passes at batch 32 = 36 -> 100
+    # 200 / 20 series -> 10 tail windows, capped at 8 (each series keeps 500 // 192 = 2);
+    # 20 x (500 - 2 x 48) = 8080 observations -> 252 windows -> 4 passes at batch 32 = 32 -> 100
     assert small.values == {
+        "validation_windows": 8,
+        "partial_future": False,  # every series holds the tail and a 48 + 64-step window
         "batch_size": 32,
         "max_steps": 100,
         "lr": 5e-5,
@@ -52,8 +71,13 @@ def test_automatic_settings_follow_the_documented_rule():
     }
     big = choose_settings("full", [5000] * 300, 64, num_blocks=12)
     assert big.values["max_steps"] == 2000 and big.values["lr"] == 1e-4
+    assert big.values["validation_windows"] == 1  # 300 series: one window each
     lora = choose_settings("lora", [3000] * 50, 64, num_blocks=12)
-    assert lora.values["lr"] == 1e-3 and lora.values["lora_rank"] == 16  # 146,800 observations
+    # 4 tail windows each: 50 x (3000 - 256) = 137,200 observations
+    assert lora.values["lr"] == 1e-3 and lora.values["lora_rank"] == 16
+    short = choose_settings("full", [39] * 5 + [200], 12, num_blocks=2)
+    assert short.values["partial_future"] is True  # 39 < 12 + 32 + 1
+    assert short.reasons["partial_future"].startswith("5 of 6 series shorter than 45 steps")
     freeze = choose_settings("freeze", [300] * 3, 24, num_blocks=12)
     assert freeze.values["freeze_blocks"] == 6 and freeze.values["batch_size"] == 8
 

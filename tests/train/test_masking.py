@@ -133,3 +133,35 @@ def test_outliers_reach_the_inputs_but_not_the_targets():
     input_values = tokens[:, :, :32]  # [B, 2, 32]: patches 0 and 1 (the context)
     raw_context = torch.stack((context[:, :32], context[:, 32:]), dim=1)
     assert (fit_residual(input_values, raw_context) > 0.5).all()
+
+
+def test_future_masking_masks_every_future_input_of_the_chosen_windows():
+    from rexforge.train.objective import MaskingConfig, mask_future, window_tokens
+
+    tokens = torch.randn(64, 9, 8) + 5  # 10 patches: inputs 0..8; context = 6 patches
+    out = mask_future(tokens, 6, 0.5, torch.Generator().manual_seed(0))
+    masked = (out == 0).all(-1)  # [64, 9]
+    chosen = masked[:, 6]
+    assert 10 < int(chosen.sum()) < 54  # about half the windows
+    assert torch.equal(masked[:, 6:], chosen[:, None].expand(64, 3))  # all future inputs
+    assert not masked[:, :6].any() and torch.equal(out[:, :6], tokens[:, :6])
+    assert torch.equal(mask_future(tokens, 6, 0.0, None), tokens)
+    # Through window_tokens: a 2-patch context and a 3-patch future; with prob 1 the model
+    # forecasts future patches 2 and 3 from masked inputs, as the exact rollout feeds them.
+    context, future = torch.randn(4, 64), torch.randn(4, 96)
+    masking = MaskingConfig(max_start_prob=0.0, future_prob=1.0)
+    tokens, targets = window_tokens(
+        context, future, 32, masking=masking, generator=torch.Generator().manual_seed(0)
+    )
+    assert tokens.shape == (4, 4, 64) and targets.shape == (4, 4, 32)
+    assert (tokens[:, 2:] == 0).all() and (tokens[:, :2] != 0).any(-1).all()
+
+
+def test_future_mask_prob_is_validated():
+    from rexforge.errors import ConfigError
+    from rexforge.train.settings import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"future-mask-prob must be in \[0, 1\]"):
+        TrainConfig(future_mask_prob=-0.1).validate()
+    with pytest.raises(ConfigError, match="--validation-windows must be an integer >= 1"):
+        TrainConfig(validation_windows=0).validate()

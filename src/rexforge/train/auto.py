@@ -2,8 +2,17 @@
 
 The rule (one place, documented in the README; explicit options always win):
 
-* ``D`` = observations available for training: the sum over series of (length - horizon),
-  the held-out tail excluded; ``windows`` = D / P, about one training window per patch start.
+* ``validation_windows``: the held-out tail has ``ceil(200 / series)`` windows per series,
+  within [1, 8] (and per series at most a quarter of its length): about 200 held-out forecasts,
+  so that the checkpoint choice and the guard's verdict are not decided by the noise of a few
+  series (a one-window tail of 14 hourly crypto series kept a fine-tune 1.3% better on the tail
+  and 6.5% worse on the following 48 hours).
+* ``partial_future``: on when some series are shorter than the tail plus one whole training
+  window (horizon + horizon in whole patches + 1): their windows' futures may run past the
+  series' end (the loss ignores the padding), so short series (car_parts: 39 monthly steps,
+  a third of M1/M3 quarterly) train instead of being refused.
+* ``D`` = observations available for training: the sum over series of (length - held-out
+  tail); ``windows`` = D / P, about one training window per patch start.
 * ``batch_size``: 32, or the largest power of two <= 4 x the number of series when there are
   fewer than 8 series (tiny sets: fewer, less redundant windows per step), at least 8.
 * ``max_steps``: about 4 passes over the windows, ``ceil(4 * windows / batch_size)``, within
@@ -24,8 +33,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from rexforge.train.settings import round_up
+
 # The options the rule may set; everything else keeps its ``TrainConfig`` default.
 AUTO_OPTIONS = (
+    "validation_windows",
+    "partial_future",
     "batch_size",
     "max_steps",
     "lr",
@@ -60,8 +73,6 @@ def choose_settings(
     user set: they are left out, and choices that depend on them (steps on the batch size,
     warmup on the steps) use the user's values."""
     explicit = dict(explicit or {})
-    observations = int(sum(max(0, n - horizon) for n in lengths))
-    windows = max(1, observations // patch_size)
     series = len(lengths)
     chosen = AutoSettings()
 
@@ -69,6 +80,21 @@ def choose_settings(
         if name not in explicit:
             chosen.values[name] = value
             chosen.reasons[name] = why
+
+    tail = min(8, max(1, math.ceil(200 / max(series, 1))))
+    choose("validation_windows", tail, f"~200 held-out forecasts from {series} series")
+    tail = int(explicit.get("validation_windows", tail))
+    need = horizon + round_up(horizon, patch_size) + 1  # the tail plus one whole training window
+    short = sum(n < need for n in lengths)
+    choose(
+        "partial_future",
+        short > 0,
+        f"{short} of {series} series shorter than {need} steps"
+        + (": they train on futures that run past their end" if short else ""),
+    )
+    held = validation_windows_per_series(lengths, horizon, tail)
+    observations = int(sum(max(0, n - k * horizon) for n, k in zip(lengths, held)))
+    windows = max(1, observations // patch_size)
 
     batch = 32 if series >= 8 else max(8, 2 ** int(math.log2(4 * max(series, 1))))
     choose("batch_size", batch, f"{series} series")
@@ -90,3 +116,9 @@ def choose_settings(
     choose("val_every_n_steps", max(10, steps // 10), "~10 evaluations on the held-out tail")
     choose("early_stopping_patience", 3, "3 evaluations without improvement")
     return chosen
+
+
+def validation_windows_per_series(lengths: Sequence[int], horizon: int, windows: int) -> list[int]:
+    """Held-out windows per series: ``windows``, but at most a quarter of a series' length (the
+    rest must train), and always one."""
+    return [max(1, min(windows, n // (4 * horizon))) for n in lengths]

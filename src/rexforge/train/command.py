@@ -210,6 +210,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     )
     train.add_argument("--mask-max-run", type=int, default=8, help="masking: max run length")
     train.add_argument(
+        "--future-mask-prob",
+        type=float,
+        default=0.5,
+        help="share of windows whose future inputs are all masked, as a forecast past one patch "
+        "feeds them (0 = teacher forcing only)",
+    )
+    train.add_argument(
         "--context-truncation-prob",
         type=float,
         default=0.0,
@@ -242,12 +249,21 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     )
     train.add_argument(
         "--partial-future",
-        action="store_true",
-        help="also train on windows whose future runs past a series' end (short series)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also train on windows whose future runs past a series' end (short series); "
+        + (auto or "default off"),
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
         "--val-every-n-steps", type=int, default=None if auto else 100, help=auto or "default 100"
+    )
+    train.add_argument(
+        "--validation-windows",
+        type=int,
+        default=None,
+        help="held-out windows at the end of each series, one horizon apart (default 1; "
+        "fine-tuning: chosen from the data)",
     )
     train.add_argument("--checkpoint-every-n-steps", type=int, default=None)
     train.add_argument(
@@ -300,6 +316,7 @@ TRAIN_KEYS = (
     "accumulate_grad_batches",
     "mask_max_start_prob",
     "mask_max_run",
+    "future_mask_prob",
     "context_truncation_prob",
     "context_truncation_min_length",
     "context_truncation_log_uniform",
@@ -308,6 +325,7 @@ TRAIN_KEYS = (
     "series_weight_power",
     "seed",
     "val_every_n_steps",
+    "validation_windows",
     "checkpoint_every_n_steps",
     "early_stopping_patience",
     "num_workers",
@@ -484,7 +502,7 @@ def run_header(args, settings, n_series: int) -> str:
         "no validation"
         if args.no_validation
         else f"validation every {settings.val_every_n_steps} steps on the last "
-        f"{settings.prediction_length} of each series"
+        f"{(settings.validation_windows or 1) * settings.prediction_length} of each series"
     )
     return (
         f"{what} on {n_series} series: {settings.max_steps} steps (warmup "

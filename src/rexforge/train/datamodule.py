@@ -24,27 +24,35 @@ from rexforge.eval.metrics import seasonal_scale
 
 
 class HoldoutWindows(Dataset):
-    """One validation window per series: ``{"context": [C], "future": [Hp], "mase_scale": []}``
-    where the future is the last H steps NaN-padded to Hp (whole patches)."""
+    """Validation windows: ``{"context": [C], "future": [Hp], "mase_scale": []}`` where the future
+    is H steps NaN-padded to Hp (whole patches). Series i gives ``windows[i]`` windows (default
+    1) whose futures tile its last ``windows[i] * H`` steps, one horizon apart."""
 
     def __init__(
-        self, series: Sequence[np.ndarray], context_length: int, horizon: int, padded: int
+        self,
+        series: Sequence[np.ndarray],
+        context_length: int,
+        horizon: int,
+        padded: int,
+        windows: Sequence[int] | None = None,
     ):
+        self._context = context_length
         self.items = []
-        for x in series:
+        for i, x in enumerate(series):
             x = np.asarray(x, dtype=np.float64)
-            history, target = x[:-horizon], x[-horizon:]
-            future = np.full(padded, np.nan)
-            future[:horizon] = target
-            self.items.append(
-                {
-                    "context": torch.from_numpy(
-                        left_pad(history, context_length).astype(np.float32)
-                    ),
-                    "future": torch.from_numpy(future.astype(np.float32)),
-                    "mase_scale": torch.tensor(seasonal_scale(history, 1), dtype=torch.float64),
-                }
-            )
+            count = 1 if windows is None else int(windows[i])
+            for k in range(count, 0, -1):  # origins len - k*H, oldest first
+                end = len(x) - (k - 1) * horizon
+                self.items.append(self._window(x[: end - horizon], x[end - horizon : end], padded))
+
+    def _window(self, history: np.ndarray, target: np.ndarray, padded: int) -> dict:
+        future = np.full(padded, np.nan)
+        future[: len(target)] = target
+        return {
+            "context": torch.from_numpy(left_pad(history, self._context).astype(np.float32)),
+            "future": torch.from_numpy(future.astype(np.float32)),
+            "mase_scale": torch.tensor(seasonal_scale(history, 1), dtype=torch.float64),
+        }
 
     def __len__(self) -> int:
         return len(self.items)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,7 +41,13 @@ from rexforge.io.checkpoint import (
     write_export,
 )
 from rexforge.io.hub import resolve_model_source
-from rexforge.train.guard import METRICS, FinetuneReport, keep_fine_tuned, write_report
+from rexforge.train.guard import (
+    METRICS,
+    FinetuneReport,
+    keep_fine_tuned,
+    wql_ratio_bound,
+    write_report,
+)
 from rexforge.train.settings import TrainConfig, round_up
 
 logger = logging.getLogger(__name__)
@@ -141,7 +148,8 @@ def check_lengths(
         raise InputError(
             f"series too short for prediction_length={horizon}"
             f"{' plus a validation hold-out' if validation else ''} (need >= {need} steps): "
-            f"{', '.join(listed)}{more}"
+            f"{', '.join(listed)}{more}; --partial-future trains short series, --skip-short "
+            "leaves them out"
         )
     if short:
         logger.warning("skipping %d series shorter than %d steps", len(short), need)
@@ -307,11 +315,14 @@ def _auto_settings(train_series, settings: TrainConfig, config: TiRexConfig, opt
     return TrainConfig.from_dict(values).validate(), dict(chosen.reasons)
 
 
-def _tail_scores(trainer, module, data) -> dict[str, float]:
-    """WQL, MASE and 80% coverage of ``module``'s model on the held-out tail."""
+def _tail_scores(trainer, module, data) -> tuple[dict[str, float], np.ndarray | None]:
+    """WQL, MASE and 80% coverage of ``module``'s model on the held-out tail, and the pinball
+    loss of each held-out forecast [N]."""
+    module.val_unit_losses = None
     results = trainer.validate(module, datamodule=data, verbose=False)
     logged = results[0] if results else {}
-    return {m: float(logged.get(f"val_{m}", float("nan"))) for m in METRICS}
+    scores = {m: float(logged.get(f"val_{m}", float("nan"))) for m in METRICS}
+    return scores, module.val_unit_losses
 
 
 def _guard(trainer, module, data, zero_shot, base_state, run_dir: Path):
@@ -326,14 +337,21 @@ def _guard(trainer, module, data, zero_shot, base_state, run_dir: Path):
         ckpt = torch.load(best, map_location="cpu", weights_only=False)
         module.load_state_dict(ckpt["state_dict"], strict=module.strict_loading)
         best_step = int(ckpt.get("global_step", 0))
-    tuned = _tail_scores(trainer, module, data)
-    steps = int(trainer.global_step)
-    if keep_fine_tuned(zero_shot, tuned):
-        return module, FinetuneReport(zero_shot, tuned, "fine-tuned", best_step, steps, 0.0)
+    tuned, tuned_units = _tail_scores(trainer, module, data)
+    zero_shot, base_units = zero_shot
+    upper = math.nan
+    if base_units is not None and tuned_units is not None:
+        upper = wql_ratio_bound(base_units, tuned_units)
+    report = FinetuneReport(zero_shot, tuned, "fine-tuned", best_step, int(trainer.global_step), 0)
+    report.tail_forecasts = 0 if base_units is None else int(base_units.size)
+    report.wql_ratio_upper = upper
+    if keep_fine_tuned(zero_shot, tuned, upper):
+        return module, report
+    report.kept = "base"
     base = TiRexTrainingModule(
         dict(module.hparams.model_config), module.settings.to_dict(), base_state
     )
-    return base, FinetuneReport(zero_shot, tuned, "base", best_step, steps, 0.0)
+    return base, report
 
 
 def _resolve_model(model, settings: TrainConfig) -> tuple[TiRexConfig, dict | None, dict]:
@@ -363,6 +381,7 @@ def _resolve_model(model, settings: TrainConfig) -> tuple[TiRexConfig, dict | No
 def _windows(train_series, settings: TrainConfig, patch_size: int, validation, skip_short):
     """(training window sampler, validation windows or None, number of series used)."""
     from rexforge.data.sampler import WindowSampler
+    from rexforge.train.auto import validation_windows_per_series
     from rexforge.train.datamodule import HoldoutWindows
 
     train_future = round_up(settings.prediction_length, patch_size)
@@ -371,7 +390,9 @@ def _windows(train_series, settings: TrainConfig, patch_size: int, validation, s
     arrays, names = check_lengths(
         arrays, names, H, train_future, validation, skip_short, settings.partial_future
     )
-    train_arrays = [x[:-H] for x in arrays] if validation else arrays
+    lengths = [len(x) for x in arrays]
+    held_out = validation_windows_per_series(lengths, H, settings.validation_windows or 1)
+    train_arrays = [x[: len(x) - k * H] for x, k in zip(arrays, held_out)] if validation else arrays
     sampler = WindowSampler(
         train_arrays,
         settings.context_length,
@@ -379,7 +400,11 @@ def _windows(train_series, settings: TrainConfig, patch_size: int, validation, s
         partial_future=settings.partial_future,
         series_weight_power=settings.series_weight_power,
     )
-    val = HoldoutWindows(arrays, settings.context_length, H, train_future) if validation else None
+    val = (
+        HoldoutWindows(arrays, settings.context_length, H, train_future, held_out)
+        if validation
+        else None
+    )
     return sampler, val, len(arrays)
 
 

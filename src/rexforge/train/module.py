@@ -55,6 +55,7 @@ class TiRexTrainingModule(L.LightningModule):
             s.context_truncation_min_length,
             s.context_truncation_log_uniform,
             s.context_outlier_prob,
+            s.future_mask_prob,
         )
         self.micro_step = 0  # micro-batches trained so far (checkpointed)
         self.nonfinite_step: int | None = None  # optimizer step whose loss was NaN/inf
@@ -63,6 +64,7 @@ class TiRexTrainingModule(L.LightningModule):
         self.strict_loading = s.mode != "lora"
         self._val_outputs: list[dict[str, np.ndarray]] = []
         self._compiled_loss = None  # built on the first training step when settings.compile
+        self.val_unit_losses: np.ndarray | None = None  # [N] of the last validation, see below
 
     # -- training ------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int):
@@ -127,7 +129,7 @@ class TiRexTrainingModule(L.LightningModule):
         )
 
     def on_validation_epoch_end(self) -> None:
-        from rexforge.eval.metrics import evaluate_forecasts
+        from rexforge.eval.metrics import evaluate_forecasts, quantile_loss
 
         if not self._val_outputs:
             return
@@ -137,6 +139,12 @@ class TiRexTrainingModule(L.LightningModule):
         self._val_outputs.clear()
         levels = self.model.config.quantiles
         per_series, agg = evaluate_forecasts(y, q, q[..., levels.index(0.5)], levels, scale)
+        # Per held-out forecast: its pinball loss (mean over levels, summed over the horizon),
+        # gathered from every rank, for the guard's paired comparison with zero-shot.
+        observed = ~np.isnan(y)
+        pinball = np.where(observed[..., None], quantile_loss(y, q, levels), 0.0)
+        units = torch.from_numpy(pinball.sum(1).mean(-1))  # [N]
+        self.val_unit_losses = self.all_gather(units).reshape(-1).double().cpu().numpy()
         # The mean MASE is the standard aggregate but a single series whose in-sample changes are
         # tiny next to its level (CPI in a hyperinflation, scale 1e-12) can dominate it by orders
         # of magnitude; the median over series shows what most series do.

@@ -11,7 +11,8 @@ From ``context`` [B, C] and ``future`` [B, H] (C and H multiples of the patch si
    future part, where inputs beyond the context are future values the model has not yet
    forecast (teacher forcing).
 4. Contiguous patch masking replaces random runs of input tokens by the masked token, so the
-   model also learns to forecast across masked patches (how multi-patch horizons are rolled out).
+   model also learns to forecast across masked patches; future masking masks every future input
+   of a share of the windows, exactly what a multi-patch forecast feeds the model.
 5. NaN-masked pinball loss at every position over the quantile levels.
 
 Because every position is trained, the loss also teaches early positions (short contexts);
@@ -51,6 +52,8 @@ class MaskingConfig:
     # Share of windows whose model inputs get one or two one-off outliers (see
     # ``inject_outliers``) while the targets stay clean; 0 = off.
     outlier_prob: float = 0.0
+    # Share of windows whose future input patches are all masked (see ``mask_future``); 0 = off.
+    future_prob: float = 0.0
 
 
 def truncate_contexts(
@@ -207,4 +210,27 @@ def window_tokens(
             max_run=masking.max_run,
         )
         tokens = apply_patch_mask(tokens, mask)
+    if masking is not None and masking.future_prob > 0:
+        tokens = mask_future(tokens, C // P, masking.future_prob, generator)
     return tokens, targets
+
+
+def mask_future(
+    tokens: torch.Tensor, context_patches: int, prob: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Mask every input token from the first future patch on, in a random share ``prob`` of
+    the windows: tokens [B, N-1, 2P] -> new tokens.
+
+    Token k is input patch k and position k forecasts patch k + 1, so tokens ``context_patches``
+    .. N-2 are the future patches fed back by teacher forcing. Masked instead, position
+    ``context_patches - 1 + j`` forecasts future patch j + 1 through j masked patches: what the
+    exact multi-patch rollout asks of the model at inference (TiRex appends masked tokens for
+    every patch past the first). Without it a model trained on one-patch futures collapses at
+    the first patch boundary.
+    """
+    B, M = tokens.shape[:2]
+    if prob <= 0 or context_patches >= M:
+        return tokens
+    chosen = torch.rand(B, 1, generator=generator) < prob  # [B, 1]
+    future = torch.arange(M)[None, :] >= context_patches  # [1, M]
+    return apply_patch_mask(tokens, chosen & future)

@@ -52,6 +52,10 @@ class TrainConfig:
     # Contiguous patch masking; max_start_prob 0 turns it off.
     mask_max_start_prob: float = 0.15
     mask_max_run: int = 8
+    # Share of training windows whose future inputs are all masked, as a multi-patch forecast
+    # feeds them (objective.mask_future; 0 = off). Only windows with a future longer than one
+    # patch are affected.
+    future_mask_prob: float = 0.5
     # Share of training windows whose context is cut to a random shorter length (0 = off).
     context_truncation_prob: float = 0.0
     # Shortest kept context (None = one patch); log-uniform kept lengths favour short ones.
@@ -85,6 +89,11 @@ class TrainConfig:
     # tirex-35m (benchmarks/bench_train.py). The kernel setting then applies to validation only.
     compile: bool = False
     val_every_n_steps: int = 100
+    # Validation windows held out at the end of every series, one horizon apart (rolling
+    # origins; series too short for all of them keep fewer, and at most a quarter of their
+    # length, but always one). None = 1, or chosen from the data when fine-tuning (train.auto):
+    # a few series give a one-window tail too noisy to choose a checkpoint or judge a gain on.
+    validation_windows: int | None = None
     # Wall-time limit of the training ("90s", "10m", "2h"; None = none): training stops at the
     # first step past it, and the best checkpoint so far is what the guard compares.
     time_budget: str | None = None
@@ -118,6 +127,14 @@ class TrainConfig:
                 )
         if self.warmup_steps is None and isinstance(self.max_steps, int):
             self.warmup_steps = default_warmup_steps(self.max_steps)
+        if self.validation_windows is not None and (
+            isinstance(self.validation_windows, bool)
+            or not isinstance(self.validation_windows, int)
+            or self.validation_windows < 1
+        ):
+            problems.append(
+                f"--validation-windows must be an integer >= 1, got {self.validation_windows!r}"
+            )
         if self.context_length is not None and self.context_length < 1:
             problems.append(f"--context-length must be >= 1, got {self.context_length}")
         for name in (  # lr: "> 0" below
@@ -150,6 +167,8 @@ class TrainConfig:
             problems.append("--series-weight-power must be in [0, 1]")
         if not 0 <= self.context_truncation_prob <= 1:
             problems.append("--context-truncation-prob must be in [0, 1]")
+        if not 0 <= self.future_mask_prob <= 1:
+            problems.append("--future-mask-prob must be in [0, 1]")
         if not 0 <= self.context_outlier_prob <= 1:
             problems.append("--context-outlier-prob must be in [0, 1]")
         if not 0 <= self.mask_max_start_prob <= 1:
