@@ -135,26 +135,41 @@ def test_outliers_reach_the_inputs_but_not_the_targets():
     assert (fit_residual(input_values, raw_context) > 0.5).all()
 
 
-def test_future_masking_masks_every_future_input_of_the_chosen_windows():
+def test_future_masking_feeds_what_the_exact_rollout_feeds():
     from rexforge.train.objective import MaskingConfig, mask_future, window_tokens
 
-    tokens = torch.randn(64, 9, 8) + 5  # 10 patches: inputs 0..8; context = 6 patches
-    out = mask_future(tokens, 6, 0.5, torch.Generator().manual_seed(0))
-    masked = (out == 0).all(-1)  # [64, 9]
-    chosen = masked[:, 6]
-    assert 10 < int(chosen.sum()) < 54  # about half the windows
-    assert torch.equal(masked[:, 6:], chosen[:, None].expand(64, 3))  # all future inputs
-    assert not masked[:, :6].any() and torch.equal(out[:, :6], tokens[:, :6])
-    assert torch.equal(mask_future(tokens, 6, 0.0, None), tokens)
-    # Through window_tokens: a 2-patch context and a 3-patch future; with prob 1 the model
-    # forecasts future patches 2 and 3 from masked inputs, as the exact rollout feeds them.
-    context, future = torch.randn(4, 64), torch.randn(4, 96)
+    # 10 patches: inputs 0..8 forecast patches 1..9; a 6-patch context, 4 future patches.
+    tokens = torch.arange(1, 10.0)[None, :, None].expand(256, 9, 8).clone()
+    targets = torch.arange(2, 11.0)[None, :, None].expand(256, 9, 4).clone()
+    out, tgt = mask_future(tokens, targets, 6, 0.5, torch.Generator().manual_seed(0))
+    masked = (out == 0).all(-1)  # [256, 9]
+    chosen = masked[:, -1]
+    assert 80 < int(chosen.sum()) < 176  # about half the windows
+    assert torch.equal(out[~chosen], tokens[~chosen]) and torch.equal(
+        tgt[~chosen], targets[~chosen]
+    )
+    shifts = set()
+    for row, t in zip(out[chosen], tgt[chosen]):
+        s = int(row[0, 0].item()) - 1  # leading patches dropped
+        shifts.add(s)
+        # Context patches s+1 .. 6 first, then masked future inputs, as the rollout's window.
+        assert torch.equal(row[: 6 - s, 0], torch.arange(s + 1, 7.0))
+        assert (row[6 - s :] == 0).all()
+        # Targets moved with the tokens; the freed end positions have none.
+        assert torch.equal(t[: 9 - s, 0], torch.arange(s + 2, 11.0))
+        assert torch.isnan(t[9 - s :]).all()
+    assert shifts == {0, 1, 2, 3}  # U{0..F-1}, F = 4 future patches
+    # Through window_tokens, every window chosen: patch j + 1 of the future is forecast from
+    # j masked inputs at some position, as TiRex's rollout appends masked patches.
+    context, future = torch.randn(64, 64), torch.randn(64, 96)
     masking = MaskingConfig(max_start_prob=0.0, future_prob=1.0)
     tokens, targets = window_tokens(
         context, future, 32, masking=masking, generator=torch.Generator().manual_seed(0)
     )
-    assert tokens.shape == (4, 4, 64) and targets.shape == (4, 4, 32)
-    assert (tokens[:, 2:] == 0).all() and (tokens[:, :2] != 0).any(-1).all()
+    assert tokens.shape == (64, 4, 64) and targets.shape == (64, 4, 32)
+    assert (tokens[:, 2:] == 0).all()  # with 2 context patches, positions 2, 3 are masked
+    same = mask_future(tokens, targets, 2, 0.0, None)
+    assert same[0] is tokens and same[1] is targets  # prob 0: nothing changes
 
 
 def test_future_mask_prob_is_validated():

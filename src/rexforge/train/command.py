@@ -502,7 +502,7 @@ def run_header(args, settings, n_series: int) -> str:
         "no validation"
         if args.no_validation
         else f"validation every {settings.val_every_n_steps} steps on the last "
-        f"{(settings.validation_windows or 1) * settings.prediction_length} of each series"
+        f"{_tail_text(settings.validation_windows or 1, settings.prediction_length)} of each series"
     )
     return (
         f"{what} on {n_series} series: {settings.max_steps} steps (warmup "
@@ -510,3 +510,9 @@ def run_header(args, settings, n_series: int) -> str:
         f"{settings.prediction_length}, {context}, seed {settings.seed}\n"
         f"{validation}; run folder {args.output_dir} (all options: command.yaml there)"
     )
+
+
+def _tail_text(windows: int, horizon: int) -> str:
+    if windows == 1:
+        return str(horizon)
+    return f"{windows} x {horizon} (fewer in short series)"

@@ -211,26 +211,46 @@ def window_tokens(
         )
         tokens = apply_patch_mask(tokens, mask)
     if masking is not None and masking.future_prob > 0:
-        tokens = mask_future(tokens, C // P, masking.future_prob, generator)
+        tokens, targets = mask_future(tokens, targets, C // P, masking.future_prob, generator)
     return tokens, targets
 
 
 def mask_future(
-    tokens: torch.Tensor, context_patches: int, prob: float, generator: torch.Generator | None
-) -> torch.Tensor:
-    """Mask every input token from the first future patch on, in a random share ``prob`` of
-    the windows: tokens [B, N-1, 2P] -> new tokens.
+    tokens: torch.Tensor,
+    targets: torch.Tensor,
+    context_patches: int,
+    prob: float,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn a random share ``prob`` of the windows into what the exact multi-patch rollout
+    feeds the model: tokens [B, M, 2P] and targets [B, M, P] -> new tokens and targets.
 
     Token k is input patch k and position k forecasts patch k + 1, so tokens ``context_patches``
-    .. N-2 are the future patches fed back by teacher forcing. Masked instead, position
-    ``context_patches - 1 + j`` forecasts future patch j + 1 through j masked patches: what the
-    exact multi-patch rollout asks of the model at inference (TiRex appends masked tokens for
-    every patch past the first). Without it a model trained on one-patch futures collapses at
-    the first patch boundary.
+    .. M-1 are the future patches fed back by teacher forcing. In a chosen window they are
+    masked, so position ``context_patches - 1 + j`` forecasts future patch j + 1 through j
+    masked patches, as TiRex's rollout appends one masked patch per patch past the first.
+
+    That rollout also re-cuts its window to the model's context, so the masked patches take
+    the place of the *oldest* context patches: future patch j + 1 is forecast at the same
+    position as patch 1, from j fewer context patches. A recurrence can count positions from
+    the start of its input, and a model that only ever met masked future patches after a whole
+    context learns that a masked patch before that position means "no data" (it forecast the
+    context mean there). So a chosen window also loses ``s ~ U{0..F-1}`` leading patches (F =
+    future patches): its tokens and targets move ``s`` positions to the front and the freed
+    end positions are masked tokens without targets (the loss ignores them).
     """
     B, M = tokens.shape[:2]
-    if prob <= 0 or context_patches >= M:
-        return tokens
+    future_patches = M - context_patches + 1
+    if prob <= 0 or future_patches < 2:
+        return tokens, targets
     chosen = torch.rand(B, 1, generator=generator) < prob  # [B, 1]
-    future = torch.arange(M)[None, :] >= context_patches  # [1, M]
-    return apply_patch_mask(tokens, chosen & future)
+    shift = torch.randint(0, future_patches, (B, 1), generator=generator)  # [B, 1]
+    shift = torch.where(chosen, shift, 0)
+    pos = torch.arange(M)[None, :]  # [1, M]
+    source = (pos + shift).clamp(max=M - 1)  # [B, M]: position i reads position i + s
+    tokens = tokens.gather(1, source[..., None].expand(-1, -1, tokens.shape[-1]))
+    targets = targets.gather(1, source[..., None].expand(-1, -1, targets.shape[-1]))
+    freed = pos >= M - shift  # [B, M]: past the moved window
+    targets = targets.masked_fill(freed[..., None], torch.nan)
+    future = chosen & (pos >= context_patches - shift)  # [B, M]: the moved future inputs
+    return apply_patch_mask(tokens, future | freed), targets
