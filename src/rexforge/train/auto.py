@@ -84,7 +84,7 @@ def choose_settings(
     tail = min(8, max(1, math.ceil(200 / max(series, 1))))
     choose("validation_windows", tail, f"~200 held-out forecasts from {series} series")
     tail = int(explicit.get("validation_windows", tail))
-    need = horizon + round_up(horizon, patch_size) + 1  # the tail plus one whole training window
+    need = shortest_trainable(horizon, round_up(horizon, patch_size), True, False)
     short = sum(n < need for n in lengths)
     choose(
         "partial_future",
@@ -122,3 +122,9 @@ def validation_windows_per_series(lengths: Sequence[int], horizon: int, windows:
     """Held-out windows per series: ``windows``, but at most a quarter of a series' length (the
     rest must train), and always one."""
     return [max(1, min(windows, n // (4 * horizon))) for n in lengths]
+
+
+def shortest_trainable(horizon: int, train_future: int, validation: bool, partial: bool) -> int:
+    """Fewest steps a series needs to train: the held-out tail (``validation``), one history
+    step and a whole training future (with ``partial`` futures: one future step)."""
+    return (horizon if validation else 0) + (1 if partial else train_future) + 1

@@ -36,29 +36,30 @@ class HoldoutWindows(Dataset):
         padded: int,
         windows: Sequence[int] | None = None,
     ):
-        self._context = context_length
         self.items = []
         for i, x in enumerate(series):
             x = np.asarray(x, dtype=np.float64)
             count = 1 if windows is None else int(windows[i])
             for k in range(count, 0, -1):  # origins len - k*H, oldest first
                 end = len(x) - (k - 1) * horizon
-                self.items.append(self._window(x[: end - horizon], x[end - horizon : end], padded))
-
-    def _window(self, history: np.ndarray, target: np.ndarray, padded: int) -> dict:
-        future = np.full(padded, np.nan)
-        future[: len(target)] = target
-        return {
-            "context": torch.from_numpy(left_pad(history, self._context).astype(np.float32)),
-            "future": torch.from_numpy(future.astype(np.float32)),
-            "mase_scale": torch.tensor(seasonal_scale(history, 1), dtype=torch.float64),
-        }
+                history, target = x[: end - horizon], x[end - horizon : end]
+                self.items.append(_window(history, target, context_length, padded))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.items[i]
+
+
+def _window(history: np.ndarray, target: np.ndarray, context_length: int, padded: int) -> dict:
+    future = np.full(padded, np.nan)
+    future[: len(target)] = target
+    return {
+        "context": torch.from_numpy(left_pad(history, context_length).astype(np.float32)),
+        "future": torch.from_numpy(future.astype(np.float32)),
+        "mase_scale": torch.tensor(seasonal_scale(history, 1), dtype=torch.float64),
+    }
 
 
 class WindowDataModule(L.LightningDataModule):

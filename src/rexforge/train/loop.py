@@ -140,7 +140,9 @@ def check_lengths(
     ``partial_future``: one future step) after the validation hold-out. Name every series that
     does not, or with ``skip_short`` drop them (logged; a pretraining corpus mixes lengths) as
     long as some series remain."""
-    need = (horizon if validation else 0) + (1 if partial_future else train_future) + 1
+    from rexforge.train.auto import shortest_trainable
+
+    need = shortest_trainable(horizon, train_future, validation, partial_future)
     short = [i for i, x in enumerate(arrays) if len(x) < need]
     if short and (not skip_short or len(short) == len(arrays)):
         listed = [f"'{names[i]}' ({len(arrays[i])})" for i in short[:10]]
@@ -325,7 +327,7 @@ def _tail_scores(trainer, module, data) -> tuple[dict[str, float], np.ndarray | 
     return scores, module.val_unit_losses
 
 
-def _guard(trainer, module, data, zero_shot, base_state, run_dir: Path):
+def _guard(trainer, module, data, zero_shot_tail, base_state, run_dir: Path):
     """Load the best checkpoint into ``module`` and score it; when it does not beat
     ``zero_shot``, return a fresh module holding the base weights instead (LoRA adapters at
     zero add nothing). Returns (module to export, report)."""
@@ -338,7 +340,7 @@ def _guard(trainer, module, data, zero_shot, base_state, run_dir: Path):
         module.load_state_dict(ckpt["state_dict"], strict=module.strict_loading)
         best_step = int(ckpt.get("global_step", 0))
     tuned, tuned_units = _tail_scores(trainer, module, data)
-    zero_shot, base_units = zero_shot
+    zero_shot, base_units = zero_shot_tail  # what _tail_scores gave for the base model
     upper = math.nan
     if base_units is not None and tuned_units is not None:
         upper = wql_ratio_bound(base_units, tuned_units)

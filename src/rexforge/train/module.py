@@ -129,7 +129,7 @@ class TiRexTrainingModule(L.LightningModule):
         )
 
     def on_validation_epoch_end(self) -> None:
-        from rexforge.eval.metrics import evaluate_forecasts, quantile_loss
+        from rexforge.eval.metrics import aggregate_metrics, series_metrics, series_statistics
 
         if not self._val_outputs:
             return
@@ -138,12 +138,11 @@ class TiRexTrainingModule(L.LightningModule):
         scale = np.concatenate([o["scale"] for o in self._val_outputs])
         self._val_outputs.clear()
         levels = self.model.config.quantiles
-        per_series, agg = evaluate_forecasts(y, q, q[..., levels.index(0.5)], levels, scale)
+        stats = series_statistics(y, q, q[..., levels.index(0.5)], levels)
+        per_series, agg = series_metrics(stats, scale), aggregate_metrics(stats, scale)
         # Per held-out forecast: its pinball loss (mean over levels, summed over the horizon),
         # gathered from every rank, for the guard's paired comparison with zero-shot.
-        observed = ~np.isnan(y)
-        pinball = np.where(observed[..., None], quantile_loss(y, q, levels), 0.0)
-        units = torch.from_numpy(pinball.sum(1).mean(-1))  # [N]
+        units = torch.from_numpy(stats["pinball"].mean(-1))  # [N]
         self.val_unit_losses = self.all_gather(units).reshape(-1).double().cpu().numpy()
         # The mean MASE is the standard aggregate but a single series whose in-sample changes are
         # tiny next to its level (CPI in a hyperinflation, scale 1e-12) can dominate it by orders
