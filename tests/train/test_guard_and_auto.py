@@ -144,6 +144,15 @@ def test_a_fine_tune_that_helps_is_kept_with_its_best_checkpoint(tmp_path, tiny_
     report = run.report
     assert report.kept == "fine-tuned" and report.wql_ratio < 0.9, report
     assert report.best_step in (10, 20, 30) and report.steps >= report.best_step
+    # The best checkpoint is the one with the lowest tail WQL (what the guard judges), not
+    # the lowest validation loss.
+    import pandas as pd
+
+    rows = pd.read_csv(run.run_dir / "metrics.csv").dropna(subset=["val_wql"])
+    rows = rows[rows["step"] > 0]
+    assert report.best_step == int(rows.loc[rows["val_wql"].idxmin(), "step"]) + 1
+    callbacks = torch.load(run.run_dir / "checkpoints" / "best.ckpt", weights_only=False)
+    assert any("'monitor': 'val_wql'" in key for key in callbacks["callbacks"])
     # final/ holds the best checkpoint: its tail score is the reported one.
     best = load_model(run.run_dir / "checkpoints" / "best.ckpt")
     ctx = [x[:-32] for x in sine_series()]

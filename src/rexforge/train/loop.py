@@ -274,7 +274,7 @@ def fit(
         atomic_write_text(run_dir / "command.yaml", yaml.safe_dump(command_record, sort_keys=False))
     with quiet_lightning(resuming=ckpt_path is not None):
         trainer, on_interrupt = _trainer(
-            run_dir, settings, trainer_options, validation, keep_checkpoints, progress_bar
+            run_dir, settings, trainer_options, validation, keep_checkpoints, progress_bar, guarded
         )
         started = time.perf_counter()
         zero_shot = _tail_scores(trainer, module, data) if guarded else None
@@ -410,8 +410,15 @@ def _windows(train_series, settings: TrainConfig, patch_size: int, validation, s
     return sampler, val, len(arrays)
 
 
-def _trainer(run_dir, settings, trainer_options, validation, keep_checkpoints, progress_bar):
-    """The Lightning Trainer of a run and its Ctrl-C checkpoint callback."""
+def _trainer(
+    run_dir, settings, trainer_options, validation, keep_checkpoints, progress_bar, guarded=False
+):
+    """The Lightning Trainer of a run and its Ctrl-C checkpoint callback.
+
+    The best checkpoint and early stopping follow the validation loss, or, in a guarded
+    fine-tune, the tail's WQL that the guard judges: the loss scores every position of the
+    held-out windows, most of which lie inside the training data, and it kept falling on
+    Tourism monthly while the tail's forecasts got worse."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -421,6 +428,7 @@ def _trainer(run_dir, settings, trainer_options, validation, keep_checkpoints, p
 
     ckpt_dir = run_dir / "checkpoints"
     every = settings.checkpoint_every_n_steps or settings.val_every_n_steps
+    monitor = "val_wql" if guarded else "val_loss"
     on_interrupt = InterruptCheckpoint(ckpt_dir / "last.ckpt")
     callbacks = [
         on_interrupt,
@@ -441,14 +449,14 @@ def _trainer(run_dir, settings, trainer_options, validation, keep_checkpoints, p
             ModelCheckpoint(
                 dirpath=ckpt_dir,
                 filename="best",
-                monitor="val_loss",
+                monitor=monitor,
                 mode="min",
                 save_top_k=1,
                 enable_version_counter=False,
             )
         )
         if settings.early_stopping_patience:
-            callbacks.append(EarlyStopping("val_loss", patience=settings.early_stopping_patience))
+            callbacks.append(EarlyStopping(monitor, patience=settings.early_stopping_patience))
     if show_progress(progress_bar):
         callbacks.append(ProgressLine())
     loggers = [CSVLogger(save_dir=run_dir, name="", version="")]

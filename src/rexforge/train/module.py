@@ -152,6 +152,8 @@ class TiRexTrainingModule(L.LightningModule):
         for name in ("wql", "mase", "mase_median", "coverage_80"):
             if np.isfinite(agg[name]):
                 self.log(f"val_{name}", float(agg[name]), sync_dist=True)
+            elif name == "wql":  # the guarded checkpoint choice needs it (an all-zero tail)
+                self.log("val_wql", float("inf"), sync_dist=True)
 
     # -- optimizer -----------------------------------------------------------------------
     def configure_optimizers(self):
