@@ -30,13 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
     ISA_CAPS,
     apply_isa_cap,
-    describe_machine,
     forward_flops,
     fp32_matmul_peak,
     machine_info,
     median_time,
-    write_result,
 )
+from benchmarks.results_writer import write_result  # noqa: E402
 from tests.conftest import make_context, tolerance_scale, write_official_checkpoint  # noqa: E402
 
 
@@ -157,14 +156,8 @@ def main() -> None:
         compiled_rows, compile_s = time_official_compiled(ckpt, ours, rows, args.repeats)
 
     info = machine_info()
-    flags = (" --quick" if args.quick else "") + (
-        " --official-compile" if args.official_compile else ""
-    )
-    flags += f" --isa {args.isa}" if args.isa != "native" else ""
     md = [
         f"# Forecast speed: rexforge vs tirex-ts ({args.preset}, random weights, CPU)\n",
-        f"Command: `python benchmarks/bench_forecast.py{flags}`  ",
-        describe_machine(info),
         f"fp32 matmul peak measured in this run: {peak:.1f} GFLOP/s  ",
         f"First forecast in a fresh process (imports, load, padding-state cache, one forecast of one "
         f"series): {first_call:.2f} s\n",
@@ -205,7 +198,7 @@ def main() -> None:
         "official_compiled": compiled_rows,
         "official_compile_s": compile_s,
     }
-    base = write_result(name, payload, "\n".join(md) + "\n")
+    base = write_result(name, "\n".join(md) + "\n", payload)
     print(f"wrote {base}.md")
 
 

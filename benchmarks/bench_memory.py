@@ -30,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import describe_machine, machine_info, write_result  # noqa: E402
+from benchmarks.common import machine_info  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
@@ -139,8 +140,6 @@ def main() -> None:
     info["load_average_before"] = load_before
     md = [
         f"# Peak memory: forecasting many short series from one CSV ({args.preset}, CPU)\n",
-        f"Command: `{' '.join(['python', 'benchmarks/bench_memory.py', *sys.argv[1:]])}`  ",
-        describe_machine(info),
         f"Children use 1 torch thread. 1-minute load average before the run: {load_before:.2f} "
         f"(other work competes for the {info['cores']} cores when it is near or above 1).  ",
         f"Data: daily series of {args.length} steps, horizon {args.horizon}; streaming with the "
@@ -156,7 +155,7 @@ def main() -> None:
             f"{r['setup_mib']} | {r['peak_mib']} | {r['above_setup_mib']} | {r['seconds']} |"
         )
     base = write_result(
-        "bench_memory", {"rows": rows, "machine": info, "args": vars(args)}, "\n".join(md) + "\n"
+        "bench_memory", "\n".join(md) + "\n", {"rows": rows, "machine": info, "args": vars(args)}
     )
     print(f"wrote {base}.md")
 

@@ -23,12 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
     ISA_CAPS,
     apply_isa_cap,
-    describe_machine,
     fp32_matmul_peak,
     machine_info,
     median_time,
-    write_result,
 )
+from benchmarks.results_writer import write_result  # noqa: E402
 
 
 def make_step(loss_fn, params, tokens, targets):
@@ -135,9 +134,6 @@ def main() -> None:
     info = machine_info()
     md = [
         "# Training-step speed (CPU)\n",
-        f"Command: `python benchmarks/bench_train.py --batch {args.batch} --context {args.context}"
-        f"{'' if args.isa == 'native' else ' --isa ' + args.isa}`  ",
-        describe_machine(info),
         f"fp32 matmul peak measured in this run: {peak:.1f} GFLOP/s\n",
         f"One step: forward over {args.context // 32} patches x batch {args.batch}, pinball loss, "
         f"backward. Medians of {args.repeats} steps (more for fast ones, ~2 s of steps) after a warm-up. 'official' = tirex-ts's "
@@ -166,7 +162,7 @@ def main() -> None:
         md.append("| " + " | ".join(cells) + " |")
     name = "bench_train" + ("" if args.isa == "native" else f"-{args.isa}")
     base = write_result(
-        name, {"machine": info, "fp32_peak_gflops": peak, "rows": rows}, "\n".join(md) + "\n"
+        name, "\n".join(md) + "\n", {"machine": info, "fp32_peak_gflops": peak, "rows": rows}
     )
     print(f"wrote {base}.md")
 

@@ -1,9 +1,9 @@
-"""Shared helpers for benchmark scripts: machine description, timing, result files."""
+"""Shared helpers for benchmark scripts: machine description, git state, timing.
+
+Result files are written by ``benchmarks.results_writer``."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -11,8 +11,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 # Environment caps that make this machine's libraries behave like a CPU with fewer vector
 # extensions: oneDNN (torch's bf16 matmuls), ATen's vectorised kernels and MKL (fp32 gemm).
@@ -90,6 +88,21 @@ def machine_info() -> dict:
     }
 
 
+def git_state() -> dict:
+    """The checkout's short commit and whether it has uncommitted changes."""
+
+    def run(*args: str) -> str:
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent
+        )
+        return out.stdout.strip()
+
+    return {
+        "commit": run("rev-parse", "--short", "HEAD"),
+        "dirty": bool(run("status", "--porcelain")),
+    }
+
+
 def median_time(fn, repeats: int, warmup: int = 1) -> tuple[float, object]:
     """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls, and the
     result of the last call."""
@@ -110,23 +123,3 @@ def fp32_matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     t, _ = median_time(lambda: a @ b, repeats)
     return 2 * n**3 / t / 1e9
-
-
-def describe_machine(info: dict) -> str:
-    """One markdown line: CPU, cores, threads, vector extensions in use, versions, git."""
-    cap = ", ".join(f"{k}={v}" for k, v in info["isa_cap"].items()) or "none"
-    return (
-        f"Machine: {info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}; "
-        f"native bf16 (avx512_bf16): {'yes' if info['native_bf16'] else 'no'}; ATen kernels "
-        f"{info['aten_capability']}; ISA cap: {cap}  \nVersions: {info['versions']}; git {info['git']}  "
-    )
-
-
-def write_result(name: str, payload: dict, markdown: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.date.today().isoformat()
-    base = RESULTS / f"{name}-cpu-{platform.node() or 'machine'}-{stamp}"
-    payload = {"command": " ".join([Path(sys.executable).name, *sys.argv]), **payload}
-    base.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
-    base.with_suffix(".md").write_text(markdown)
-    return base

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import apply_isa_cap, describe_machine, machine_info, write_result  # noqa: E402
+from benchmarks.common import apply_isa_cap, machine_info  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 
 # name -> sktime loader
 SETS = {
@@ -88,13 +89,10 @@ def heads(model, x_train, y_train, x_test, y_test) -> dict[str, tuple[float, flo
     return results
 
 
-def markdown(rows: list[dict], info: dict, command: str, model: str) -> str:
+def markdown(rows: list[dict], model: str) -> str:
     columns = list(rows[0]["accuracy"])
     lines = [
         "# TiRex embeddings for classification: UCR/UEA sets bundled with sktime",
-        "",
-        f"Command: `{command}`  ",
-        describe_machine(info),
         "",
         f"Embedding model: `{model}`. Test accuracy on the official train/test splits; "
         "seconds = fit + predict of the head, embeddings included.",
@@ -142,11 +140,10 @@ def main() -> None:
         rows.append(row)
         print(name, {k: round(v, 3) for k, v in row["accuracy"].items()}, flush=True)
     info = machine_info()
-    command = " ".join(["python", *sys.argv])
     base = write_result(
         "embedding_classification",
+        markdown(rows, args.model),
         {"machine": info, "model": args.model, "rows": rows},
-        markdown(rows, info, command, args.model),
     )
     print(f"wrote {base}.md")
 

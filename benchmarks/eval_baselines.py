@@ -1,7 +1,7 @@
 """Baselines on the official M3 and Tourism test parts: sMAPE, MASE and WQL per data set.
 
-Writes ``benchmarks/results/eval_baselines_<date>.md`` and ``.json`` with the command, versions,
-machine, timings and, for M3, the published reference figures.
+Writes ``<output-dir>/eval_baselines-<machine>-<date>.md`` and ``.json`` (``benchmarks.results_writer``:
+the command, versions and machine) with timings and, for M3, the published reference figures.
 
     python benchmarks/eval_baselines.py                      # all 7 subsets, 4 baselines
     python benchmarks/eval_baselines.py --models naive,seasonal_naive --datasets m3-yearly
@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rexforge.eval import report
-from rexforge.eval.backtest import backtest
-from rexforge.eval.baselines import get_baseline
-from rexforge.eval.datasets import load_dataset
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.results_writer import write_result  # noqa: E402
+from rexforge.eval import report  # noqa: E402
+from rexforge.eval.backtest import backtest  # noqa: E402
+from rexforge.eval.baselines import get_baseline  # noqa: E402
+from rexforge.eval.datasets import load_dataset  # noqa: E402
 
 DATASETS = [
     "m3-yearly",
@@ -151,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     versions = _versions()
     md = [
         f"# Baselines on M3 and Tourism official test parts ({date})\n",
-        f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-        f"{platform.system()} {platform.release()}; jobs={args.jobs}; total {total:.0f} s  ",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "\n",
+        f"statsforecast jobs {args.jobs}; total {total:.0f} s.\n",
         "One window per series: the forecast starts where the official training part ends and "
         "is scored on the official test part (horizon = the competition's). sMAPE in percent "
         "(per-series mean over the horizon, then mean over series), MASE with the official "
@@ -199,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             ".1f",
         ),
     ]
-    stem = args.output_dir / f"eval_baselines_{date}"
-    report.write_text("\n".join(md) + "\n", stem.with_suffix(".md"))
-    report.write_json(
+    stem = write_result(
+        "eval_baselines",
+        "\n".join(md) + "\n",
         {
             "date": date,
             "command": command,
@@ -217,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             "timings": timings,
             "published_m3_smape": {f"{m}/{s}": v for (m, s), v in PUBLISHED_M3_SMAPE.items()},
         },
-        stem.with_suffix(".json"),
+        folder=args.output_dir,
+        command=command,
     )
     log.info("wrote %s.{md,json}", stem)
     return 0

@@ -22,7 +22,8 @@ AutoETS/AutoTheta need statsforecast and take a few minutes on all data sets: wi
 data (a fingerprint of the series) and written back after each one computed, so a rerun for a new
 model only forecasts the model.
 
-Writes ``<output-dir>/<name>-<date>.md`` and ``.json`` (command, machine, versions, timings).
+Writes ``<output-dir>/<name>-<machine>-<date>.md`` and ``.json`` (``benchmarks.results_writer``:
+command, machine, versions; with timings).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import datetime as dt
 import hashlib
 import logging
 import shlex
-import subprocess
 import sys
 import time
 from importlib import metadata
@@ -42,8 +42,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import machine_info  # noqa: E402
+from benchmarks.common import git_state, machine_info  # noqa: E402
 from benchmarks.eval_baselines import ChunkedParallel  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 from rexforge.eval import report  # noqa: E402
 from rexforge.eval.backtest import backtest  # noqa: E402
 from rexforge.eval.baselines import get_baseline, is_baseline  # noqa: E402
@@ -131,19 +132,6 @@ def package_version(name: str) -> str:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def git_state() -> dict:
-    def run(*args: str) -> str:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent
-        )
-        return out.stdout.strip()
-
-    return {
-        "commit": run("rev-parse", "--short", "HEAD"),
-        "dirty": bool(run("status", "--porcelain")),
-    }
 
 
 # --- baseline cache ------------------------------------------------------------------------------
@@ -420,11 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     cached_any = bool(long["cached"].any())
     md = [
         f"# Zero-shot evaluation on M1, M3 and Tourism official test parts ({date})\n",
-        f"Command: `{command}`  ",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch threads "
-        f"{machine['torch_threads']}; statsforecast jobs {args.jobs}; total {total:.0f} s  ",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + "  ",
-        f"Git: {git['commit']}{' (uncommitted changes)' if git['dirty'] else ''}\n",
+        f"statsforecast jobs {args.jobs}; total {total:.0f} s.\n",
         "One window per series: the forecast starts where the official training part ends and is "
         "scored on the official test part (horizon = the competition's). sMAPE in percent, MASE "
         "with the official seasonal period, WQL over levels 0.1..0.9 (point baselines put their "
@@ -482,9 +466,9 @@ def main(argv: list[str] | None = None) -> int:
         report.to_markdown(times, ".2f"),
     ]
 
-    stem = args.output_dir / f"{args.name}-{date}"
-    report.write_text("\n".join(md) + "\n", stem.with_suffix(".md"))
-    report.write_json(
+    stem = write_result(
+        args.name,
+        "\n".join(md) + "\n",
         {
             "date": date,
             "command": command,
@@ -511,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
             },
             "not_finite": nan_notes,
         },
-        stem.with_suffix(".json"),
+        folder=args.output_dir,
+        command=command,
     )
     for line in targets:
         log.info("%s", line)

@@ -19,7 +19,8 @@ interrupted is resumed by the same command, a finished one is re-exported and re
 (``--overwrite`` starts over). The data (``../shared/data``) lives outside the repository: without
 it the script says so and exits with status 2.
 
-Writes ``<output-dir>/<name>-<date>.md`` and ``.json`` (command, machine, versions, timings).
+Writes ``<output-dir>/<name>-<machine>-<date>.md`` and ``.json`` (``benchmarks.results_writer``:
+command, machine, versions; with timings).
 """
 
 from __future__ import annotations
@@ -223,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(REPO))
     import rexforge
-    from benchmarks.common import machine_info
-    from benchmarks.eval_zero_shot import git_state, model_file_sha, package_version
+    from benchmarks.common import git_state, machine_info
+    from benchmarks.eval_zero_shot import model_file_sha, package_version
+    from benchmarks.results_writer import write_result
     from rexforge.data.sources import load_series
     from rexforge.eval import report
     from rexforge.eval.backtest import backtest
@@ -487,11 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     md = [
         f"# Fine-tuning on crypto hourly close prices ({date})\n",
-        f"Command: `{command}`  ",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch threads "
-        f"{machine['torch_threads']}; total {total:.0f} s  ",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + "  ",
-        f"Git: {git['commit']}{' (uncommitted changes)' if git['dirty'] else ''}\n",
+        f"Total {total:.0f} s.\n",
         f"Data: `{args.data}` ({len(series)} series of {min(lengths)}-{max(lengths)} hourly "
         f"steps, {setup['missing_values']} missing values). Held out: the last {span} steps of "
         f"every series, scored as {args.windows} rolling windows of {args.horizon} h (stride "
@@ -532,9 +530,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{f['fit_seconds']:.1f} | "
             f"{f['trainable']:,} | {f['frozen']:,} | {val} |"
         )
-    stem = args.output_dir / f"{args.name}-{date}"
-    report.write_text("\n".join(md) + "\n", stem.with_suffix(".md"))
-    report.write_json(
+    stem = write_result(
+        args.name,
+        "\n".join(md) + "\n",
         {
             "date": date,
             "command": command,
@@ -547,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
             "mase_per_series": items_table.to_dict("index"),
             "fits": fits,
         },
-        stem.with_suffix(".json"),
+        folder=args.output_dir,
+        command=command,
     )
     log.info("\n%s", report.format_table(display, ".4g"))
     log.info("wrote %s.{md,json}", stem)

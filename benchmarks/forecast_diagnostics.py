@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import describe_machine, machine_info, write_result  # noqa: E402
+from benchmarks.common import machine_info  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 
 DEFAULT_DATASETS = ["m1-yearly", "tourism-yearly", "tourism-quarterly", "tourism-monthly"]
 
@@ -112,9 +113,7 @@ def main() -> None:
     info = machine_info()
     lines = [
         f"# Forecast diagnostics: {args.model}\n",
-        f"Command: `python benchmarks/forecast_diagnostics.py {' '.join(sys.argv[1:])}`  ",
-        describe_machine(info),
-        "\nMean over series of MAE / in-sample seasonal-naive MAE (MASE terms). `level swap`: the "
+        "Mean over series of MAE / in-sample seasonal-naive MAE (MASE terms). `level swap`: the "
         "model's season means with seasonal naive's shape; `shape swap`: the reverse. Season "
         "size: median std of the first forecast season / last observed season (data: test "
         "season / last season).\n",
@@ -149,7 +148,7 @@ def main() -> None:
         ]
     markdown = "\n".join(lines) + "\n"
     path = write_result(
-        args.name, {"model": args.model, "machine": info, "results": results}, markdown
+        args.name, markdown, {"model": args.model, "machine": info, "results": results}
     )
     print(markdown)
     print(f"wrote {path}.md / .json")

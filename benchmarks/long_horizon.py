@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import describe_machine, machine_info, write_result  # noqa: E402
+from benchmarks.common import machine_info  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 PATCH = 32
@@ -232,13 +233,9 @@ def _verdict(results: list[dict]) -> list[str]:
     return rows
 
 
-def _md(results: list[dict], args, info) -> str:
+def _md(results: list[dict], args) -> str:
     out = [
         f"# Long-horizon benchmark ({args.model})\n",
-        f"Command: `python benchmarks/long_horizon.py --model {args.model} --context "
-        f"{args.context} --cap {args.cap}`  ",
-        describe_machine(info),
-        "",
         "One origin per series: the last h steps held out, the model sees at most "
         f"{args.context} steps before them. Point baselines fill every quantile, so their WQL "
         "is their weighted absolute error. Ratio = model / min(naive, seasonal naive), "
@@ -320,8 +317,8 @@ def main() -> None:
     suffix = "" if args.model == "starter" else f"-{Path(args.model).stem}"
     base = write_result(
         f"long_horizon{suffix}",
+        _md(results, args),
         {"machine": info, "model": args.model, "results": results},
-        _md(results, args, info),
     )
     print(f"wrote {base}.md")
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import apply_isa_cap, describe_machine, machine_info, write_result  # noqa: E402
+from benchmarks.common import apply_isa_cap, machine_info  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # set -> (horizon, MASE season)
@@ -88,12 +89,10 @@ def run_set(models: dict, name: str, max_series: int) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], info: dict, command: str) -> str:
+def markdown(rows: list[dict]) -> str:
     lines = [
         "# Fast numerics modes against the exact (official) mode on real data\n",
-        f"Command: `{command}`  ",
-        describe_machine(info),
-        "\nBacktest on each series' last `horizon` steps. `rel diff` = mode / official - 1; "
+        "Backtest on each series' last `horizon` steps. `rel diff` = mode / official - 1; "
         "`dev` = max |q_mode - q_official| per series, in units of the series' std.\n",
         "| model | set | series | h | mode | WQL | WQL rel diff | MASE | MASE rel diff "
         "| median dev | max dev | seconds |",
@@ -140,10 +139,9 @@ def main() -> None:
         for name in args.sets.split(","):
             rows += [{"model": label, **r} for r in run_set(models, name, args.max_series)]
     info = machine_info()
-    command = " ".join(["python", *sys.argv])
     suffix = "-avx2" if args.isa == "avx2" else ""
     base = write_result(
-        f"numerics_accuracy{suffix}", {"machine": info, "rows": rows}, markdown(rows, info, command)
+        f"numerics_accuracy{suffix}", markdown(rows), {"machine": info, "rows": rows}
     )
     print(f"wrote {base}.md")
 

@@ -23,7 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import describe_machine, machine_info, median_time, write_result  # noqa: E402
+from benchmarks.common import machine_info, median_time  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 
 
 def model_path(name: str, folder: Path) -> str:
@@ -80,12 +81,10 @@ def bench_model(name: str, args, folder: Path) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], info: dict, command: str) -> str:
+def markdown(rows: list[dict]) -> str:
     lines = [
         "# ONNX export: export time and onnxruntime forecast time",
         "",
-        describe_machine(info),
-        f"Command: `{command}`  ",
         "One patch (horizon 32); medians of repeated runs after one warm-up. ONNX = onnxruntime "
         "CPU provider; fp32 / bf16 = `load_model(..., numerics=...).forecast`. Deviation = largest "
         "|ONNX - rexforge fp32| over a series, in units of its std.",
@@ -113,14 +112,13 @@ def main() -> None:
     versions = info["versions"]
     for package in ("onnx", "onnxruntime", "onnxscript"):
         versions[package] = __import__(package).__version__
-    command = " ".join(["python", *sys.argv])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             rows += bench_model(name, args, Path(tmp))
             # Written after every model, so that a run stopped early keeps what it measured.
             payload = {"machine": info, "rows": rows}
-            base = write_result("onnx_export", payload, markdown(rows, info, command))
+            base = write_result("onnx_export", markdown(rows), payload)
             print(f"wrote {base}.md", flush=True)
 
 

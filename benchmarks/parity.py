@@ -11,6 +11,7 @@ fp32 numerics, and the stateful rollout.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -18,14 +19,23 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import apply_isa_cap, describe_machine, machine_info, write_result  # noqa: E402
+from benchmarks.common import ISA_CAPS, apply_isa_cap, machine_info  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 from tests.conftest import make_context, tolerance_scale, write_official_checkpoint  # noqa: E402
 
 LENGTHS = [1, 5, 31, 33, 100, 257, 700, 1000, 2100, 2500, 64, 400]
 
 
 def main() -> None:
-    isa = sys.argv[1] if len(sys.argv) > 1 else "native"  # "avx2": rerun under the ISA cap
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "isa",
+        nargs="?",
+        choices=tuple(ISA_CAPS),
+        default="native",
+        help="avx2: rerun under the ISA cap",
+    )
+    isa = parser.parse_args().isa
     apply_isa_cap(isa)
     from tirex.models.tirex import TiRexZero
 
@@ -68,8 +78,6 @@ def main() -> None:
     info = machine_info()
     md = [
         "# Parity with tirex-ts (random weights)\n",
-        f"Command: `python benchmarks/parity.py {isa}`  ",
-        describe_machine(info) + "\n",
         "Deviation per series = max over steps and quantiles of |q_rexforge - q_official| / std "
         f"of the series. Series lengths: {LENGTHS} (one with a NaN gap, one constant).\n",
         "| preset | horizon | mode | median | p90 | max | series within 1e-3 |",
@@ -89,8 +97,8 @@ def main() -> None:
     )
     base = write_result(
         "parity" + ("-avx2" if isa == "avx2" else ""),
-        {"machine": info, "rows": rows},
         "\n".join(md) + "\n",
+        {"machine": info, "rows": rows},
     )
     print(f"wrote {base}.md")
 

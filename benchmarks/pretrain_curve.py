@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import machine_info, write_result  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 
 
 def main() -> None:
@@ -37,9 +37,8 @@ def main() -> None:
     val = metrics.dropna(subset=["val_loss"]).drop_duplicates(subset=["step"])
     md = [
         f"# Pretraining curve: {args.run_dir.name}\n",
-        f"Command: `python benchmarks/pretrain_curve.py {args.run_dir}` (the run: `rexforge pretrain` "
-        f"with the options in {args.run_dir}/config.yaml, summarised below)  ",
-        f"Machine: {machine_info()['cpu']}, {machine_info()['cores']} cores\n",
+        f"The run: `rexforge pretrain` with the options in {args.run_dir}/config.yaml, "
+        "summarised below.\n",
         "```yaml",
         yaml.safe_dump(config, sort_keys=False).strip(),
         "```\n",
@@ -69,7 +68,7 @@ def main() -> None:
         "val": val.to_dict("records"),
         "config": config,
     }
-    base = write_result(args.name, payload, "\n".join(md) + "\n")
+    base = write_result(args.name, "\n".join(md) + "\n", payload)
     print(f"wrote {base}.md")
 
 

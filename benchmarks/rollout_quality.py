@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import machine_info, write_result  # noqa: E402
+from benchmarks.common import machine_info  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 
 
 class WithRollout:
@@ -75,9 +76,6 @@ def main() -> None:
     info = machine_info()
     md = [
         f"# Exact vs stateful rollout on {args.data.parent.name} ({args.model})\n",
-        f"Command: `python benchmarks/rollout_quality.py --model {args.model} --data {args.data} "
-        f"--horizons {args.horizons} --windows {args.windows}`  ",
-        f"Machine: {info['cpu']}, {info['cores']} cores; versions {info['versions']}; git {info['git']}  ",
         f"{len(series)} series, {args.windows} rolling windows per horizon (stride = horizon), season 24.\n",
         "| horizon | rollout | WQL | MASE | coverage 80% | seconds |",
         "|---:|---|---:|---:|---:|---:|",
@@ -86,7 +84,7 @@ def main() -> None:
         f"| {r['horizon']} | {r['rollout']} | {r['wql']:.4f} | {r['mase']:.3f} | {r['coverage_80']:.3f} | {r['seconds']} |"
         for r in rows
     ]
-    base = write_result("rollout_quality", {"machine": info, "rows": rows}, "\n".join(md) + "\n")
+    base = write_result("rollout_quality", "\n".join(md) + "\n", {"machine": info, "rows": rows})
     print(f"wrote {base}.md")
 
 

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import describe_machine, machine_info, write_result  # noqa: E402
+from benchmarks.common import machine_info  # noqa: E402
+from benchmarks.results_writer import write_result  # noqa: E402
 
 PERIODS = {4: 8, 12: 18}  # period -> horizon (the M3 quarterly / monthly horizons)
 LENGTHS = (40, 100)
@@ -176,9 +177,7 @@ def main() -> None:
     )
     lines = [
         "# Synthetic probes: fixed season + steady drift + white noise; one one-off outlier\n",
-        f"Command: `python benchmarks/synthetic_probe.py {' '.join(sys.argv[1:])}`  ",
-        describe_machine(info),
-        f"\n{args.count} series per cell, seed {args.seed}. MASE terms (mean over series of MAE / "
+        f"{args.count} series per cell, seed {args.seed}. MASE terms (mean over series of MAE / "
         "in-sample seasonal-naive MAE; lower is better); `season kept` / `drift kept`: median "
         "share of the true season's std / of the true level gain in the model's first forecast "
         "season (1 = all of it).\n",
@@ -221,6 +220,7 @@ def main() -> None:
     markdown = "\n".join(lines) + "\n"
     path = write_result(
         args.name,
+        markdown,
         {
             "models": specs,
             "count": args.count,
@@ -229,7 +229,6 @@ def main() -> None:
             "rows": rows,
             "outlier": outliers,
         },
-        markdown,
     )
     print(markdown)
     print(f"wrote {path}.md / .json")
