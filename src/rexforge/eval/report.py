@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from rexforge.errors import ConfigError, InputError
-from rexforge.eval.backtest import BacktestResult, quantile_column
+from rexforge.eval.backtest import BacktestResult
 from rexforge.eval.metrics import METRICS, geometric_mean_relative
+from rexforge.forecast.frames import quantile_column
 from rexforge.forecast.plot import shown_series
 
 log = logging.getLogger(__name__)
