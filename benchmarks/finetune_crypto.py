@@ -181,7 +181,7 @@ def prepare_run_dir(run_dir: Path, settings: dict, overwrite: bool) -> int | Non
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         return None
-    from rexforge.train.checkpointing import read_training_checkpoint
+    from rexforge.io.training_checkpoint import read_training_checkpoint
 
     return int(read_training_checkpoint(last).get("global_step", 0))
 

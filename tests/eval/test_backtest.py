@@ -101,12 +101,12 @@ def test_tables_and_metrics():
         "step",
         "y",
         "mean",
-        *[f"q{q:g}" for q in LEVELS],
+        *[f"{q:g}" for q in LEVELS],
     ]
     assert len(res.forecasts) == 3 * 2 * 6 and len(res.per_series) == 3 * 2
     assert set(M.METRICS) <= set(res.per_series.columns)
     # dataset-level MAE is the mean absolute error over every forecast point
-    err = np.abs(res.forecasts["y"] - res.forecasts["q0.5"])
+    err = np.abs(res.forecasts["y"] - res.forecasts["0.5"])
     assert res.metrics["mae"] == pytest.approx(err.mean())
     by_step = res.error_by_step()
     assert list(by_step["step"]) == list(range(1, 7))

@@ -10,12 +10,12 @@ the grid would turn into mostly-NaN data.
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.frequencies import to_offset
 
 # A grid far longer than the data it holds means the "most common step" was a fluke (e.g. two
 # points one second apart in a yearly series); refuse rather than allocate millions of NaNs.
@@ -200,9 +200,9 @@ def _candidate_offsets(step: pd.Timedelta, times: pd.DatetimeIndex) -> list:
         offsets.append(pd.offsets.BDay())
     if days == int(days):
         # Whole days: spell them "D" (a calendar day) as pd.infer_freq does, not "24h".
-        offsets.append(pd.tseries.frequencies.to_offset(f"{int(days)}D"))
+        offsets.append(to_offset(f"{int(days)}D"))
     else:
-        offsets.append(pd.tseries.frequencies.to_offset(step))
+        offsets.append(to_offset(step))
     return offsets
 
 
@@ -226,17 +226,46 @@ def _step_grid(steps: np.ndarray) -> pd.Index:
     return pd.Index(np.arange(steps[0], steps[-1] + 1, step, dtype=np.int64))
 
 
-# GluonTS and older pandas spell some frequencies with aliases pandas 3 rejects.
-_FREQ_ALIASES = {"H": "h", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns", "A": "Y"}
+def _read_offset(freq) -> tuple[pd.DateOffset | None, bool]:
+    """(the pandas offset ``freq`` names or None, whether pandas called its spelling an old
+    alias). Pandas 2 marks an old alias ("H", "15T", "A-DEC", "M") only by a FutureWarning
+    while it parses it, so the warning is recorded here instead of shown."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            offset = to_offset(freq.strip() if isinstance(freq, str) else freq)
+        except (ValueError, TypeError):
+            return None, False
+    return offset, any(issubclass(w.category, FutureWarning) for w in caught)
+
+
+def frequency_offset(freq) -> pd.DateOffset | None:
+    """The pandas offset a frequency names, in any spelling pandas parses (old aliases of
+    GluonTS data sets included), or None for None, "" and strings that name no frequency."""
+    if freq is None or (isinstance(freq, str) and not freq.strip()):
+        return None
+    return _read_offset(freq)[0]
 
 
 def normalize_freq(freq: str) -> str:
-    """Map legacy aliases (``"H"``, ``"15T"``, ``"A-DEC"``) to the spelling pandas 3 accepts."""
-    match = re.fullmatch(r"(\d*)([A-Za-z]+)(-.*)?", freq.strip())
-    if match is None:
+    """Spell ``freq`` as pandas 3 accepts it: an old alias becomes what pandas names that
+    frequency (``"H"`` -> ``"h"``, ``"15T"`` -> ``"15min"``, ``"A-DEC"`` -> ``"Y-DEC"``).
+
+    The period alias is preferred where one exists ("Y-DEC", not the offset's "YE-DEC"): a
+    GluonTS ``start`` is a period and ``grid_from_start`` builds periods first. A current
+    spelling comes back as given (stripped), and a string pandas cannot parse unchanged.
+    """
+    offset, old_alias = _read_offset(freq)
+    if offset is None:
         return freq
-    count, base, anchor = match.groups()
-    return f"{count}{_FREQ_ALIASES.get(base, base)}{anchor or ''}"
+    if not old_alias:
+        return freq.strip()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pd.Period("2000-01-01", freq=offset).freqstr
+    except (ValueError, TypeError):  # no period of this frequency (month starts, "BME", ...)
+        return offset.freqstr
 
 
 def grid_from_start(start, freq: str, length: int) -> pd.DatetimeIndex:
@@ -262,8 +291,6 @@ def horizon_end_problem(last: pd.Timestamp, freq: str, steps: int) -> str | None
     """Why ``steps`` steps of ``freq`` after ``last`` cannot be timestamps (None when they can):
     pandas' nanosecond timestamps end in 2262. Checked on the last step alone, so a huge
     horizon is refused at once instead of after the forecast."""
-    from pandas.tseries.frequencies import to_offset
-
     try:
         end = pd.Timestamp(last) + steps * to_offset(normalize_freq(freq))
         fits = end <= pd.Timestamp.max

@@ -22,13 +22,9 @@ import pandas as pd
 from rexforge.data.series import TimeSeries
 from rexforge.errors import InputError, collect_problems
 from rexforge.eval import metrics as M
+from rexforge.forecast.frames import quantile_column
 
 log = logging.getLogger(__name__)
-
-
-def quantile_column(level: float) -> str:
-    """Column name of a quantile level in result tables: ``0.1`` -> ``"q0.1"``."""
-    return f"q{float(level):g}"
 
 
 def model_name(forecaster) -> str:
@@ -42,7 +38,7 @@ class BacktestResult:
     """What ``backtest`` returns.
 
     ``forecasts``: tidy, one row per (item_id, window, step) with columns ``item_id, window, cutoff,
-    step, y, mean, q0.1, ..., q0.9`` (``step`` is 1-based; ``cutoff`` is the number of context
+    step, y, mean, 0.1, ..., 0.9`` (``step`` is 1-based; ``cutoff`` is the number of context
     points before the window). ``per_series``: one row per (item_id, window) with every metric in
     ``metrics.METRICS``. ``metrics``: dataset-level values (see ``rexforge.eval.metrics``).
     The raw arrays are kept for further analysis: ``y`` [N, H], ``quantile_forecasts`` [N, H, Q],

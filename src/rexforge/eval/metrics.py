@@ -40,10 +40,10 @@ NaN targets are ignored everywhere: they add nothing to any sum or count.
 from __future__ import annotations
 
 import logging
-import re
-import warnings
 
 import numpy as np
+
+from rexforge.data.time_grid import frequency_offset
 
 log = logging.getLogger(__name__)
 
@@ -60,57 +60,28 @@ METRICS: tuple[str, ...] = (
 )
 """Metric names produced by ``series_metrics`` and ``aggregate_metrics``, in report order."""
 
-# Seasonal period of one cycle, per pandas base frequency (cf. gluonts ``get_seasonality``; we
-# use a weekly cycle for daily data, as most benchmarks do for seasonal naive, where gluonts uses 1,
-# and a yearly cycle of 52 weeks for weekly data where the history holds two of them (the M4
-# convention, and gluonts', is 1; ``get_seasonality(..., history=)``).
+# Seasonal period of one cycle, per pandas rule code (the offset's name without its anchor:
+# "W-SUN" -> "W", "QE-DEC" -> "QE"; ``frequency_offset`` reads old spellings such as "H", "M" or
+# "A" into the same offsets). Cf. gluonts ``get_seasonality``; we use a weekly cycle for daily
+# data, as most benchmarks do for seasonal naive, where gluonts uses 1, and a yearly cycle of
+# 52 weeks for weekly data where the history holds two of them (the M4 convention, and
+# gluonts', is 1; ``get_seasonality(..., history=)``).
 SEASONALITIES: dict[str, int] = {
     "s": 3600,  # seconds: hourly cycle
     "min": 1440,  # minutes: daily cycle
     "h": 24,
+    "bh": 24,  # business hours
     "D": 7,
+    "C": 7,  # custom business days
     "B": 5,
     "W": 52,
-    "M": 12,
-    "Q": 4,
-    "Y": 1,
-}
-
-# Pandas spellings (old and new) of the base frequencies above.
-_FREQ_ALIASES: dict[str, str] = {
-    "S": "s",
-    "T": "min",
-    "H": "h",
-    "BH": "h",
-    "C": "D",
-    "ME": "M",
-    "MS": "M",
-    "SM": "M",
-    "SMS": "M",
-    "BM": "M",
-    "BMS": "M",
-    "BME": "M",
-    "QE": "Q",
-    "QS": "Q",
-    "BQ": "Q",
-    "BQS": "Q",
-    "BQE": "Q",
-    "A": "Y",
-    "AS": "Y",
-    "YE": "Y",
-    "YS": "Y",
-    "BA": "Y",
-    "BY": "Y",
-    "BYS": "Y",
-    "BYE": "Y",
+    **dict.fromkeys(("ME", "MS", "BME", "BMS", "SME", "SMS"), 12),
+    **dict.fromkeys(("QE", "QS", "BQE", "BQS"), 4),
+    **dict.fromkeys(("YE", "YS", "BYE", "BYS"), 1),
 }
 # Frequencies whose cycle is used only where the history holds this many of them (52 weeks: few
 # weekly series cover two years, and a seasonal naive forecast needs one whole year).
 MIN_SEASONS_IN_HISTORY: dict[str, int] = {"W": 2}
-
-
-# "30min" -> ("30", "min"); "W-SUN" -> ("", "W"); old pandas spellings ("M", "Q", "A", "T") too.
-_FREQ_PATTERN = re.compile(r"^(\d*)([A-Za-z]+)(?:-[A-Za-z]+)?$")
 
 
 def get_seasonality(freq: str | None, default: int = 1, history: int | None = None) -> int:
@@ -122,40 +93,24 @@ def get_seasonality(freq: str | None, default: int = 1, history: int | None = No
     length): weekly data gets 52 only when that holds two years (``MIN_SEASONS_IN_HISTORY``),
     else 1.
     """
-    season, base = _seasonality(freq, default)
-    seasons_needed = MIN_SEASONS_IN_HISTORY.get(base)
+    season, rule = _seasonality(freq, default)
+    seasons_needed = MIN_SEASONS_IN_HISTORY.get(rule)
     if seasons_needed and history is not None and history < seasons_needed * season:
         return 1
     return season
 
 
 def _seasonality(freq: str | None, default: int) -> tuple[int, str | None]:
-    """(seasonal period, base frequency or None) of ``get_seasonality``."""
-    if not freq:
+    """(seasonal period, rule code or None) of ``get_seasonality``."""
+    offset = frequency_offset(freq)
+    if offset is None:
         return default, None
-    match = _FREQ_PATTERN.match(str(freq).strip())
-    if match is None:
+    rule = offset.name.split("-")[0]
+    period = SEASONALITIES.get(rule)
+    if period is None or offset.n < 1:
         return default, None
-    n = int(match.group(1) or 1)
-    base = _FREQ_ALIASES.get(match.group(2), match.group(2))
-    if base not in SEASONALITIES:
-        # Let pandas normalise spellings we don't list (it knows every current alias).
-        import pandas as pd
-
-        try:
-            with warnings.catch_warnings():  # deprecated spellings warn; we only want the name
-                warnings.simplefilter("ignore")
-                offset = pd.tseries.frequencies.to_offset(freq)
-        except (ValueError, TypeError):
-            return default, None
-        n = int(offset.n)
-        name = offset.name.split("-")[0]
-        base = _FREQ_ALIASES.get(name, name)
-    period = SEASONALITIES.get(base)
-    if period is None or n < 1:
-        return default, None
-    season, remainder = divmod(period, n)
-    return (season, base) if remainder == 0 else (default, None)
+    season, remainder = divmod(period, offset.n)
+    return (season, rule) if remainder == 0 else (default, None)
 
 
 # --- per-point statistics -----------------------------------------------------------------

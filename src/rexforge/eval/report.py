@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from rexforge.errors import ConfigError, InputError
-from rexforge.eval.backtest import BacktestResult, quantile_column
+from rexforge.eval.backtest import BacktestResult
 from rexforge.eval.metrics import METRICS, geometric_mean_relative
-from rexforge.forecast.plot import shown_series
+from rexforge.forecast.frames import quantile_column
+from rexforge.forecast.plot import draw_fan, pyplot, quantiles_of, save_figure, shown_series
 
 log = logging.getLogger(__name__)
 
@@ -183,19 +184,6 @@ def write_json(data, path: str | os.PathLike) -> Path:
 # --- plots -------------------------------------------------------------------------------------
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError(
-            "plots need matplotlib: pip install matplotlib (or pip install 'rexforge[plot]')"
-        ) from None
-    return plt
-
-
 def plot_fan_chart(
     result: BacktestResult,
     series: Sequence,
@@ -209,15 +197,13 @@ def plot_fan_chart(
     ``series`` are the ``TimeSeries`` the backtest ran on (for the history); ``window`` picks the
     backtest window (default: the last); ``history`` limits the points shown before the cutoff.
     """
-    plt = _pyplot()
+    plt = pyplot()
     window = window % result.windows
     fc = result.forecasts[result.forecasts["window"] == window]
     chosen = list(series)[:n_series]
     fig, axes = plt.subplots(len(chosen), 1, figsize=(9, 2.6 * len(chosen)), squeeze=False)
     levels = sorted(result.quantile_levels)
-    pairs = [
-        (lo, hi) for lo in levels for hi in levels if lo < 0.5 < hi and abs(lo + hi - 1) < 1e-9
-    ]
+    median = quantile_column(0.5) if 0.5 in levels else "mean"
     for ax, s in zip(axes[:, 0], chosen):
         f = fc[fc["item_id"] == s.item_id]
         if f.empty:
@@ -228,23 +214,16 @@ def plot_fan_chart(
         # Dates on the x axis where the series has them, else step numbers.
         times = getattr(s, "timestamps", None)
         axis = np.asarray(times) if times is not None and len(times) >= end else np.arange(end)
-        ax.plot(axis[start:end], s.target[start:end], color="black", lw=1, label="observed")
-        x = axis[cutoff + f["step"].to_numpy() - 1]
-        for lo, hi in pairs:
-            alpha = 0.15 + 0.5 * (0.5 - (hi - lo) / 2)
-            ax.fill_between(
-                x,
-                f[quantile_column(lo)],
-                f[quantile_column(hi)],
-                color="tab:blue",
-                alpha=alpha,
-                lw=0,
-                label=f"{quantile_column(lo)}-{quantile_column(hi)}",
-            )
-        median = quantile_column(0.5) if 0.5 in levels else "mean"
-        ax.plot(x, f[median], color="tab:blue", lw=1.5, label="median")
+        draw_fan(
+            ax,
+            axis[start:end],
+            s.target[start:end],
+            axis[cutoff + f["step"].to_numpy() - 1],
+            quantiles_of(f, levels),
+            f[median].to_numpy(),
+            f"{result.name}: {s.item_id}",
+        )
         ax.axvline(axis[cutoff - 1], color="grey", lw=0.8, ls="--")
-        ax.set_title(f"{result.name}: {s.item_id}", fontsize=9)
     axes[0, 0].legend(fontsize=7, loc="upper left")
     fig.suptitle(
         f"{result.name}: backtest window {window + 1} of {result.windows}, "
@@ -260,7 +239,7 @@ def plot_error_by_step(
     metrics: Sequence[str] = ("mase", "wql"),
 ) -> Path:
     """One panel per metric: its value at each horizon step, one line per model."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
     for r in results:
         by_step = r.error_by_step()
@@ -277,18 +256,7 @@ def plot_error_by_step(
 
 
 def _save(fig, plt, path) -> Path:
-    import io
-
-    from rexforge.io.atomic import atomic_write_bytes
-
-    path = Path(path)
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format=path.suffix.lstrip(".").lower() or "png", dpi=110)
-    finally:
-        plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_figure(fig, plt, path, dpi=110)
 
 
 # --- a whole report ----------------------------------------------------------------------------
@@ -326,7 +294,7 @@ def write_report(
     paths["forecasts_csv"] = write_csv(forecasts, out / "forecasts.csv", index=False)
     if plots:
         try:
-            _pyplot()
+            pyplot()
         except ConfigError as exc:
             log.warning("skipping plots: %s", exc)
             return paths

@@ -110,7 +110,11 @@ def split_forecastable(series: list[TimeSeries]) -> tuple[list[TimeSeries], list
 
 
 def quantile_column(level: float) -> str:
-    return f"{level:g}"
+    """The column (or GluonTS forecast key) of a quantile level in every table rexforge writes:
+    the level itself, ``0.1`` -> ``"0.1"``, as NXAI's and Chronos' ``predict_df``. ``:g`` keeps
+    a level computed in floating point (``0.30000000000000004``) from naming a column of its own.
+    """
+    return f"{float(level):g}"
 
 
 def hold_constant_series(contexts, quantiles: np.ndarray, mean: np.ndarray) -> None:

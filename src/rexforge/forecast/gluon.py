@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from rexforge.errors import InputError
+from rexforge.forecast.frames import quantile_column
 
 # Where a forecast starts when the series carries no start: the official package's default.
 DEFAULT_START = ("2000-01-01", "h")
@@ -35,7 +36,7 @@ def quantile_forecasts(quantiles, mean, levels, metas: list[dict]) -> list:
 
     QuantileForecast = _gluonts()
     quantiles, mean = np.asarray(quantiles), np.asarray(mean)
-    keys = [str(level) for level in levels] + ["mean"]
+    keys = [quantile_column(level) for level in levels] + ["mean"]
     out = []
     for q, m, meta in zip(quantiles, mean, metas):
         start = meta.get("start")

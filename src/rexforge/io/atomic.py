@@ -1,4 +1,8 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never a half."""
+"""Atomic file writes: a reader sees the old file or the complete new one, never a half.
+
+``atomic_open`` is the one atomic writer of the package; every file rexforge writes for a user
+(tables, reports, plots, checkpoints, heads, exports) goes through it or its two helpers.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +28,8 @@ _UMASK = _read_umask()  # read once: os.umask can only be read by setting it
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside ``path`` for writing; on a clean exit fsync it and rename
-    it over ``path``.
+    """Open a temporary file beside ``path`` for writing; on a clean exit fsync it, rename it
+    over ``path`` and fsync the folder (where the platform allows).
 
     If anything fails (disk full, interruption, an exception in the ``with`` body) the
     previous file at ``path`` is untouched and the temporary file is removed. An ``OSError``
@@ -56,6 +60,23 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         if isinstance(exc, OSError):
             raise CheckpointError(f"could not write {path}: {exc.strerror or exc}") from None
         raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(folder: Path) -> None:
+    """fsync ``folder`` so the rename itself survives a power cut (POSIX keeps renames in the
+    directory's metadata). Windows cannot open a directory and some file systems refuse to
+    sync one: the file is already complete and in place then, so that is not an error."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -4,7 +4,8 @@
 * rexforge folder: ``config.json`` (architecture + metadata + checksum) and
   ``model.safetensors``, plus ``NOTICE`` when the weights derive from NXAI's;
 * read only: the Lightning checkpoints a training run writes (``runs/x/checkpoints/*.ckpt``),
-  so that a run's best or latest step forecasts, evaluates or fine-tunes before it is exported.
+  so that a run's best or latest step forecasts, evaluates or fine-tunes before it is exported
+  (``rexforge.io.training_checkpoint`` reads them; ``read_checkpoint`` hands such files to it).
 
 Both writers are atomic and record a checksum of the weights that the readers verify; the
 readers also refuse weights whose names or shapes do not fit the config they come with.
@@ -26,7 +27,6 @@ from rexforge.errors import CheckpointError, ConfigError
 from rexforge.io.atomic import atomic_write_bytes, atomic_write_text, sha256_file
 from rexforge.io.hub import resolve_model_source
 from rexforge.io.official import (
-    REXFORGE_META_KEY,
     official_payload,
     parse_official,
     serialize_official,
@@ -39,9 +39,6 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 NOTICE_FILE = "NOTICE"
 OFFICIAL_FILE = "model.ckpt"
-# In a training checkpoint's rexforge entry: sha256 of its whole Lightning state dict (named
-# apart from an official file's state_dict_sha256, which covers the official names).
-TRAINING_SHA_KEY = "training_state_dict_sha256"
 
 
 @dataclass
@@ -111,8 +108,11 @@ def _read_any(path: Path) -> Checkpoint:
     if path.suffix == ".safetensors":
         return _read_folder(path.parent, weights=path)
     obj = torch_load_safely(path)
+    # Imported here: the training-checkpoint reader builds on this module's Checkpoint.
+    from rexforge.io.training_checkpoint import is_training_payload, model_from_training_payload
+
     if is_training_payload(obj):
-        return _from_training_payload(path, obj)
+        return model_from_training_payload(path, obj)
     config, state_dict, meta = parse_official(path, obj)
     expected = meta.get("state_dict_sha256")
     if expected and expected != state_dict_digest(state_dict):
@@ -124,84 +124,6 @@ def _read_any(path: Path) -> Checkpoint:
         meta.update(nxai_metadata(True))
     check_weights(config, state_dict, str(path))
     return Checkpoint(config, state_dict, meta, str(path))
-
-
-def is_training_payload(obj: Any) -> bool:
-    """Whether a loaded ``.ckpt`` is a rexforge training checkpoint (Lightning's layout, with
-    the module's ``model_config`` and ``train_config`` as hyper-parameters)."""
-    hp = obj.get("hyper_parameters") if isinstance(obj, dict) else None
-    return isinstance(hp, dict) and "model_config" in hp and "train_config" in hp
-
-
-def check_training_checksum(path: Path, obj: dict) -> None:
-    """Refuse a training checkpoint whose weights differ from the checksum written with them."""
-    expected = (obj.get(REXFORGE_META_KEY) or {}).get(TRAINING_SHA_KEY)
-    if expected and expected != state_dict_digest(obj.get("state_dict") or {}):
-        raise CheckpointError(
-            f"{path}: weights do not match their recorded checksum (corrupt file)"
-        )
-
-
-def _from_training_payload(path: Path, obj: dict) -> Checkpoint:
-    """The network of a training checkpoint at its step, as a model."""
-    check_training_checksum(path, obj)
-    hp = obj["hyper_parameters"]
-    train = dict(hp.get("train_config") or {})
-    state_dict = {
-        name.removeprefix("model."): tensor
-        for name, tensor in (obj.get("state_dict") or {}).items()
-        if name.startswith("model.")
-    }
-    if any(".lora_" in name for name in state_dict):
-        raise CheckpointError(
-            f"{path} is a LoRA training checkpoint: it holds the adapters without the base "
-            "weights; load the run's final/ folder (adapters merged) instead"
-        )
-    try:
-        config = TiRexConfig.from_dict(hp["model_config"])
-    except ConfigError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    check_weights(config, state_dict, str(path))
-    derived = train.get("derived_from_nxai_weights")
-    if derived is None:  # written before runs recorded it
-        derived = _base_derived_from_nxai(train)
-    metadata = {
-        **nxai_metadata(bool(derived)),
-        "steps": int(obj.get("global_step") or 0),
-        "mode": train.get("mode"),
-        "base_checkpoint": train.get("base_checkpoint"),
-        "base_sha256": train.get("base_sha256"),
-        "train_config": train,
-        "data": _run_data(path),
-    }
-    return Checkpoint(config, state_dict, metadata, str(path))
-
-
-def _base_derived_from_nxai(train: dict) -> bool:
-    """Provenance of a training checkpoint that does not record it: a run from scratch owes
-    nothing to NXAI's weights; a fine-tune inherits its base's flag when the base can still be
-    read, and otherwise keeps the notice."""
-    base = train.get("base_checkpoint")
-    if train.get("mode") == "scratch" or base is None:
-        return False
-    try:
-        return bool(read_checkpoint(base).metadata.get("derived_from_nxai_weights", True))
-    except CheckpointError:
-        return True
-
-
-def _run_data(path: Path) -> Any:
-    """The ``data`` entry of the run's ``config.yaml`` (``runs/x/checkpoints/step.ckpt`` ->
-    ``runs/x/config.yaml``), or None."""
-    import yaml
-
-    run_config = path.resolve().parent.parent / "config.yaml"
-    if path.resolve().parent.name != "checkpoints" or not run_config.is_file():
-        return None
-    try:
-        return (yaml.safe_load(run_config.read_text()) or {}).get("data")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
 
 
 def _read_folder(folder: Path, weights: Path | None = None) -> Checkpoint:

@@ -2,7 +2,8 @@
 
 * ``AtomicCheckpointIO``: Lightning's ``.ckpt`` files written through ``atomic_write_bytes``
   (temporary file beside the target, fsync, rename) with a sha256 of the weights inside,
-  read back with ``weights_only=True`` and the checksum verified. Lightning's own writer
+  read back with ``weights_only=True`` and the checksum verified (both by
+  ``rexforge.io.training_checkpoint``, which knows the file's layout). Lightning's own writer
   stages the file in the system temp folder and *moves* it: across file systems that is a
   copy onto the target, which a kill or a full disk can leave half-written, and nothing is
   fsynced.
@@ -26,20 +27,9 @@ from lightning.pytorch.callbacks import Callback
 
 from rexforge.errors import CheckpointError, secondary_process
 from rexforge.io.atomic import atomic_write_bytes
-from rexforge.io.checkpoint import TRAINING_SHA_KEY, check_training_checksum, state_dict_digest
-from rexforge.io.official import REXFORGE_META_KEY, torch_load_safely
+from rexforge.io.training_checkpoint import read_training_checkpoint, with_training_checksum
 
 logger = logging.getLogger(__name__)
-
-
-def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A Lightning ``.ckpt`` loaded without running code, its weights checksum verified."""
-    path = Path(path)
-    checkpoint = torch_load_safely(path)
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{path} is not a training checkpoint (no mapping inside)")
-    check_training_checksum(path, checkpoint)
-    return checkpoint
 
 
 def average_state_dicts(state_dicts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -75,13 +65,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
-        if "state_dict" in checkpoint:  # a full checkpoint (ddp_spawn also saves bare weights)
-            checkpoint = dict(checkpoint)
-            meta = dict(checkpoint.get(REXFORGE_META_KEY) or {})
-            meta[TRAINING_SHA_KEY] = state_dict_digest(checkpoint["state_dict"])
-            checkpoint[REXFORGE_META_KEY] = meta
         buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
+        torch.save(with_training_checksum(checkpoint), buffer)
         atomic_write_bytes(path, buffer.getvalue())
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None):

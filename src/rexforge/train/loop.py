@@ -619,7 +619,7 @@ RESUMABLE_CHANGES = frozenset(
 def _check_resume_matches(path, config, settings, run_dir: Path, resume) -> int:
     """Refuse, in one line naming every difference, to resume a checkpoint trained with
     another architecture or other training settings; returns its global step."""
-    from rexforge.train.checkpointing import read_training_checkpoint
+    from rexforge.io.training_checkpoint import read_training_checkpoint
 
     try:
         checkpoint = read_training_checkpoint(path)
