@@ -137,11 +137,18 @@ def apply_yaml_defaults(parser: argparse.ArgumentParser, path: Path) -> dict:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option names to values")
-    dests = {a.dest for a in parser._actions}
+    # A key names an option by its dest or by any of its spellings (--season-length: season;
+    # an old spelling kept for compatibility: the option that replaced it).
+    dest_of = {
+        option.lstrip("-").replace("-", "_"): a.dest
+        for a in parser._actions
+        for option in a.option_strings
+    }
+    dest_of.update({a.dest: a.dest for a in parser._actions})
     defaults, unknown = {}, []
     for key, value in data.items():
-        dest = str(key).replace("-", "_")
-        (defaults.__setitem__(dest, value) if dest in dests else unknown.append(str(key)))
+        dest = dest_of.get(str(key).replace("-", "_"))
+        (defaults.__setitem__(dest, value) if dest is not None else unknown.append(str(key)))
     if unknown:
         raise ConfigError(f"config file {path}: unknown option(s): {', '.join(sorted(unknown))}")
     parser.set_defaults(**defaults)

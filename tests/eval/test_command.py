@@ -164,3 +164,26 @@ def test_season_length_is_a_spelling_of_season_and_documented():
     assert "weekly 52 where the median series holds 104 weeks" in " ".join(
         evaluate.format_help().split()
     )
+
+
+def test_truncate_context_is_named_apart_from_finetunes_context_length(caplog):
+    from rexforge.cli import build_parser
+
+    parser = build_parser()
+    evaluate = parser._subparsers._group_actions[0].choices["evaluate"]
+    assert parser.parse_args(["evaluate", "--data", "x.csv"]).truncate_context is None
+    args = parser.parse_args(["evaluate", "--data", "x.csv", "--truncate-context", "64"])
+    assert args.truncate_context == 64 and "deprecated" not in caplog.text
+    # The old spelling still works (hidden from --help) and says what replaced it.
+    args = parser.parse_args(["evaluate", "--data", "x.csv", "--context-length", "64"])
+    assert args.truncate_context == 64
+    assert "--context-length is deprecated here; use --truncate-context" in caplog.text
+    help_text = evaluate.format_help()
+    assert "--truncate-context" in help_text and "--context-length" not in help_text.replace(
+        "finetune --context-length", ""
+    )
+
+
+def test_truncate_context_must_be_positive(csv_file, capsys):
+    code, _, err = _run(capsys, "--data", csv_file, "--horizon", "4", "--truncate-context", "0")
+    assert code == 2 and "--truncate-context must be >= 1, got 0" in err

@@ -153,3 +153,20 @@ def test_write_is_atomic_when_the_disk_fails(tmp_path, tiny_ckpt, monkeypatch):
         write_folder(folder, ckpt)
     assert (folder / "model.safetensors").read_bytes() == before
     assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_exports_store_the_training_context_once(tmp_path, tiny_ckpt, caplog):
+    ckpt = read_checkpoint(tiny_ckpt)  # train_ctx_len 256
+    trained_on = dict(ckpt.metadata, train_config={"mode": "full", "context_length": 256})
+    ckpt.metadata = trained_on
+    for written in (write_folder(tmp_path / "f", ckpt), write_official(tmp_path / "o.ckpt", ckpt)):
+        meta = read_checkpoint(written).metadata
+        assert meta["train_config"] == {"mode": "full"}  # train_ctx_len holds it
+    # An older export that trained on 96 but pads to 256 keeps both lengths, and warns.
+    ckpt.metadata = dict(trained_on, train_config={"mode": "full", "context_length": 96})
+    caplog.clear()
+    assert read_checkpoint(write_folder(tmp_path / "old", ckpt)).metadata["train_config"] == {
+        "mode": "full",
+        "context_length": 96,
+    }
+    assert "trained on 96-step contexts but pads/cuts to train_ctx_len 256" in caplog.text

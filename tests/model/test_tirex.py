@@ -6,7 +6,7 @@ import torch
 from rexforge.config import TiRexConfig
 from rexforge.model.slstm import MultiHeadGroupNorm, RMSNorm
 from rexforge.model.tirex import TiRexModel
-from rexforge.model.tokenizer import standard_scale, tokenize
+from rexforge.model.tokenizer import masked_tokens, standard_scale, tokenize
 
 
 def test_scaling_rules():
@@ -124,3 +124,19 @@ def test_head_on_last_positions_only_equals_full_head():
     last = model(tokens, last_n=2).quantiles
     assert full.shape == (2, 5, 9, 32) and last.shape == (2, 2, 9, 32)
     torch.testing.assert_close(last, full[:, -2:])
+
+
+@pytest.mark.parametrize("numerics", ["bf16", "fp32"])
+def test_masked_prefix_states_are_the_states_of_a_forward_over_masked_tokens(numerics):
+    model = TiRexModel(TiRexConfig.from_name("tirex-test"), kernel="torch_ref", numerics=numerics)
+    model.reset_parameters(seed=0)
+    K, P, like = 6, model.config.input_patch_size, torch.empty(0)
+    states = model.masked_prefix_states(K)
+    assert len(states) == K + 1 and states[0] is None
+    assert all(len(s) == len(model.blocks) and s[0].shape == (4, 1, 16) for s in states[1:])
+    # After all K tokens: the same bits as one forward pass over K masked tokens.
+    full = model(masked_tokens(1, K, P, like), last_n=1).states
+    assert all(torch.equal(a, b) for a, b in zip(full, states[K]))
+    # Continuing from the state after k masked tokens = running all K tokens from zeros.
+    rest = model(masked_tokens(1, K - 2, P, like), states=states[2], last_n=1).states
+    torch.testing.assert_close(rest, full, rtol=1e-5, atol=1e-6)

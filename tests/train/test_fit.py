@@ -264,10 +264,15 @@ def test_trained_model_forecasts_with_the_context_it_trained_on(tmp_path, tiny_c
     trained = read_checkpoint(run.final_dir)
     assert trained.config.train_ctx_len == 96
     assert read_checkpoint(run.final_dir / "model.ckpt").config.train_ctx_len == 96
+    # The export holds the training context once: in the model config, not in train_config.
+    assert "context_length" not in trained.metadata["train_config"]
     short = series(2, 40, seed=5)
     padded_96, _ = load_model(run.final_dir).forecast(short, 8, output_type="numpy")
+    # An export as made before: train_config recorded the context, train_ctx_len another.
+    old_metadata = dict(trained.metadata)
+    old_metadata["train_config"] = {**trained.metadata["train_config"], "context_length": 96}
     as_256 = Checkpoint(
-        replace(trained.config, train_ctx_len=256), trained.state_dict, trained.metadata
+        replace(trained.config, train_ctx_len=256), trained.state_dict, old_metadata
     )
     write_folder(tmp_path / "as256", as_256)
     caplog.clear()

@@ -22,6 +22,21 @@ log = logging.getLogger(__name__)
 DEFAULT_BASELINES = "naive,seasonal_naive"
 
 
+class DeprecatedSpelling(argparse.Action):
+    """An old spelling of an option: stores into the new option's ``dest`` and warns once per
+    use, naming the new spelling."""
+
+    def __init__(self, option_strings, dest, new_spelling: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new_spelling = new_spelling
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        log.warning(
+            "%s is deprecated here; use %s (same meaning)", option_string, self.new_spelling
+        )
+        setattr(namespace, self.dest, values)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``evaluate`` options to ``parser``."""
     from rexforge.eval.baselines import list_baselines
@@ -50,7 +65,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stride", type=int, default=None, help="steps between windows (default: horizon)"
     )
     parser.add_argument(
-        "--context-length", type=int, default=None, help="use only the last N context points"
+        "--truncate-context",
+        type=int,
+        default=None,
+        metavar="N",
+        help="give every forecaster only the last N points before each cutoff (default: all "
+        "of them; MASE still scales by the whole history). Not the window a model pads or "
+        "cuts every context to: that is its train_ctx_len, which finetune --context-length sets",
+    )
+    # The old spelling, still accepted (commands written with it keep working) but hidden: it
+    # read as finetune's --context-length, which sets the model's padded window.
+    parser.add_argument(
+        "--context-length",
+        dest="truncate_context",
+        type=int,
+        action=DeprecatedSpelling,
+        new_spelling="--truncate-context",
+        help=argparse.SUPPRESS,
     )
     parser.add_argument(
         "--baselines",
@@ -171,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
     from rexforge.eval.backtest import backtest, dominant_freq, typical_length
     from rexforge.eval.metrics import get_seasonality
 
+    if args.truncate_context is not None and args.truncate_context < 1:
+        raise InputError(f"--truncate-context must be >= 1, got {args.truncate_context}")
     series, official_horizon, official_season, label = _load_data(args)
     if not series:
         raise InputError(f"--data {args.data!r} holds no series")
@@ -195,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
             horizon,
             windows=args.windows,
             stride=args.stride,
-            context_length=args.context_length,
+            context_length=args.truncate_context,
             season=season,
             batch_size=args.batch_size,
             name=name,

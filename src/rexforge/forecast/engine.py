@@ -3,8 +3,9 @@
 The official forecaster left-pads (or cuts) every context with NaN to ``train_ctx_len`` steps
 and runs every patch through every block. A fully masked patch becomes the same token for
 every series, so the recurrent states after k masked patches are the same for every series:
-we compute them once per set of weights (``PadStateCache``) and start each series at its first
-observed patch. Series in a batch are grouped by where they start, so short ones cost little.
+the model computes them (``TiRexModel.masked_prefix_states``), ``PadStateCache`` keeps them for
+one set of weights, and each series starts at its first observed patch. Series in a batch are
+grouped by where they start, so short ones cost little.
 The head runs only on the positions that are returned.
 
 Everything here works on float32 tensors [B, T] with NaN for missing values.
@@ -28,7 +29,8 @@ from rexforge.model.tokenizer import (
 
 
 class PadStateCache:
-    """Per-block sLSTM states after k = 0..K fully masked tokens, for one set of weights."""
+    """``TiRexModel.masked_prefix_states`` for k = 0..K masked tokens (K = the window's
+    patches), computed once per set of weights."""
 
     def __init__(self) -> None:
         self._key: tuple | None = None
@@ -46,41 +48,10 @@ class PadStateCache:
         key = self._weights_key(model)
         if key != self._key:
             self._key = key
-            self._states = masked_prefix_states(
-                model, model.config.train_ctx_len // model.config.input_patch_size
+            self._states = model.masked_prefix_states(
+                model.config.train_ctx_len // model.config.input_patch_size
             )
         return self._states[k]
-
-
-@torch.no_grad()
-def masked_prefix_states(model: TiRexModel, num_tokens: int) -> list[list[torch.Tensor] | None]:
-    """States of every block after k = 0..num_tokens fully masked tokens.
-
-    Computed the way a full forward pass over ``num_tokens`` masked tokens computes them (all
-    positions through each projection at once; only the recurrence steps one at a time), so
-    the states equal, bit for bit, those of the official forward over a padded window. Running
-    the model one token at a time instead would use matrix-vector kernels whose different
-    summation order changes the last bits, which the bf16 rounding then amplifies.
-    """
-    P = model.config.input_patch_size
-    tokens = masked_tokens(1, num_tokens, P, next(model.parameters()))
-    x = model.embed(tokens)  # [1, K, E]
-    per_block: list[list[torch.Tensor]] = []  # [block][k] -> state [4, 1, E] after k+1 tokens
-    for block in model.blocks:
-        layer = block.slstm_layer
-        wx = layer.gate_inputs(block.norm_slstm(x))  # [1, K, 4, NH, DH]
-        cell = layer.slstm_cell
-        state, hs, states = None, [], []
-        for t in range(num_tokens):
-            h, state = model.kernel(
-                wx[:, t : t + 1], state, cell._recurrent_kernel_, cell._bias_, model.numerics
-            )
-            hs.append(h)
-            states.append(state)
-        x = x + layer.group_norm(torch.cat(hs, dim=1))
-        x = x + block.ffn(block.norm_ffn(x))
-        per_block.append(states)
-    return [None] + [[per_block[b][k] for b in range(len(model.blocks))] for k in range(num_tokens)]
 
 
 def first_observed_patch(window: torch.Tensor, patch_size: int) -> torch.Tensor:

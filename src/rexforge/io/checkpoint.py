@@ -82,12 +82,20 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return ckpt
 
 
+def _recorded_training_context(metadata: dict[str, Any]) -> Any:
+    """The ``context_length`` of the training settings in ``metadata`` (None when absent): a
+    second copy of the training context, which only files written before exports kept
+    ``train_ctx_len`` alone hold (and training checkpoints, whose settings are their own)."""
+    train_config = metadata.get("train_config")
+    return train_config.get("context_length") if isinstance(train_config, dict) else None
+
+
 def _warn_context_mismatch(ckpt: Checkpoint) -> None:
     """Warn about a model that pads contexts to another length than it trained on (rexforge
     exports before train_ctx_len followed --context-length): every padded patch moves the
-    recurrent state, so such a model forecasts short series from a state it never trained in."""
-    train_config = ckpt.metadata.get("train_config")
-    trained = train_config.get("context_length") if isinstance(train_config, dict) else None
+    recurrent state, so such a model forecasts short series from a state it never trained in.
+    Only files that hold the training context twice can disagree; exports now hold it once."""
+    trained = _recorded_training_context(ckpt.metadata)
     if type(trained) is int and trained != ckpt.config.train_ctx_len:
         logger.warning(
             "%s trained on %d-step contexts but pads/cuts to train_ctx_len %d, which can cost "
@@ -166,6 +174,17 @@ def _read_folder(folder: Path, weights: Path | None = None) -> Checkpoint:
 def _full_metadata(ckpt: Checkpoint) -> dict[str, Any]:
     meta = nxai_metadata(ckpt.metadata.get("derived_from_nxai_weights", False))
     meta.update(ckpt.metadata)
+    return _without_second_context_copy(meta, ckpt.config)
+
+
+def _without_second_context_copy(meta: dict[str, Any], config: TiRexConfig) -> dict[str, Any]:
+    """The model config's ``train_ctx_len`` is the one stored copy of the context a model
+    trained on (fit sets it to the training windows' length), so a training record's equal
+    ``context_length`` is left out. A different one is kept: an older export's evidence that
+    the model pads to another length than it trained on, which reading warns about."""
+    if _recorded_training_context(meta) == config.train_ctx_len:
+        train_config = {k: v for k, v in meta["train_config"].items() if k != "context_length"}
+        meta = {**meta, "train_config": train_config}
     return meta
 
 

@@ -111,6 +111,25 @@ class FeedForward(nn.Module):
         return self.proj_down(F.silu(self.proj_up_gate(x)) * self.proj_up(x))
 
 
+def stepping_one_token_at_a_time(kernel, step_states: list[torch.Tensor]):
+    """``kernel`` run one step per call, appending the state after every step to
+    ``step_states`` (each [4, B, E]); same signature and results as ``kernel`` otherwise.
+
+    Only the recurrence steps one at a time: the input projections ``wx`` [B, S, 4, NH, DH]
+    stay computed for all steps at once, as in a full forward pass (per-token projections
+    would run matrix-vector kernels whose summation order changes the last bits)."""
+
+    def step_by_step(wx, state, recurrent_kernel, bias, numerics):
+        hs = []  # each [B, 1, NH, DH]
+        for t in range(wx.shape[1]):
+            h, state = kernel(wx[:, t : t + 1], state, recurrent_kernel, bias, numerics)
+            hs.append(h)
+            step_states.append(state)
+        return torch.cat(hs, dim=1), state  # [B, S, NH, DH], [4, B, E]
+
+    return step_by_step
+
+
 class SLSTMBlock(nn.Module):
     def __init__(self, config: BlockConfig):
         super().__init__()
@@ -127,3 +146,13 @@ class SLSTMBlock(nn.Module):
         x = x + y
         x = x + self.ffn(self.norm_ffn(x))
         return x, state
+
+    def forward_with_step_states(
+        self, x: torch.Tensor, kernel, numerics: str
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``forward`` from a zero state, also returning the state after every step.
+
+        x [B, S, E] -> (output [B, S, E], S states [4, B, E]: the k-th after k + 1 steps)."""
+        step_states: list[torch.Tensor] = []
+        x, _ = self.forward(x, None, stepping_one_token_at_a_time(kernel, step_states), numerics)
+        return x, step_states

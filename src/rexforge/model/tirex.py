@@ -22,6 +22,7 @@ from rexforge.kernels.common import NUMERICS, check_numerics
 from rexforge.kernels.official import slstm_official
 from rexforge.kernels.registry import get_kernel, kernel_name
 from rexforge.model.slstm import RMSNorm, SLSTMBlock
+from rexforge.model.tokenizer import masked_tokens
 
 
 class ResidualMLP(nn.Module):
@@ -142,6 +143,27 @@ class TiRexModel(nn.Module):
             new_states.append(state)
         hidden_for_head = x if last_n is None else x[:, -last_n:]
         return ModelOutput(self.head(hidden_for_head), new_states, x if return_hidden else None)
+
+    @torch.no_grad()
+    def masked_prefix_states(self, num_tokens: int) -> list[list[torch.Tensor] | None]:
+        """Per-block states after k = 0..``num_tokens`` fully masked tokens (all-NaN patches:
+        the padding before a short context). Index k holds one state [4, 1, E] per block after
+        k masked tokens; index 0 is None (zero states, as ``forward`` reads None).
+
+        A masked token is the same for every series, so these states are too: a padded window
+        can start at its first observed patch from the state after its padding. They equal,
+        bit for bit, the states of ``forward`` over the padded window: every block runs over
+        all ``num_tokens`` positions at once and only its recurrence steps one token at a
+        time. Not for ``numerics="official"``, whose forecasts run the whole padded window.
+        """
+        tokens = masked_tokens(1, num_tokens, self.config.input_patch_size, self.out_norm.weight)
+        x = self.embed(tokens)  # [1, K, E]
+        per_block = []  # [block][k] -> state [4, 1, E] after k + 1 tokens
+        for block in self.blocks:
+            x, step_states = block.forward_with_step_states(x, self.kernel, self.numerics)
+            per_block.append(step_states)
+        after_k = [list(states_of_step) for states_of_step in zip(*per_block)]
+        return [None, *after_k]
 
     def block_outputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, N, 2P] -> the output of every block [B, N, L, E] (before out_norm), from

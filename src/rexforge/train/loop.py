@@ -358,7 +358,8 @@ def _guard(trainer, module, data, zero_shot_tail, base_state, run_dir: Path):
 
 def _resolve_model(model, settings: TrainConfig) -> tuple[TiRexConfig, dict | None, dict]:
     """The base's config (train_ctx_len set to the training context), weights and provenance;
-    fills the provenance and the context length into ``settings``."""
+    fills the provenance and the context length into ``settings``. The one writer of a
+    trained model's train_ctx_len; exports store it once, in the model config."""
     config, base_state, provenance = resolve_base(model, settings.mode)
     settings.base_checkpoint = provenance.get("base_checkpoint")
     settings.base_sha256 = provenance.get("base_sha256")
