@@ -142,3 +142,21 @@ def test_constant_series_are_forecast_as_constant_in_frames(model):
     # forecast() itself stays the drop-in: the network's own numbers (random weights here)
     q, _ = model.forecast(np.full(50, 7.25), prediction_length=40)
     assert not torch.all(q == 7.25)
+
+
+def test_the_rollout_defaults_to_the_models_own(model):
+    # A checkpoint without the metadata forecasts as the official code does.
+    assert model.default_rollout == "exact"
+    ctx = make_context([200, 150, 90], seed=4)
+    q_default, _ = model.forecast(ctx, 70, output_type="numpy")
+    q_exact, _ = model.forecast(ctx, 70, output_type="numpy", rollout="exact")
+    q_stateful, _ = model.forecast(ctx, 70, output_type="numpy", rollout="stateful")
+    np.testing.assert_array_equal(q_default, q_exact)
+    assert not np.array_equal(q_exact[:, 32:], q_stateful[:, 32:])
+    np.testing.assert_array_equal(q_exact[:, :32], q_stateful[:, :32])  # the first patch
+
+    starter = load_model("starter")
+    assert starter.default_rollout == "stateful"
+    q_default, _ = starter.forecast(ctx, 70, output_type="numpy")
+    q_stateful, _ = starter.forecast(ctx, 70, output_type="numpy", rollout="stateful")
+    np.testing.assert_array_equal(q_default, q_stateful)

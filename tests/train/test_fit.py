@@ -308,3 +308,11 @@ def test_trained_model_forecasts_with_the_context_it_trained_on(tmp_path, tiny_c
         **{k: v for k, v in opts.items() if k != "context_length"},
     )
     assert read_checkpoint(default.final_dir).config.train_ctx_len == 256
+
+
+def test_fine_tunes_keep_their_bases_default_rollout(tiny_ckpt):
+    from rexforge.train.loop import resolve_base
+
+    assert resolve_base("starter", "lora")[2]["default_rollout"] == "stateful"
+    assert "default_rollout" not in resolve_base("starter", "scratch")[2]
+    assert "default_rollout" not in resolve_base(str(tiny_ckpt), "full")[2]

@@ -79,6 +79,16 @@ class TiRexForecaster:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def default_rollout(self) -> str:
+        """The rollout ``forecast`` uses when none is given: the checkpoint's
+        ``default_rollout`` metadata, else ``"exact"`` (the official behaviour). A model
+        trained on one-patch futures only, such as the bundled starter, never saw the masked
+        patches the exact rollout feeds it, and forecasts later patches better statefully
+        (benchmarks/long_horizon.py); official checkpoints keep the official rollout."""
+        rollout = self.metadata.get("default_rollout", "exact")
+        return rollout if rollout in ROLLOUTS else "exact"
+
     def num_parameters(self) -> int:
         return count_parameters(self.model)
 
@@ -103,7 +113,7 @@ class TiRexForecaster:
         max_accelerated_rollout_steps: int = 1,
         output_device: str = "cpu",
         resample_strategy: str | None = None,
-        rollout: Literal["exact", "stateful"] = "exact",
+        rollout: Literal["exact", "stateful"] | None = None,
     ):
         """Quantile forecasts for each series of ``context``.
 
@@ -118,11 +128,13 @@ class TiRexForecaster:
         rollout: how horizons over one patch are computed (see
             ``rexforge.forecast.engine.forecast_quantiles``): ``"exact"`` reruns the model for
             every further patch as the official code does; ``"stateful"`` carries the recurrent
-            state forward, O(context + horizon), with slightly different forecasts.
+            state forward, O(context + horizon), with slightly different forecasts. None: the
+            model's ``default_rollout``.
         Returns ``(quantiles [B, H, Q], mean [B, H])`` as torch tensors or numpy arrays, or
         with ``output_type="gluonts"`` a list of GluonTS ``QuantileForecast``; with
         ``yield_per_batch`` an iterator of such results, one per batch.
         """
+        rollout = self.default_rollout if rollout is None else rollout
         if resample_strategy not in RESAMPLE_STRATEGIES:
             raise InputError(
                 f"resample_strategy must be None or 'frequency', got {resample_strategy!r}"

@@ -55,10 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rollout",
         choices=("exact", "stateful"),  # engine.ROLLOUTS (no torch import here)
-        default="exact",
+        default=None,
         help="horizons over one patch (32 steps): exact reruns the model on the context plus "
         "each forecast patch, as NXAI's code does; stateful carries the recurrent state "
-        "forward (faster for long horizons, slightly different forecasts)",
+        "forward (faster for long horizons, slightly different forecasts). Default: the "
+        "model's own (`rexforge info`): exact for official checkpoints, stateful for the "
+        "bundled starter",
     )
     parser.add_argument(
         "--resample-strategy",

@@ -140,7 +140,7 @@ def forecast_series(
     batch_size: int = 512,
     *,
     context_length: int | None = None,
-    rollout: str = "exact",
+    rollout: str | None = None,
     resample_strategy: str | None = None,
 ) -> pd.DataFrame:
     """Forecast each ``TimeSeries``; returns a long frame: item_id, timestamp, mean (the
@@ -243,7 +243,7 @@ def forecast_csv_streaming(
     chunk_rows: int = 200_000,
     on_bad: str = "raise",
     context_length: int | None = None,
-    rollout: str = "exact",
+    rollout: str | None = None,
     resample_strategy: str | None = None,
 ) -> StreamSummary:
     """Forecast every series of a long CSV without loading it whole; write a long CSV.

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         f"FFN {b.ffn_dim}, patch {ckpt.config.input_patch_size}, "
         f"{ckpt.config.num_quantiles} quantiles, context {ckpt.config.train_ctx_len}"
     )
+    print(f"rollout      {ckpt.metadata.get('default_rollout', 'exact')} (default of forecast)")
     if b.extra:
         print(f"unused keys  {', '.join(sorted(b.extra))} (kept, not interpreted)")
     for key in (

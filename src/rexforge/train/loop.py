@@ -99,6 +99,9 @@ def resolve_base(model: Any, mode: str) -> tuple[TiRexConfig, dict | None, dict[
         "base_sha256": sha,
         "derived_from_nxai_weights": derived,
     }
+    if mode != "scratch" and "default_rollout" in ckpt.metadata:
+        # A fine-tune (or the base the guard keeps) forecasts as its base does by default.
+        meta["default_rollout"] = ckpt.metadata["default_rollout"]
     return ckpt.config, (None if mode == "scratch" else ckpt.state_dict), meta
 
 
