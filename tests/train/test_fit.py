@@ -303,3 +303,33 @@ def test_trained_model_forecasts_with_the_context_it_trained_on(tmp_path, tiny_c
         **{k: v for k, v in opts.items() if k != "context_length"},
     )
     assert read_checkpoint(default.final_dir).config.train_ctx_len == 256
+
+
+@pytest.mark.parametrize("mode, auto", [("full", False), ("lora", False), ("full", True)])
+def test_fit_from_a_loaded_forecaster_returns_a_new_one_and_leaves_it_unchanged(
+    tmp_path, tiny_ckpt, monkeypatch, mode, auto
+):
+    # Chronos-style fit: the forecaster passed in keeps forecasting as before, also when the
+    # zero-shot guard (auto) exports the base weights themselves (forced here: the tiny run
+    # would keep its fine-tuned weights).
+    monkeypatch.setattr("rexforge.train.loop.keep_fine_tuned", lambda *args: False)
+    base = load_model(tiny_ckpt)
+    weights = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
+    metadata = dict(base.metadata)
+    ctx = series(2, 150, seed=3)
+    before, _ = base.forecast(ctx, 40, output_type="numpy")
+    run = fit(base, series(), output_dir=tmp_path / mode, mode=mode, max_steps=2, auto=auto, **TINY)
+    trained = run.forecaster
+    assert trained is not base and trained.model is not base.model
+    after = base.model.state_dict()
+    assert after.keys() == weights.keys()
+    for name, value in weights.items():
+        torch.testing.assert_close(after[name], value, rtol=0, atol=0, msg=name)
+    assert base.metadata == metadata and not base.model.training
+    np.testing.assert_array_equal(base.forecast(ctx, 40, output_type="numpy")[0], before)
+    # The returned model holds weights of its own, trained unless the guard kept the base's.
+    shared = {p.data_ptr() for p in base.model.parameters()}
+    assert not shared & {p.data_ptr() for p in trained.model.parameters()}
+    changed = trained.model.state_dict()
+    assert (run.report is not None) == auto
+    assert auto == all(torch.equal(changed[k], weights[k]) for k in weights)  # the guard's base
