@@ -240,9 +240,9 @@ def test_aggregated_series_names_stamps_and_short_ones_left_out():
     import numpy as np
     import pandas as pd
 
+    from rexforge.data.mix import aggregated_series
     from rexforge.data.series import TimeSeries
     from rexforge.errors import InputError
-    from rexforge.train.command import aggregated_series
 
     monthly = TimeSeries(
         "m", np.arange(40.0), pd.date_range("2020-01-31", periods=40, freq="ME"), "ME"

@@ -316,3 +316,33 @@ def test_fine_tunes_keep_their_bases_default_rollout(tiny_ckpt):
     assert resolve_base("starter", "lora")[2]["default_rollout"] == "stateful"
     assert "default_rollout" not in resolve_base("starter", "scratch")[2]
     assert "default_rollout" not in resolve_base(str(tiny_ckpt), "full")[2]
+
+
+@pytest.mark.parametrize("mode, auto", [("full", False), ("lora", False), ("full", True)])
+def test_fit_from_a_loaded_forecaster_returns_a_new_one_and_leaves_it_unchanged(
+    tmp_path, tiny_ckpt, monkeypatch, mode, auto
+):
+    # Chronos-style fit: the forecaster passed in keeps forecasting as before, also when the
+    # zero-shot guard (auto) exports the base weights themselves (forced here: the tiny run
+    # would keep its fine-tuned weights).
+    monkeypatch.setattr("rexforge.train.loop.keep_fine_tuned", lambda *args: False)
+    base = load_model(tiny_ckpt)
+    weights = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
+    metadata = dict(base.metadata)
+    ctx = series(2, 150, seed=3)
+    before, _ = base.forecast(ctx, 40, output_type="numpy")
+    run = fit(base, series(), output_dir=tmp_path / mode, mode=mode, max_steps=2, auto=auto, **TINY)
+    trained = run.forecaster
+    assert trained is not base and trained.model is not base.model
+    after = base.model.state_dict()
+    assert after.keys() == weights.keys()
+    for name, value in weights.items():
+        torch.testing.assert_close(after[name], value, rtol=0, atol=0, msg=name)
+    assert base.metadata == metadata and not base.model.training
+    np.testing.assert_array_equal(base.forecast(ctx, 40, output_type="numpy")[0], before)
+    # The returned model holds weights of its own, trained unless the guard kept the base's.
+    shared = {p.data_ptr() for p in base.model.parameters()}
+    assert not shared & {p.data_ptr() for p in trained.model.parameters()}
+    changed = trained.model.state_dict()
+    assert (run.report is not None) == auto
+    assert auto == all(torch.equal(changed[k], weights[k]) for k in weights)  # the guard's base

@@ -1,23 +1,32 @@
 """Data layer: load tables and sequence files into ``TimeSeries``, split, window, synthesise.
 
 Loading and transforms need only numpy/pandas (pyarrow for Parquet/Arrow); the training
-streams (``WindowDataset``, synthetic datasets) import torch and are loaded on first use.
+streams (``WindowDataset``, synthetic datasets) import torch. ``DataMix`` and
+``build_training_series`` (``data.mix``) assemble a training set from files and synthetic
+families.
 """
 
-from rexforge.data.problems import LoadReport, SeriesProblem
-from rexforge.data.records import iter_arrow_dataset, load_arrow_dataset, load_gluonts
-from rexforge.data.series import TimeSeries
-from rexforge.data.sources import load_series, load_series_report, read_table, series_to_frame
-from rexforge.data.transforms import (
-    filter_min_length,
-    holdout,
-    interpolate_gaps,
-    left_pad,
-    train_val_split,
-)
-
-# name -> module, imported lazily because these pull in torch.
+# name -> module. Every name is imported on first use: loading pulls in pandas, the training
+# streams torch, and the command-line parser reads the synthetic families of ``data.mix``
+# without wanting either (``rexforge --help`` stays fast).
 _LAZY = {
+    "TimeSeries": "rexforge.data.series",
+    "LoadReport": "rexforge.data.problems",
+    "SeriesProblem": "rexforge.data.problems",
+    "read_table": "rexforge.data.sources",
+    "load_series": "rexforge.data.sources",
+    "load_series_report": "rexforge.data.sources",
+    "series_to_frame": "rexforge.data.sources",
+    "load_arrow_dataset": "rexforge.data.records",
+    "iter_arrow_dataset": "rexforge.data.records",
+    "load_gluonts": "rexforge.data.records",
+    "interpolate_gaps": "rexforge.data.transforms",
+    "left_pad": "rexforge.data.transforms",
+    "train_val_split": "rexforge.data.transforms",
+    "holdout": "rexforge.data.transforms",
+    "filter_min_length": "rexforge.data.transforms",
+    "DataMix": "rexforge.data.mix",
+    "build_training_series": "rexforge.data.mix",
     "WindowSampler": "rexforge.data.sampler",
     "WindowDataset": "rexforge.data.sampler",
     "ResumableStream": "rexforge.data.streams",
@@ -37,24 +46,7 @@ _LAZY = {
     "tsmixup_dataset": "rexforge.data.synthetic",
 }
 
-__all__ = [
-    "TimeSeries",
-    "LoadReport",
-    "SeriesProblem",
-    "read_table",
-    "load_series",
-    "load_series_report",
-    "series_to_frame",
-    "load_arrow_dataset",
-    "iter_arrow_dataset",
-    "load_gluonts",
-    "interpolate_gaps",
-    "left_pad",
-    "train_val_split",
-    "holdout",
-    "filter_min_length",
-    *_LAZY,
-]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name):

@@ -10,7 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from rexforge.errors import ConfigError, InputError
+from rexforge.data.mix import SYNTHETIC_FAMILIES, DataMix, build_training_series
+from rexforge.errors import ConfigError
 from rexforge.train.settings import DEFAULT_TARGETS, MODES, TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -89,12 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         "--columns", nargs="+", default=None, help="wide layout: the series columns (a b, or a,b)"
     )
     # Synthetic series augment fine-tuning (continued pretraining) as well as pretraining.
-    data.add_argument(
-        "--synthetic",
-        type=int,
-        default=0,
-        help="add this many KernelSynth Gaussian-process series",
-    )
+    for family in SYNTHETIC_FAMILIES.values():
+        data.add_argument(family.flag, type=int, default=0, help=family.help)
     data.add_argument(
         "--synthetic-length", type=int, default=1024, help="length of each synthetic series"
     )
@@ -103,32 +100,6 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         type=int,
         default=0,
         help="add this many TSMixup series (convex mixtures of the --data series)",
-    )
-    data.add_argument(
-        "--seasonal-synth",
-        type=int,
-        default=0,
-        help="add this many synthetic seasonal-trend series (ETS-like, 16..1024 steps)",
-    )
-    data.add_argument(
-        "--trend-synth",
-        type=int,
-        default=0,
-        help="add this many short synthetic series whose trend persists (8..160 steps)",
-    )
-    data.add_argument(
-        "--cycle-synth",
-        type=int,
-        default=0,
-        help="add this many short synthetic series: a drift plus a cycle reverting to it "
-        "(8..160 steps)",
-    )
-    data.add_argument(
-        "--stable-synth",
-        type=int,
-        default=0,
-        help="add this many synthetic quarterly/monthly series with a fixed season, a steady "
-        "drift and white noise (12..240 steps)",
     )
     data.add_argument(
         "--aggregate",
@@ -341,92 +312,28 @@ TRAIN_KEYS = (
 
 def load_training_series(args) -> tuple[list, str]:
     """Series from ``--data`` and the synthetic generators, plus a one-line description."""
-    import itertools
+    return build_training_series(data_mix(args))
 
-    from rexforge.data import synthetic
-    from rexforge.data.sources import column_names, load_series
 
-    # The ETS-like and short-series generators: (option, endless stream, description).
-    generators = (
-        ("seasonal_synth", synthetic.iter_seasonal_trend, "seasonal-trend synthetic", "16-1024"),
-        ("trend_synth", synthetic.iter_persistent_trend, "persistent-trend synthetic", "8-160"),
-        ("cycle_synth", synthetic.iter_trend_cycle, "trend-cycle synthetic", "8-160"),
-        ("stable_synth", synthetic.iter_stable_season, "stable-season synthetic", "12-240"),
+def data_mix(args) -> DataMix:
+    """The ``DataMix`` of the data options (a namespace may lack those added since it was
+    made, as tests' do: they count as unset)."""
+    counts = {
+        name: getattr(args, family.option, 0) or 0 for name, family in SYNTHETIC_FAMILIES.items()
+    }
+    return DataMix(
+        files=list(args.data or []),
+        layout=args.layout,
+        id_column=args.id_column,
+        timestamp_column=args.timestamp_column,
+        target=args.target,
+        columns=args.columns,
+        synthetic=counts,
+        synthetic_length=args.synthetic_length,
+        tsmixup=getattr(args, "tsmixup", 0) or 0,
+        aggregate=list(getattr(args, "aggregate", None) or []),
+        seed=args.seed,
     )
-    # Series counts can come from YAML, past argparse: check them before any data is read.
-    for option in ("synthetic", "tsmixup", *(g[0] for g in generators)):
-        if (getattr(args, option, 0) or 0) < 0:
-            flag = "--" + option.replace("_", "-")
-            raise InputError(f"{flag} must be a number of series >= 0, got {getattr(args, option)}")
-    series, parts = [], []
-    for path in args.data or []:
-        loaded = load_series(
-            path,
-            layout=args.layout,
-            id_column=args.id_column,
-            timestamp_column=args.timestamp_column,
-            target_column=args.target,
-            columns=column_names(args.columns),
-        )
-        if not loaded:
-            raise InputError(f"{path}: no series found")
-        series += loaded
-        parts.append(f"{path} ({len(loaded)} series, target {args.target!r})")
-    real = [s.target for s in series if len(s) >= 128]  # mixable, before synthetic ones join
-    factors = getattr(args, "aggregate", None) or []
-    if factors:
-        aggregates = aggregated_series(series, factors)
-        series += aggregates
-        parts.append(
-            f"temporal aggregates ({len(aggregates)} series: means over "
-            f"{', '.join(map(str, factors))} steps)"
-        )
-    count = getattr(args, "synthetic", 0) or 0
-    if count:
-        stream = synthetic.iter_kernel_synth(args.seed, args.synthetic_length)
-        series += list(itertools.islice(stream, count))
-        parts.append(f"KernelSynth ({count} series of {args.synthetic_length}, seed {args.seed})")
-    for option, stream, label, lengths in generators:
-        wanted = getattr(args, option, 0) or 0
-        if wanted:
-            series += list(itertools.islice(stream(args.seed), wanted))
-            parts.append(f"{label} ({wanted} series of {lengths}, seed {args.seed})")
-    mixes = getattr(args, "tsmixup", 0) or 0
-    if mixes:
-        if not real:
-            raise InputError("--tsmixup needs --data series of at least 128 steps to mix")
-        series += list(itertools.islice(synthetic.iter_tsmixup(args.seed, real), mixes))
-        parts.append(f"TSMixup ({mixes} mixtures of {len(real)} real series, seed {args.seed})")
-    if not series:
-        raise InputError("no training data: give --data FILE(S) and/or --synthetic N")
-    return series, "; ".join(parts)
-
-
-def aggregated_series(series: list, factors, min_observed: int = 8) -> list:
-    """``TimeSeries`` of every series averaged over each factor's blocks (``aggregate_temporal``),
-    named ``<item_id>@mean<K>``; aggregates with fewer than ``min_observed`` values are left out."""
-    import numpy as np
-
-    from rexforge.data.series import TimeSeries
-    from rexforge.data.transforms import aggregate_temporal
-
-    bad = [k for k in factors if isinstance(k, bool) or not isinstance(k, int) or k < 2]
-    if bad:
-        raise InputError(f"--aggregate: factors must be integers >= 2, got {bad[0]!r}")
-    out = []
-    for k in factors:
-        for s in series:
-            values = aggregate_temporal(s.target, k)
-            if int((~np.isnan(values)).sum()) < min_observed:
-                continue
-            # Each block is stamped with its last step's time.
-            stamps = (
-                None
-                if s.timestamps is None
-                else s.timestamps[len(s) - len(values) * k + k - 1 :: k]
-            )
-            out.append(TimeSeries(f"{s.item_id}@mean{k}", values, stamps, None, {"aggregate": k}))
-    return out
 
 
 def run(args) -> int:

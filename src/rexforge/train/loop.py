@@ -219,22 +219,62 @@ def fit(
     stays), and ``TrainingInterrupted`` (a ``KeyboardInterrupt``) after Ctrl-C, once
     ``last.ckpt`` holds the last finished step.
     """
-    import lightning as L
-
-    from rexforge.train.datamodule import WindowDataModule
-    from rexforge.train.module import TiRexTrainingModule
     from rexforge.train.progress import quiet_lightning
 
     guarded = auto and validation and mode != "scratch"
-    settings = TrainConfig.from_dict({"mode": mode, **options}).validate()
-    config, base_state, provenance = _resolve_model(model, settings)
-    if guarded:
-        settings, chosen = _auto_settings(train_series, settings, config, options)
+    settings, config, base_state, provenance, chosen = _resolve_settings(
+        model, train_series, mode, options, guarded
+    )
     sampler, val, n_series = _windows(
         train_series, settings, config.input_patch_size, validation, skip_short
     )
-
     run_dir = Path(output_dir)
+    ckpt_path = _prepare_run_folder(run_dir, resume, config, settings)
+    if on_start is not None:
+        on_start(settings)
+    module, data = _build_module(settings, config, base_state, sampler, val, n_series)
+    trainer_options = {
+        "accelerator": accelerator,
+        "devices": devices,
+        "strategy": strategy,
+        "num_nodes": num_nodes,
+        "precision": precision or ("32-true" if accelerator == "cpu" else "bf16-mixed"),
+    }
+    _write_run_config(run_dir, config, settings, data_description, trainer_options, validation)
+    _write_command_record(run_dir, command_record)
+    with quiet_lightning(resuming=ckpt_path is not None):
+        trainer, on_interrupt = _trainer(
+            run_dir, settings, trainer_options, validation, keep_checkpoints, progress_bar, guarded
+        )
+        started = time.perf_counter()
+        module, metrics, report = _train_and_guard(
+            trainer, module, data, ckpt_path, on_interrupt, run_dir, base_state, guarded
+        )
+    result = _export(
+        trainer, module, settings, config, provenance, data_description, run_dir, metrics
+    )
+    if report is not None:
+        seconds = time.perf_counter() - started
+        _file_report(report, result, seconds, settings, chosen, trainer.is_global_zero)
+    return result
+
+
+# -- the steps of fit (with _windows, _trainer, _train and _export below) ----------------------
+def _resolve_settings(model, train_series, mode: str, options: dict, guarded: bool):
+    """(settings, base config, base weights or None, provenance, automatic choices or None):
+    the caller's options validated, the base resolved, and in a guarded fine-tune the options
+    left out chosen from the data."""
+    settings = TrainConfig.from_dict({"mode": mode, **options}).validate()
+    config, base_state, provenance = _resolve_model(model, settings)
+    chosen = None
+    if guarded:
+        settings, chosen = _auto_settings(train_series, settings, config, options)
+    return settings, config, base_state, provenance, chosen
+
+
+def _prepare_run_folder(run_dir: Path, resume, config, settings: TrainConfig) -> str | None:
+    """The checkpoint to resume from (None: start over), once it is known to match the run's
+    config and settings."""
     ckpt_dir = run_dir / "checkpoints"
     ckpt_path = _resume_path(resume, ckpt_dir)
     for stale in ckpt_dir.glob(".*.ckpt.*.tmp"):
@@ -243,9 +283,16 @@ def fit(
     if ckpt_path is not None:
         step = _check_resume_matches(ckpt_path, config, settings, run_dir, resume)
         logger.info("resuming from %s (step %d)", ckpt_path, step)
+    return ckpt_path
 
-    if on_start is not None:
-        on_start(settings)
+
+def _build_module(settings: TrainConfig, config, base_state, sampler, val, n_series: int):
+    """(training module, data module), seeded: the same seed builds the same run."""
+    import lightning as L
+
+    from rexforge.train.datamodule import WindowDataModule
+    from rexforge.train.module import TiRexTrainingModule
+
     L.seed_everything(settings.seed, workers=True, verbose=False)
     module = TiRexTrainingModule(config.to_dict(), settings.to_dict(), base_state)
     logger.info(
@@ -263,42 +310,39 @@ def fit(
         seed=settings.seed,
         num_workers=settings.num_workers,
     )
-    trainer_options = {
-        "accelerator": accelerator,
-        "devices": devices,
-        "strategy": strategy,
-        "num_nodes": num_nodes,
-        "precision": precision or ("32-true" if accelerator == "cpu" else "bf16-mixed"),
-    }
-    _write_run_config(run_dir, config, settings, data_description, trainer_options, validation)
+    return module, data
+
+
+def _write_command_record(run_dir: Path, command_record: dict | None) -> None:
     if command_record is not None:
         import yaml
 
         atomic_write_text(run_dir / "command.yaml", yaml.safe_dump(command_record, sort_keys=False))
-    with quiet_lightning(resuming=ckpt_path is not None):
-        trainer, on_interrupt = _trainer(
-            run_dir, settings, trainer_options, validation, keep_checkpoints, progress_bar, guarded
-        )
-        started = time.perf_counter()
-        zero_shot = _tail_scores(trainer, module, data) if guarded else None
-        _train(trainer, module, data, ckpt_path, on_interrupt, run_dir)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        report = None
-        if guarded:
-            module, report = _guard(trainer, module, data, zero_shot, base_state, run_dir)
-            kept = report.fine_tuned if report.kept == "fine-tuned" else report.zero_shot
-            metrics.update({f"val_{k}": v for k, v in kept.items()})  # the exported model's
-    result = _export(
-        trainer, module, settings, config, provenance, data_description, run_dir, metrics
-    )
-    if report is not None:
-        report.seconds = time.perf_counter() - started
-        report.settings, report.chosen = settings.to_dict(), chosen
-        if trainer.is_global_zero:
-            write_report(run_dir, report)
-        logger.info(report.summary())
-        result.report = report
-    return result
+
+
+def _train_and_guard(trainer, module, data, ckpt_path, on_interrupt, run_dir, base_state, guarded):
+    """Train; in a guarded fine-tune, score the base on the held-out tail first and keep the
+    better of it and the best checkpoint. Returns (module to export, metrics, report or None)."""
+    zero_shot = _tail_scores(trainer, module, data) if guarded else None
+    _train(trainer, module, data, ckpt_path, on_interrupt, run_dir)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    if not guarded:
+        return module, metrics, None
+    module, report = _guard(trainer, module, data, zero_shot, base_state, run_dir)
+    kept = report.fine_tuned if report.kept == "fine-tuned" else report.zero_shot
+    metrics.update({f"val_{k}": v for k, v in kept.items()})  # the exported model's
+    return module, metrics, report
+
+
+def _file_report(report, result: FitResult, seconds: float, settings, chosen, is_global_zero):
+    """Complete the guard's report, write finetune_report.md/.json (rank zero), log its
+    summary and attach it to ``result``."""
+    report.seconds = seconds
+    report.settings, report.chosen = settings.to_dict(), chosen
+    if is_global_zero:
+        write_report(result.run_dir, report)
+    logger.info(report.summary())
+    result.report = report
 
 
 def _auto_settings(train_series, settings: TrainConfig, config: TiRexConfig, options: dict):
@@ -424,13 +468,44 @@ def _trainer(
     held-out windows, most of which lie inside the training data, and it kept falling on
     Tourism monthly while the tail's forecasts got worse."""
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
-    from rexforge.train.checkpointing import AtomicCheckpointIO, InterruptCheckpoint
+    from rexforge.train.checkpointing import AtomicCheckpointIO
+
+    callbacks, on_interrupt = _callbacks(
+        run_dir / "checkpoints", settings, validation, keep_checkpoints, progress_bar, guarded
+    )
+    loggers = _loggers(run_dir)
+    accumulate = settings.accumulate_grad_batches
+    trainer = L.Trainer(
+        **trainer_options,
+        max_steps=settings.max_steps,
+        max_time=_max_time(settings.time_budget),
+        gradient_clip_val=settings.grad_clip or None,
+        accumulate_grad_batches=accumulate,
+        # The training stream is endless: validate every N optimizer steps (in micro-batches).
+        val_check_interval=settings.val_every_n_steps * accumulate,
+        check_val_every_n_epoch=None,
+        limit_val_batches=None if validation else 0,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        logger=loggers,
+        log_every_n_steps=min(50, settings.val_every_n_steps),
+        enable_progress_bar=False,  # ProgressLine instead: one line, with an ETA
+        enable_model_summary=False,
+        default_root_dir=run_dir,
+    )
+    return trainer, on_interrupt
+
+
+def _callbacks(ckpt_dir, settings, validation, keep_checkpoints, progress_bar, guarded):
+    """(Lightning callbacks, the Ctrl-C checkpoint callback among them); see ``_trainer`` for
+    what the best checkpoint and early stopping monitor."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from rexforge.train.checkpointing import InterruptCheckpoint
     from rexforge.train.progress import ProgressLine, show_progress
 
-    ckpt_dir = run_dir / "checkpoints"
     every = settings.checkpoint_every_n_steps or settings.val_every_n_steps
     monitor = "val_wql" if guarded else "val_loss"
     on_interrupt = InterruptCheckpoint(ckpt_dir / "last.ckpt")
@@ -463,32 +538,19 @@ def _trainer(
             callbacks.append(EarlyStopping(monitor, patience=settings.early_stopping_patience))
     if show_progress(progress_bar):
         callbacks.append(ProgressLine())
+    return callbacks, on_interrupt
+
+
+def _loggers(run_dir: Path) -> list:
+    """CSV metrics, plus TensorBoard when it is installed."""
+    from lightning.pytorch.loggers import CSVLogger
+
     loggers = [CSVLogger(save_dir=run_dir, name="", version="")]
     if importlib.util.find_spec("tensorboard") is not None:
         from lightning.pytorch.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(save_dir=run_dir, name="tb", version=""))
-    accumulate = settings.accumulate_grad_batches
-    trainer = L.Trainer(
-        **trainer_options,
-        max_steps=settings.max_steps,
-        max_time=_max_time(settings.time_budget),
-        gradient_clip_val=settings.grad_clip or None,
-        accumulate_grad_batches=accumulate,
-        # The training stream is endless: validate every N optimizer steps (in micro-batches).
-        val_check_interval=settings.val_every_n_steps * accumulate,
-        check_val_every_n_epoch=None,
-        limit_val_batches=None if validation else 0,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
-        logger=loggers,
-        log_every_n_steps=min(50, settings.val_every_n_steps),
-        enable_progress_bar=False,  # ProgressLine instead: one line, with an ETA
-        enable_model_summary=False,
-        default_root_dir=run_dir,
-    )
-    return trainer, on_interrupt
+    return loggers
 
 
 def _max_time(budget: str | None):
