@@ -43,8 +43,8 @@ class ModelFamily:
         belongs to this family. Must not raise.
     forecaster: the forecaster class, or its dotted path (``"pkg.module:Class"``) so that
         registering a family does not import torch.
-    describe: optional ``describe(config) -> str``, one line on the architecture for
-        ``rexforge info``.
+    describe: optional ``describe(config) -> [(label, text), ...]``: the rows on the
+        architecture that ``rexforge info`` prints.
     """
 
     name: str
@@ -54,7 +54,7 @@ class ModelFamily:
     checkpoint_filter: Callable[[dict, Any], dict]
     detect: Callable[[dict], bool]
     forecaster: type | str
-    describe: Callable[[Any], str] | None = field(default=None)
+    describe: Callable[[Any], list[tuple[str, str]]] | None = field(default=None)
 
     @property
     def forecaster_class(self) -> type:

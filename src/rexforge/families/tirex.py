@@ -58,13 +58,20 @@ def is_tirex(raw: Any) -> bool:
     return isinstance(raw.get("block_kwargs"), Mapping)
 
 
-def describe_tirex(config: TiRexConfig) -> str:
+def describe_tirex(config: TiRexConfig) -> list[tuple[str, str]]:
+    """``rexforge info``'s rows on the architecture: (label, text)."""
     b = config.block_kwargs
-    return (
-        f"{b.num_blocks} sLSTM blocks, width {b.embedding_dim}, {b.num_heads} heads, "
-        f"FFN {b.ffn_dim}, patch {config.input_patch_size}, "
-        f"{config.num_quantiles} quantiles, context {config.train_ctx_len}"
-    )
+    rows = [
+        (
+            "architecture",
+            f"{b.num_blocks} sLSTM blocks, width {b.embedding_dim}, {b.num_heads} heads, "
+            f"FFN {b.ffn_dim}, patch {config.input_patch_size}, "
+            f"{config.num_quantiles} quantiles, context {config.train_ctx_len}",
+        )
+    ]
+    if b.extra:
+        rows.append(("unused keys", f"{', '.join(sorted(b.extra))} (kept, not interpreted)"))
+    return rows
 
 
 TIREX = register_family(
