@@ -11,14 +11,21 @@ NXAI_NOTICE = (
     "are NXAI GmbH's, licensed under the NXAI Community License Agreement."
 )
 
-from rexforge.config import TiRexConfig, list_presets  # noqa: E402
+from rexforge.config import TiRexConfig  # noqa: E402
 from rexforge.errors import CheckpointError, ConfigError, InputError, RexforgeError  # noqa: E402
+from rexforge.registry import create_model, list_models  # noqa: E402
+
+# Presets are listed by the model-family registry, the one list across families; the older
+# name stays for existing code.
+list_presets = list_models
 
 __all__ = [
     "__version__",
     "NXAI_NOTICE",
     "TiRexConfig",
     "list_presets",
+    "list_models",
+    "create_model",
     "load_model",
     "TiRexForecaster",
     "TiRexEmbedding",

@@ -23,6 +23,7 @@ from rexforge.forecast.resample import DEFAULT_HORIZON as DEFAULT_RESAMPLED_HORI
 from rexforge.forecast.resample import downsample_batch, upsample_forecasts
 from rexforge.io.checkpoint import Checkpoint, load_state_dict_strict, read_checkpoint
 from rexforge.model.tirex import TiRexModel, count_parameters
+from rexforge.registry import family_of
 
 logger = logging.getLogger(__name__)
 
@@ -353,7 +354,8 @@ def load_model(
     kernel: str = "auto",
     numerics: Literal["official", "bf16", "fp32"] = "bf16",
 ) -> TiRexForecaster:
-    """Load a TiRex model for forecasting.
+    """Load a model for forecasting, as the forecaster of its family (``rexforge.registry``;
+    a TiRex checkpoint gives a ``TiRexForecaster``).
 
     path: an official ``model.ckpt`` (torch file with ``hyper_parameters`` and ``state_dict``),
         a rexforge folder (``config.json`` + ``model.safetensors``), ``"starter"`` for the
@@ -369,4 +371,7 @@ def load_model(
 
         path = starter_model_path()
     ckpt = read_checkpoint(path)
-    return TiRexForecaster.from_checkpoint(ckpt, device=device, kernel=kernel, numerics=numerics)
+    # The checkpoint's family (by its config's type) picks the forecaster class, so another
+    # registered family loads through this same entry point.
+    forecaster_class = family_of(ckpt.config).forecaster_class
+    return forecaster_class.from_checkpoint(ckpt, device=device, kernel=kernel, numerics=numerics)

@@ -13,6 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rexforge.io.checkpoint import read_checkpoint
+    from rexforge.registry import family_of
 
     path = args.path
     if path == "starter":
@@ -20,9 +21,11 @@ def run(args: argparse.Namespace) -> int:
 
         path = starter_model_path()
     ckpt = read_checkpoint(path)
+    family = family_of(ckpt.config)
     n_params = sum(int(t.numel()) for t in ckpt.state_dict.values())
     info = {
         "path": str(path),
+        "family": family.name,
         "parameters": n_params,
         "config": ckpt.config.to_dict(),
         "metadata": ckpt.metadata,
@@ -30,17 +33,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
-    b = ckpt.config.block_kwargs
     print(f"checkpoint   {path}")
+    print(f"family       {family.name}")
     print(f"parameters   {n_params:,}")
-    print(
-        f"architecture {b.num_blocks} sLSTM blocks, width {b.embedding_dim}, {b.num_heads} heads, "
-        f"FFN {b.ffn_dim}, patch {ckpt.config.input_patch_size}, "
-        f"{ckpt.config.num_quantiles} quantiles, context {ckpt.config.train_ctx_len}"
-    )
+    for label, text in family.describe(ckpt.config) if family.describe else ():
+        print(f"{label:<12} {text}")
     print(f"rollout      {ckpt.metadata.get('default_rollout', 'exact')} (default of forecast)")
-    if b.extra:
-        print(f"unused keys  {', '.join(sorted(b.extra))} (kept, not interpreted)")
     for key in (
         "notice",
         "license",

@@ -1,0 +1,196 @@
+"""Model families: one record per family, and the factory that builds any registered model.
+
+A family (TiRex today, TiRex-2 next) is a ``ModelFamily``: its config class, its named
+presets, a builder (config -> network), a pure ``checkpoint_filter`` (a raw state dict in
+any layout the family knows -> our key names), a ``detect`` rule that recognises the family's
+checkpoints and configs, and its forecaster class. Generic code asks the registry instead
+of naming a family:
+
+    create_model("tirex-1m")             # a preset of any family
+    family_of(raw_checkpoint).name       # which family wrote this file
+    list_models()                        # every preset of every family
+
+This module imports no torch: families import their networks inside their builders, so
+``import rexforge`` and preset listing stay cheap. The built-in families register
+themselves when their module (``BUILTIN_FAMILY_MODULES``) is first imported, which the
+query functions below do lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rexforge.errors import ConfigError
+
+# Modules whose import registers a built-in family; imported on the first registry query.
+BUILTIN_FAMILY_MODULES = ("rexforge.families.tirex",)
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """Everything generic code needs to know about one model family.
+
+    name: the family's name (``"tirex"``), unique among families.
+    config_class: the family's config dataclass; instances identify the family.
+    presets: preset name -> zero-argument factory returning a fresh config.
+    build: ``build(config, **kwargs) -> nn.Module``, a randomly initialised network.
+    checkpoint_filter: ``filter(state_dict, config) -> state_dict``: pure; renames a raw state
+        dict (any layout the family knows, e.g. an official release) to the builder's names.
+    detect: ``detect(raw: dict) -> bool``: whether a raw checkpoint payload or config document
+        belongs to this family. Must not raise.
+    forecaster: the forecaster class, or its dotted path (``"pkg.module:Class"``) so that
+        registering a family does not import torch.
+    describe: optional ``describe(config) -> [(label, text), ...]``: the rows on the
+        architecture that ``rexforge info`` prints.
+    """
+
+    name: str
+    config_class: type
+    presets: Mapping[str, Callable[[], Any]]
+    build: Callable[..., Any]
+    checkpoint_filter: Callable[[dict, Any], dict]
+    detect: Callable[[dict], bool]
+    forecaster: type | str
+    describe: Callable[[Any], list[tuple[str, str]]] | None = field(default=None)
+
+    @property
+    def forecaster_class(self) -> type:
+        """The forecaster class, imported now if it was registered by its dotted path."""
+        if not isinstance(self.forecaster, str):
+            return self.forecaster
+        module_name, _, class_name = self.forecaster.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+
+_FAMILIES: dict[str, ModelFamily] = {}
+_builtins_loaded = False
+
+
+def _load_builtin_families() -> None:
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    # Set first: a built-in module's import calls register_family, which must not recurse here.
+    _builtins_loaded = True
+    for module_name in BUILTIN_FAMILY_MODULES:
+        importlib.import_module(module_name)
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Add ``family``; refuses a family name or preset name that is already taken, since
+    either would make ``create_model`` or ``get_family`` ambiguous."""
+    _load_builtin_families()
+    if family.name in _FAMILIES:
+        raise ConfigError(f"model family '{family.name}' is already registered")
+    owners = _preset_owners()
+    taken = sorted(p for p in family.presets if p in owners)
+    if taken:
+        described = ", ".join(f"'{p}' (family '{owners[p]}')" for p in taken)
+        raise ConfigError(
+            f"model family '{family.name}' reuses preset name(s) already registered: {described}"
+        )
+    _FAMILIES[family.name] = family
+    return family
+
+
+def unregister_family(name: str) -> ModelFamily:
+    """Remove and return a registered family (for plugins and tests that add one briefly)."""
+    family = get_family(name)
+    del _FAMILIES[name]
+    return family
+
+
+def list_families() -> list[str]:
+    """Names of the registered families, in registration order."""
+    _load_builtin_families()
+    return list(_FAMILIES)
+
+
+def get_family(name: str) -> ModelFamily:
+    """The family registered as ``name``, or a ``ConfigError`` listing the known ones."""
+    _load_builtin_families()
+    if name not in _FAMILIES:
+        raise ConfigError(
+            f"'{name}' is not a known model family; known: {', '.join(_FAMILIES) or 'none'}"
+        )
+    return _FAMILIES[name]
+
+
+def list_models() -> list[str]:
+    """Every preset name of every family (family by family, in each family's order)."""
+    _load_builtin_families()
+    return [preset for family in _FAMILIES.values() for preset in family.presets]
+
+
+def _preset_owners() -> dict[str, str]:
+    return {preset: family.name for family in _FAMILIES.values() for preset in family.presets}
+
+
+def family_of(config_or_checkpoint: Any) -> ModelFamily:
+    """The family a config instance, raw checkpoint payload or config document belongs to.
+
+    A config instance is matched by its class; a dict by the families' ``detect`` rules, of
+    which exactly one must accept it. Raises ``ConfigError`` otherwise.
+    """
+    _load_builtin_families()
+    if not isinstance(config_or_checkpoint, Mapping):
+        for family in _FAMILIES.values():
+            if isinstance(config_or_checkpoint, family.config_class):
+                return family
+        raise ConfigError(
+            f"no registered model family has config type "
+            f"{type(config_or_checkpoint).__name__}; known families: {', '.join(_FAMILIES)}"
+        )
+    matches = [family for family in _FAMILIES.values() if family.detect(config_or_checkpoint)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise ConfigError(
+            "no registered model family recognises this checkpoint or config; "
+            f"known families: {', '.join(_FAMILIES)}"
+        )
+    names = ", ".join(family.name for family in matches)
+    raise ConfigError(f"checkpoint or config is claimed by several model families: {names}")
+
+
+def resolve_config(spec: Any) -> tuple[ModelFamily, Any]:
+    """``spec`` (a preset name, a family name, or a config instance) -> (family, config).
+
+    A family name gives that family's default config (its config class without arguments).
+    """
+    _load_builtin_families()
+    if not isinstance(spec, str):
+        return family_of(spec), spec
+    owners = _preset_owners()
+    if spec in owners:
+        family = _FAMILIES[owners[spec]]
+        return family, family.presets[spec]()
+    if spec in _FAMILIES:
+        family = _FAMILIES[spec]
+        return family, family.config_class()
+    raise ConfigError(
+        f"'{spec}' is not a known model preset or family; known presets: "
+        f"{', '.join(owners) or 'none'}; known families: {', '.join(_FAMILIES) or 'none'}"
+    )
+
+
+def create_model(spec: Any, state_dict: dict | None = None, **build_kwargs: Any) -> Any:
+    """Build the network ``spec`` names (a preset, a family name or a config instance).
+
+    build_kwargs go to the family's builder (for TiRex: ``kernel``, ``numerics``). With
+    ``state_dict`` (raw, in any layout the family's ``checkpoint_filter`` knows) the weights
+    are renamed by the filter and loaded strictly: every missing, unexpected or mis-shaped
+    key is named in one ``CheckpointError``.
+    """
+    family, config = resolve_config(spec)
+    model = family.build(config, **build_kwargs)
+    if state_dict is not None:
+        # Imported here: loading weights needs torch, listing and resolving configs does not.
+        from rexforge.io.checkpoint import load_state_dict_strict
+
+        filtered = family.checkpoint_filter(state_dict, config)
+        load_state_dict_strict(model, filtered, f"{family.name} state dict")
+    return model
