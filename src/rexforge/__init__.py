@@ -27,6 +27,7 @@ __all__ = [
     "list_models",
     "create_model",
     "load_model",
+    "fit",
     "TiRexForecaster",
     "TiRexEmbedding",
     "RexforgeError",
@@ -38,7 +39,7 @@ __all__ = [
 
 def __getattr__(name):
     # The forecasting API imports torch; keep ``import rexforge`` (configs, errors) light.
-    if name in ("load_model", "TiRexForecaster"):
+    if name in ("load_model", "fit", "TiRexForecaster"):
         from rexforge.forecast import api
 
         return getattr(api, name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -207,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         if not secondary_process():
             print(f"error: {exc or 'interrupted'}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (``rexforge info starter | head``): nothing more to say. Point
+        # stdout at devnull so that the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -346,3 +346,19 @@ def test_fit_from_a_loaded_forecaster_returns_a_new_one_and_leaves_it_unchanged(
     changed = trained.model.state_dict()
     assert (run.report is not None) == auto
     assert auto == all(torch.equal(changed[k], weights[k]) for k in weights)  # the guard's base
+
+
+def test_rexforge_fit_and_the_forecasters_fit_return_a_new_model(tmp_path, tiny_ckpt):
+    import rexforge
+
+    base = load_model(tiny_ckpt)
+    weights = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
+    trained = base.fit(series(), output_dir=tmp_path / "a", max_steps=3, auto=False, **TINY)
+    assert isinstance(trained, rexforge.TiRexForecaster) and trained is not base
+    assert trained.run_dir == tmp_path / "a" and (trained.run_dir / "final").is_dir()
+    assert trained.fit_report is None  # auto=False: no guard
+    assert all(torch.equal(base.model.state_dict()[k], v) for k, v in weights.items())
+    assert not all(torch.equal(trained.model.state_dict()[k], v) for k, v in weights.items())
+    # The module-level form takes a path as well, and reports the guard's verdict.
+    guarded = rexforge.fit(str(tiny_ckpt), series(), output_dir=tmp_path / "b", max_steps=3, **TINY)
+    assert guarded.fit_report is not None and guarded.fit_report.kept in ("fine-tuned", "base")

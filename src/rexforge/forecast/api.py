@@ -58,6 +58,9 @@ class TiRexForecaster:
         self.metadata = dict(metadata or {})
         self.source = source
         self._pad_cache = PadStateCache()
+        # Set on the model that ``fit`` returns: its run folder and the guard's report.
+        self.run_dir: Path | None = None
+        self.fit_report = None
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -89,6 +92,11 @@ class TiRexForecaster:
         (benchmarks/long_horizon.py); official checkpoints keep the official rollout."""
         rollout = self.metadata.get("default_rollout", "exact")
         return rollout if rollout in ROLLOUTS else "exact"
+
+    def fit(self, train_series, **options) -> TiRexForecaster:
+        """Fine-tune a copy of this model on ``train_series``; see ``rexforge.fit``. Returns the
+        new model; this one is left as it is."""
+        return fit(self, train_series, **options)
 
     def num_parameters(self) -> int:
         return count_parameters(self.model)
@@ -346,6 +354,48 @@ def _is_out_of_memory(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return any(message in text for message in _OOM_MESSAGES)
+
+
+def fit(
+    model,
+    train_series,
+    *,
+    prediction_length: int = 64,
+    mode: str = "full",
+    output_dir: str | Path | None = None,
+    **options,
+) -> TiRexForecaster:
+    """Fine-tune ``model`` on ``train_series`` and return the result as a new forecaster, as
+    Chronos' ``fit`` does: the given model (a loaded forecaster, a checkpoint path, a hub id or
+    ``"starter"``) is never changed.
+
+    train_series: 1-D arrays (NaN = missing) or ``TimeSeries``. mode: full, freeze, lora (or
+    scratch with a preset name). Every other option is a ``TrainConfig`` field or an argument
+    of ``rexforge.train.fit``; left out, the fine-tuning options are chosen from the data and
+    the zero-shot guard runs (``rexforge.train.auto``, ``rexforge.train.guard``).
+    output_dir: the run folder (checkpoints, ``final/``, ``finetune_report.md``); default
+    ``rexforge-finetuned/<UTC time>`` under the working folder.
+    The returned forecaster carries ``fit_report`` (the guard's ``FinetuneReport``, or None)
+    and ``run_dir``.
+    """
+    from datetime import datetime, timezone
+
+    from rexforge.train.loop import fit as train
+
+    if output_dir is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        output_dir = Path("rexforge-finetuned") / stamp
+    result = train(
+        model,
+        train_series,
+        output_dir=output_dir,
+        mode=mode,
+        prediction_length=prediction_length,
+        **options,
+    )
+    trained = result.forecaster
+    trained.fit_report, trained.run_dir = result.report, result.run_dir
+    return trained
 
 
 def load_model(

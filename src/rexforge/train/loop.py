@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rexforge.config import PRESETS, TiRexConfig
+from rexforge.config import TiRexConfig
 from rexforge.data.series import TimeSeries
 from rexforge.errors import CheckpointError, ConfigError, InputError, TrainingInterrupted
 from rexforge.io.atomic import atomic_write_bytes, atomic_write_text, sha256_file
@@ -73,11 +73,12 @@ def resolve_base(model: Any, mode: str) -> tuple[TiRexConfig, dict | None, dict[
     """``model`` (checkpoint path, ``"starter"``, preset name, ``TiRexConfig`` or forecaster) ->
     (config, base state dict or None, provenance metadata)."""
     from rexforge.forecast.api import TiRexForecaster
+    from rexforge.registry import list_models, resolve_config
 
     if isinstance(model, TiRexConfig) or (
-        isinstance(model, str) and model in PRESETS and not Path(model).exists()
+        isinstance(model, str) and model in list_models() and not Path(model).exists()
     ):
-        config = model if isinstance(model, TiRexConfig) else TiRexConfig.from_name(model)
+        config = model if isinstance(model, TiRexConfig) else resolve_config(model)[1]
         if mode != "scratch":
             raise ConfigError(f"mode {mode!r} needs base weights (a checkpoint), got only a config")
         return config, None, {"base_checkpoint": None, "derived_from_nxai_weights": False}
