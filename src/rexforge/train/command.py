@@ -51,12 +51,12 @@ def _flag_settings(f: dataclasses.Field, annotation, command: str) -> dict:
         # A switch train.auto may turn on needs its --no- form to be turned off again.
         action = argparse.BooleanOptionalAction if f.name in AUTO_OPTIONS else "store_true"
         return {"action": action, "default": default, "help": help_text}
-    settings = {"type": kind, "default": default, "help": help_text}
+    keywords = {"type": kind, "default": default, "help": help_text}
     if typing.get_origin(kind) is list:
-        settings.update(type=typing.get_args(kind)[0], nargs="+")
+        keywords.update(type=typing.get_args(kind)[0], nargs="+")
     if f.metadata["choices"]:
-        settings["choices"] = f.metadata["choices"]
-    return settings
+        keywords["choices"] = f.metadata["choices"]
+    return keywords
 
 
 def cli_default(f: dataclasses.Field, command: str):
