@@ -329,3 +329,34 @@ def test_cli_no_auto_keeps_fixed_defaults_and_skips_the_guard(tmp_path, tiny_ckp
     # TrainConfig's fixed defaults, not the rule's: no early stopping, rank 8, no frozen blocks
     assert train["early_stopping_patience"] is None and train["lora_rank"] == 8
     assert train["freeze_blocks"] == 0
+
+
+def test_training_flags_come_from_train_config_fields():
+    # Every TrainConfig option is a flag whose default is None where fine-tuning leaves it to
+    # train.auto, else the field's default (pretrain: its own default where it has one).
+    import dataclasses
+
+    from rexforge.cli import build_parser
+    from rexforge.train.auto import AUTO_OPTIONS
+    from rexforge.train.settings import TrainConfig, cli_fields, field_default
+
+    subs = build_parser()._subparsers._group_actions[0].choices
+    finetune = {a.dest: a for a in subs["finetune"]._actions}
+    pretrain = {a.dest: a for a in subs["pretrain"]._actions}
+    options = {f.name for f in cli_fields()}
+    assert options == {f.name for f in dataclasses.fields(TrainConfig)} - {
+        "beta1",
+        "beta2",
+        "base_checkpoint",
+        "base_sha256",
+        "derived_from_nxai_weights",
+    }
+    for f in cli_fields():
+        expected = None if f.name in AUTO_OPTIONS else field_default(f)
+        assert finetune[f.name].default == expected, f.name
+    assert pretrain["max_steps"].default == 20000 and pretrain["lr"].default == 1e-3
+    assert pretrain["batch_size"].default == TrainConfig.batch_size
+    assert pretrain["partial_future"].default is None  # the --no- form exists for auto
+    assert "mode" not in pretrain and "lora_alpha" not in pretrain
+    assert finetune["prediction_length"].option_strings == ["--horizon", "--prediction-length"]
+    assert finetune["lora_targets"].nargs == "+"

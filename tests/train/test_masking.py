@@ -180,3 +180,33 @@ def test_future_mask_prob_is_validated():
         TrainConfig(future_mask_prob=-0.1).validate()
     with pytest.raises(ConfigError, match="--validation-windows must be an integer >= 1"):
         TrainConfig(validation_windows=0).validate()
+
+
+def test_masking_config_from_settings_takes_every_augmentation_option():
+    from rexforge.train.objective import MaskingConfig
+    from rexforge.train.settings import TrainConfig
+
+    settings = TrainConfig(
+        mask_max_start_prob=0.2,
+        mask_max_run=3,
+        future_mask_prob=0.7,
+        context_truncation_prob=0.4,
+        context_truncation_min_length=16,
+        context_truncation_log_uniform=True,
+        context_outlier_prob=0.1,
+    )
+    assert MaskingConfig.from_settings(settings) == MaskingConfig(
+        max_start_prob=0.2,
+        max_run=3,
+        truncate_prob=0.4,
+        truncate_min_length=16,
+        truncate_log_uniform=True,
+        outlier_prob=0.1,
+        future_prob=0.7,
+    )
+    # The defaults written once, in settings: the same patch masking as a default run.
+    defaults = MaskingConfig.from_settings(TrainConfig())
+    assert (defaults.max_start_prob, defaults.max_run) == (
+        MaskingConfig().max_start_prob,
+        MaskingConfig().max_run,
+    )

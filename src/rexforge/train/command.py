@@ -7,18 +7,91 @@ Both print the resolved options and save them (``command.yaml``) beside the run'
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import types
+import typing
 from pathlib import Path
 
 from rexforge.data.mix import SYNTHETIC_FAMILIES, DataMix, build_training_series
 from rexforge.errors import ConfigError
-from rexforge.train.settings import DEFAULT_TARGETS, MODES, TrainConfig
+from rexforge.train.auto import AUTO_OPTIONS
+from rexforge.train.settings import TrainConfig, cli_fields, field_default
 
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """The flags of ``rexforge <name>`` (pretrain or finetune): the model, data and run flags
+    written here, the training options generated from ``TrainConfig``."""
     model = parser.add_argument_group("model")
+    _add_model_arguments(model, name)
+    add_train_options(model, name, "model")
+    add_train_options(parser, name, None)
+    _add_data_arguments(parser.add_argument_group("data"), name)
+    add_train_options(parser.add_argument_group("training"), name, "training")
+    _add_run_arguments(parser.add_argument_group("run"))
+
+
+def add_train_options(parser, command: str, group: str | None) -> None:
+    """Add a flag for every ``TrainConfig`` option of ``command`` in help section ``group``."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in cli_fields():
+        if command in f.metadata["commands"] and f.metadata["group"] == group:
+            flags = f.metadata["flags"] or ("--" + f.name.replace("_", "-"),)
+            parser.add_argument(*flags, dest=f.name, **_flag_settings(f, hints[f.name], command))
+
+
+def _flag_settings(f: dataclasses.Field, annotation, command: str) -> dict:
+    """argparse keywords of the flag of field ``f`` (type from its annotation)."""
+    default = cli_default(f, command)
+    help_text = f.metadata["help"].format(default=_shown_default(f, command))
+    kind = _without_none(annotation)
+    if kind is bool:
+        # A switch train.auto may turn on needs its --no- form to be turned off again.
+        action = argparse.BooleanOptionalAction if f.name in AUTO_OPTIONS else "store_true"
+        return {"action": action, "default": default, "help": help_text}
+    keywords = {"type": kind, "default": default, "help": help_text}
+    if typing.get_origin(kind) is list:
+        keywords.update(type=typing.get_args(kind)[0], nargs="+")
+    if f.metadata["choices"]:
+        keywords["choices"] = f.metadata["choices"]
+    return keywords
+
+
+def cli_default(f: dataclasses.Field, command: str):
+    """The flag's default: None (unset) where fine-tuning leaves the option to train.auto, and
+    for switches train.auto may set (unset then means the ``TrainConfig`` default); otherwise
+    the command's own default."""
+    switch = isinstance(field_default(f), bool)
+    if f.name in AUTO_OPTIONS and (command == "finetune" or switch):
+        return None
+    if command == "pretrain" and "pretrain_default" in f.metadata:
+        return f.metadata["pretrain_default"]
+    return field_default(f)
+
+
+def _shown_default(f: dataclasses.Field, command: str) -> str:
+    """What ``{default}`` in a help text says."""
+    if command == "finetune" and f.name in AUTO_OPTIONS:
+        return "default: chosen from the data"
+    value = field_default(f)
+    if command == "pretrain":
+        value = f.metadata.get("pretrain_default", value)
+    if isinstance(value, bool):
+        return "default " + ("on" if value else "off")
+    return f"default {value:g}" if isinstance(value, float) else f"default {value}"
+
+
+def _without_none(annotation):
+    """``X`` for ``X | None``, else the annotation itself."""
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        (kind,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return kind
+    return annotation
+
+
+def _add_model_arguments(model, name: str) -> None:
     if name == "pretrain":
         model.add_argument(
             "--preset", default="tirex-1m", help="architecture preset (default tirex-1m)"
@@ -35,45 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
             default="starter",
             help="base checkpoint: official model.ckpt, rexforge folder, or 'starter' (default)",
         )
-        model.add_argument("--mode", choices=MODES, default="full", help="which parameters train")
-        model.add_argument(
-            "--freeze-blocks",
-            type=int,
-            default=None,
-            help="mode freeze: freeze the input embedding and the first K blocks (default: "
-            "half of them)",
-        )
-        model.add_argument(
-            "--head-only",
-            action="store_true",
-            help="mode freeze: train only out_norm and the output head",
-        )
-        model.add_argument(
-            "--lora-rank", type=int, default=None, help="mode lora: adapter rank (default: auto)"
-        )
-        model.add_argument(
-            "--lora-alpha", type=float, default=16.0, help="mode lora: scaling alpha"
-        )
-        model.add_argument(
-            "--lora-targets",
-            nargs="+",
-            default=list(DEFAULT_TARGETS),
-            help="mode lora: glob patterns of adapted module names",
-        )
-    model.add_argument(
-        "--kernel",
-        default="auto",
-        help="sLSTM kernel for training: auto (cpu_fused), torch_ref, cpu_compiled (compiles "
-        "once per window shape, ~1 min; fastest for long CPU runs)",
-    )
-    parser.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the whole model and loss for training (the first step compiles: "
-        "~1-4 min by model size; faster steps after, most for small models)",
-    )
 
-    data = parser.add_argument_group("data")
+
+def _add_data_arguments(data, name: str) -> None:
     data.add_argument(
         "--data",
         nargs="+",
@@ -128,125 +165,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="drop series too short for a training window (logged) instead of failing",
     )
 
-    train = parser.add_argument_group("training")
-    train.add_argument(
-        "--horizon",
-        "--prediction-length",
-        dest="prediction_length",
-        type=int,
-        default=64,
-        help="forecast horizon H (validation; windows use whole patches)",
-    )
-    train.add_argument(
-        "--context-length",
-        type=int,
-        default=None,
-        help="context of each training window (default: the model's train_ctx_len)",
-    )
-    # Fine-tuning leaves these unset: fit chooses them from the data (train.auto), and says so.
-    auto = "default: chosen from the data" if name == "finetune" else None
-    train.add_argument(
-        "--max-steps", type=int, default=None if auto else 20000, help=auto or "default 20000"
-    )
-    train.add_argument(
-        "--time-budget",
-        default=None,
-        help="stop training after this wall time (90s, 10m, 2h); the best checkpoint so far "
-        "is kept",
-    )
-    train.add_argument(
-        "--batch-size", type=int, default=None if auto else 32, help=auto or "default 32"
-    )
-    train.add_argument(
-        "--lr",
-        type=float,
-        default=None if auto else 1e-3,
-        help="peak learning rate (" + (auto or "default 1e-3") + ")",
-    )
-    train.add_argument("--weight-decay", type=float, default=0.01)
-    train.add_argument(
-        "--warmup-steps",
-        type=int,
-        default=None,
-        help="linear lr warmup (default: min(100, max-steps / 10))",
-    )
-    train.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr")
-    train.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
-    train.add_argument("--accumulate-grad-batches", type=int, default=1)
-    train.add_argument(
-        "--mask-max-start-prob",
-        type=float,
-        default=0.15,
-        help="contiguous patch masking: max per-patch run-start probability (0 = off)",
-    )
-    train.add_argument("--mask-max-run", type=int, default=8, help="masking: max run length")
-    train.add_argument(
-        "--future-mask-prob",
-        type=float,
-        default=0.5,
-        help="share of windows whose future inputs are all masked, as a forecast past one patch "
-        "feeds them (0 = teacher forcing only)",
-    )
-    train.add_argument(
-        "--context-truncation-prob",
-        type=float,
-        default=0.0,
-        help="share of windows whose context is cut to a random shorter length (0 = off)",
-    )
-    train.add_argument(
-        "--context-truncation-min-length",
-        type=int,
-        default=None,
-        help="shortest context kept by truncation (default: one patch)",
-    )
-    train.add_argument(
-        "--context-truncation-log-uniform",
-        action="store_true",
-        help="draw truncated context lengths log-uniformly (more very short contexts)",
-    )
-    train.add_argument(
-        "--context-outlier-prob",
-        type=float,
-        default=0.0,
-        help="share of windows whose inputs get one-off outliers (1-3 steps, 2-8 stds) that "
-        "the targets do not have: teaches looking through one-off events (0 = off)",
-    )
-    train.add_argument(
-        "--series-weight-power",
-        type=float,
-        default=1.0,
-        help="draw series with probability ~ windows**p: 1 = uniform over windows (default), "
-        "0.5 = more weight to short series, 0 = uniform over series",
-    )
-    train.add_argument(
-        "--partial-future",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also train on windows whose future runs past a series' end (short series); "
-        + (auto or "default off"),
-    )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument(
-        "--val-every-n-steps", type=int, default=None if auto else 100, help=auto or "default 100"
-    )
-    train.add_argument(
-        "--validation-windows",
-        type=int,
-        default=None,
-        help="held-out windows at the end of each series, one horizon apart (default 1; "
-        "fine-tuning: chosen from the data)",
-    )
-    train.add_argument("--checkpoint-every-n-steps", type=int, default=None)
-    train.add_argument(
-        "--early-stopping-patience",
-        type=int,
-        default=None,
-        help="stop after this many validations without improvement (fine-tuning default: 3; "
-        "0 = never)",
-    )
-    train.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
 
-    run = parser.add_argument_group("run")
+def _add_run_arguments(run) -> None:
     run.add_argument("--output-dir", type=Path, required=True, help="run folder, e.g. runs/my-run")
     run.add_argument(
         "--resume",
@@ -273,41 +193,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     )
 
 
-TRAIN_KEYS = (
-    "prediction_length",
-    "context_length",
-    "max_steps",
-    "time_budget",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "warmup_steps",
-    "min_lr_ratio",
-    "grad_clip",
-    "accumulate_grad_batches",
-    "mask_max_start_prob",
-    "mask_max_run",
-    "future_mask_prob",
-    "context_truncation_prob",
-    "context_truncation_min_length",
-    "context_truncation_log_uniform",
-    "context_outlier_prob",
-    "partial_future",
-    "series_weight_power",
-    "seed",
-    "val_every_n_steps",
-    "validation_windows",
-    "checkpoint_every_n_steps",
-    "early_stopping_patience",
-    "num_workers",
-    "kernel",
-    "compile",
-    "freeze_blocks",
-    "head_only",
-    "lora_rank",
-    "lora_alpha",
-    "lora_targets",
-)
+def train_options(args) -> dict:
+    """The training options set in ``args`` (None = unset: train.auto's rule when fine-tuning,
+    else the ``TrainConfig`` default). ``mode`` is not among them: pretrain has no --mode flag
+    and ``run`` passes it by itself."""
+    names = (f.name for f in cli_fields() if f.name != "mode")
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
 def load_training_series(args) -> tuple[list, str]:
@@ -360,8 +251,7 @@ def run(args) -> int:
     }
     resolved["data"] = [str(p) for p in args.data or []]
     resolved["mode"] = mode
-    # Unset options (None) are left to the rule of train.auto (fine-tuning) or the defaults.
-    options = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k, None) is not None}
+    options = train_options(args)
     # Bad options and bad data are reported before anything is said to run.
     TrainConfig.from_dict({"mode": mode, **options}).validate()
     series, description = load_training_series(args)

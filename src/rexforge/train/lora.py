@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from rexforge.errors import ConfigError
 from rexforge.model.slstm import HeadwiseLinear
-from rexforge.train.settings import DEFAULT_TARGETS  # re-exported: defined without torch
+from rexforge.train.settings import DEFAULT_TARGETS, LORA_ALPHA, LORA_RANK  # no torch there
 
 
 def _delta(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -58,8 +58,8 @@ def find_targets(model: nn.Module, patterns: Sequence[str]) -> list[str]:
 
 def inject_lora(
     model: nn.Module,
-    rank: int = 8,
-    alpha: float = 16.0,
+    rank: int = LORA_RANK,
+    alpha: float = LORA_ALPHA,
     targets: Sequence[str] = DEFAULT_TARGETS,
     seed: int = 0,
 ) -> list[str]:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import torch
 
+from rexforge.train.settings import MASK_MAX_RUN, MASK_MAX_START_PROB
+
 
 def contiguous_patch_mask(
     batch: int,
     num_patches: int,
     generator: torch.Generator,
     *,
-    max_start_prob: float = 0.15,
-    max_run: int = 8,
+    max_start_prob: float = MASK_MAX_START_PROB,
+    max_run: int = MASK_MAX_RUN,
 ) -> torch.Tensor:
     """Random contiguous runs of masked patches: bool [B, N], True = masked.
 

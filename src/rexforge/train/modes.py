@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from rexforge.errors import ConfigError
 from rexforge.train.lora import DEFAULT_TARGETS, inject_lora
-from rexforge.train.settings import MODES  # re-exported: defined without torch
+from rexforge.train.settings import LORA_ALPHA, LORA_RANK, MODES  # MODES re-exported
 
 Mode = Literal["scratch", "full", "freeze", "lora"]
 
@@ -31,8 +31,8 @@ def apply_mode(
     *,
     freeze_blocks: int = 0,
     head_only: bool = False,
-    lora_rank: int = 8,
-    lora_alpha: float = 16.0,
+    lora_rank: int = LORA_RANK,
+    lora_alpha: float = LORA_ALPHA,
     lora_targets: Sequence[str] = DEFAULT_TARGETS,
     seed: int = 0,
 ) -> dict[str, int]:

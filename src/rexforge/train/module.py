@@ -48,15 +48,7 @@ class TiRexTrainingModule(L.LightningModule):
             lora_targets=s.lora_targets,
             seed=s.seed,
         )
-        self.masking = MaskingConfig(
-            s.mask_max_start_prob,
-            s.mask_max_run,
-            s.context_truncation_prob,
-            s.context_truncation_min_length,
-            s.context_truncation_log_uniform,
-            s.context_outlier_prob,
-            s.future_mask_prob,
-        )
+        self.masking = MaskingConfig.from_settings(s)
         self.micro_step = 0  # micro-batches trained so far (checkpointed)
         self.nonfinite_step: int | None = None  # optimizer step whose loss was NaN/inf
         self.nonfinite_batch: int | None = None  # its micro-batch index in the training stream

@@ -31,6 +31,7 @@ import torch
 from rexforge.model.tokenizer import patch_tokens, standard_scale
 from rexforge.train.loss import next_patch_targets, pinball_loss
 from rexforge.train.masking import apply_patch_mask, contiguous_patch_mask
+from rexforge.train.settings import MASK_MAX_RUN, MASK_MAX_START_PROB, TrainConfig
 
 # |scaled value| above which training treats an observation as missing (see window_loss).
 MAX_SCALED_VALUE = 50.0
@@ -40,10 +41,14 @@ MAX_SCALED_VALUE = 50.0
 class MaskingConfig:
     """Contiguous patch masking settings (see ``rexforge.train.masking``); off when
     ``max_start_prob`` is 0. ``truncate_prob``: the share of windows whose context is cut to a
-    random shorter length (see ``truncate_contexts``); 0 = off."""
+    random shorter length (see ``truncate_contexts``); 0 = off.
 
-    max_start_prob: float = 0.15
-    max_run: int = 8
+    Training builds it from its ``TrainConfig`` (``from_settings``); the defaults here, for
+    direct use of ``window_loss``, are ``TrainConfig``'s patch masking and no other
+    augmentation."""
+
+    max_start_prob: float = MASK_MAX_START_PROB
+    max_run: int = MASK_MAX_RUN
     truncate_prob: float = 0.0
     # Shortest kept context (None = one patch) and whether the kept length is drawn uniformly
     # or log-uniformly (more very short contexts, as yearly competition series have).
@@ -54,6 +59,20 @@ class MaskingConfig:
     outlier_prob: float = 0.0
     # Share of windows whose future input patches are all masked (see ``mask_future``); 0 = off.
     future_prob: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: TrainConfig) -> MaskingConfig:
+        """The augmentations ``settings`` asks for (its ``mask_*``, ``context_*`` and
+        ``future_mask_prob`` options)."""
+        return cls(
+            max_start_prob=settings.mask_max_start_prob,
+            max_run=settings.mask_max_run,
+            truncate_prob=settings.context_truncation_prob,
+            truncate_min_length=settings.context_truncation_min_length,
+            truncate_log_uniform=settings.context_truncation_log_uniform,
+            outlier_prob=settings.context_outlier_prob,
+            future_prob=settings.future_mask_prob,
+        )
 
 
 def truncate_contexts(

@@ -6,7 +6,7 @@ hyper-parameters, so a Lightning checkpoint alone says how it was trained.
 Defaults (the TiRex paper publishes no optimizer settings; these are our choices): AdamW
 (betas 0.9/0.95, weight decay 0.01 on >=2-D weights only), linear warmup then cosine decay to
 10% of the peak, gradient clipping at norm 1. Fine-tuning uses a lower peak lr (1e-4) than
-pretraining (1e-3, set by ``rexforge pretrain``); LoRA adapters tolerate a higher one.
+pretraining (1e-3, ``rexforge pretrain``'s default); LoRA adapters tolerate a higher one.
 """
 
 from __future__ import annotations
@@ -31,75 +31,218 @@ DEFAULT_TARGETS = (
 )
 
 
+# Defaults that helpers outside ``TrainConfig`` share (``masking``, ``lora``, ``modes``), so
+# that each is written once.
+MASK_MAX_START_PROB = 0.15
+MASK_MAX_RUN = 8
+LORA_RANK = 8
+LORA_ALPHA = 16.0
+
+# Which subcommands take an option (``rexforge pretrain`` trains from scratch: no mode options).
+BOTH = ("pretrain", "finetune")
+FINETUNE = ("finetune",)
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    default_factory: Any = dataclasses.MISSING,
+    flags: tuple[str, ...] = (),
+    commands: tuple[str, ...] = BOTH,
+    group: str | None = "training",
+    choices: tuple[str, ...] | None = None,
+    pretrain_default: Any = dataclasses.MISSING,
+) -> Any:
+    """A ``TrainConfig`` field that is also a ``rexforge pretrain/finetune`` flag.
+
+    help: the flag's help; ``{default}`` in it becomes the default the command shows (a
+    fixed value, or "chosen from the data" where ``train.auto`` chooses it). flags: the
+    spellings, when not just ``--<name-with-dashes>``. group: the ``--help`` section (None:
+    the general options). pretrain_default: what ``rexforge pretrain`` uses instead of the
+    field default (a run from scratch wants more steps and a higher lr than a fine-tune).
+    """
+    metadata = {
+        "help": help,
+        "flags": flags,
+        "commands": commands,
+        "group": group,
+        "choices": choices,
+    }
+    if pretrain_default is not dataclasses.MISSING:
+        metadata["pretrain_default"] = pretrain_default
+    return field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+def cli_fields() -> list[dataclasses.Field]:
+    """The ``TrainConfig`` fields that are command-line options, in ``--help`` order."""
+    return [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
 @dataclass
 class TrainConfig:
-    mode: str = "full"
+    """Every training option. The fields made with ``option`` are also the flags of
+    ``rexforge pretrain/finetune`` (``train.command`` builds them from here); the field order is
+    the ``--help`` order."""
+
+    mode: str = option(
+        "full", help="which parameters train", commands=FINETUNE, group="model", choices=MODES
+    )
     # Horizon H the run is validated on; training windows use H rounded up to whole patches.
-    prediction_length: int = 64
+    prediction_length: int = option(
+        64,
+        flags=("--horizon", "--prediction-length"),
+        help="forecast horizon H (validation; windows use whole patches)",
+    )
     # Context C of every training window (rounded up to whole patches); None = train_ctx_len.
-    context_length: int | None = None
-    max_steps: int = 1000
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.01
+    context_length: int | None = option(
+        None, help="context of each training window (default: the model's train_ctx_len)"
+    )
+    max_steps: int = option(1000, pretrain_default=20000, help="optimizer steps ({default})")
+    # Wall-time limit of the training ("90s", "10m", "2h"; None = none): training stops at the
+    # first step past it, and the best checkpoint so far is what the guard compares.
+    time_budget: str | None = option(
+        None,
+        help="stop training after this wall time (90s, 10m, 2h); the best checkpoint so far "
+        "is kept",
+    )
+    batch_size: int = option(32, help="windows per optimizer step ({default})")
+    lr: float = option(1e-4, pretrain_default=1e-3, help="peak learning rate ({default})")
+    weight_decay: float = option(0.01, help="AdamW weight decay of the >=2-D weights")
     beta1: float = 0.9
     beta2: float = 0.95
     # None = min(100, max_steps // 10): a short run (a demo's 80 steps) is not all warmup.
-    warmup_steps: int | None = None
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    accumulate_grad_batches: int = 1
+    warmup_steps: int | None = option(
+        None, help="linear lr warmup (default: min(100, max-steps / 10))"
+    )
+    min_lr_ratio: float = option(0.1, help="final lr / peak lr")
+    grad_clip: float = option(1.0, help="max gradient norm (0 = off)")
+    accumulate_grad_batches: int = option(
+        1, help="batches whose gradients add up to one optimizer step"
+    )
     # Contiguous patch masking; max_start_prob 0 turns it off.
-    mask_max_start_prob: float = 0.15
-    mask_max_run: int = 8
+    mask_max_start_prob: float = option(
+        MASK_MAX_START_PROB,
+        help="contiguous patch masking: max per-patch run-start probability (0 = off)",
+    )
+    mask_max_run: int = option(MASK_MAX_RUN, help="masking: max run length")
     # Share of training windows whose future inputs are all masked, as a multi-patch forecast
     # feeds them (objective.mask_future; 0 = off). Only windows with a future longer than one
     # patch are affected.
-    future_mask_prob: float = 0.5
+    future_mask_prob: float = option(
+        0.5,
+        help="share of windows whose future inputs are all masked, as a forecast past one patch "
+        "feeds them (0 = teacher forcing only)",
+    )
     # Share of training windows whose context is cut to a random shorter length (0 = off).
-    context_truncation_prob: float = 0.0
+    context_truncation_prob: float = option(
+        0.0,
+        help="share of windows whose context is cut to a random shorter length (0 = off)",
+    )
     # Shortest kept context (None = one patch); log-uniform kept lengths favour short ones.
-    context_truncation_min_length: int | None = None
-    context_truncation_log_uniform: bool = False
+    context_truncation_min_length: int | None = option(
+        None, help="shortest context kept by truncation (default: one patch)"
+    )
+    context_truncation_log_uniform: bool = option(
+        False, help="draw truncated context lengths log-uniformly (more very short contexts)"
+    )
     # Share of training windows whose inputs get one-off outliers the targets do not have
     # (objective.inject_outliers; 0 = off).
-    context_outlier_prob: float = 0.0
-    # Windows whose future runs past a series' end (NaN-padded, ignored by the loss): lets
-    # series shorter than context + prediction window train, as short yearly data needs.
-    partial_future: bool = False
+    context_outlier_prob: float = option(
+        0.0,
+        help="share of windows whose inputs get one-off outliers (1-3 steps, 2-8 stds) that "
+        "the targets do not have: teaches looking through one-off events (0 = off)",
+    )
     # Series drawn with probability ~ (its window count) ** power: 1 = every window equally
     # likely (long series dominate), 0.5 = square root, 0 = every series equally likely.
-    series_weight_power: float = 1.0
-    freeze_blocks: int = 0
-    head_only: bool = False
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
-    seed: int = 0
+    series_weight_power: float = option(
+        1.0,
+        help="draw series with probability ~ windows**p: 1 = uniform over windows (default), "
+        "0.5 = more weight to short series, 0 = uniform over series",
+    )
+    # Windows whose future runs past a series' end (NaN-padded, ignored by the loss): lets
+    # series shorter than context + prediction window train, as short yearly data needs.
+    partial_future: bool = option(
+        False,
+        help="also train on windows whose future runs past a series' end (short series); {default}",
+    )
+    freeze_blocks: int = option(
+        0,
+        commands=FINETUNE,
+        group="model",
+        help="mode freeze: freeze the input embedding and the first K blocks (default: half of "
+        "them)",
+    )
+    head_only: bool = option(
+        False,
+        commands=FINETUNE,
+        group="model",
+        help="mode freeze: train only out_norm and the output head",
+    )
+    lora_rank: int = option(
+        LORA_RANK, commands=FINETUNE, group="model", help="mode lora: adapter rank (default: auto)"
+    )
+    lora_alpha: float = option(
+        LORA_ALPHA, commands=FINETUNE, group="model", help="mode lora: scaling alpha"
+    )
+    lora_targets: list[str] = option(
+        default_factory=lambda: list(DEFAULT_TARGETS),
+        commands=FINETUNE,
+        group="model",
+        help="mode lora: glob patterns of adapted module names",
+    )
+    seed: int = option(
+        0,
+        help="seed of the initialisation, the window sampling, the masking and the synthetic "
+        "series",
+    )
     # sLSTM kernel, fp32 numerics (the bf16 rounding emulation exists to reproduce official
     # inference, not to train). "auto" = the fastest eager kernel (cpu_fused: hand-written
     # backward, gradients tested against torch_ref); "cpu_compiled" is faster per step on CPU
     # after a compilation per window shape (~1 min), worth it for long runs.
-    kernel: str = "auto"
+    kernel: str = option(
+        "auto",
+        group="model",
+        help="sLSTM kernel for training: auto (cpu_fused), torch_ref, cpu_compiled (compiles "
+        "once per window shape, ~1 min; fastest for long CPU runs)",
+    )
     # torch.compile the whole training loss (embedding, blocks with the reference recurrence,
     # head, pinball loss; forward and backward) instead of running it eagerly. The first step
     # compiles (~40 s for tirex-test, ~2 min for tirex-1m, ~3.5 min for tirex-35m on 2 cores;
     # Inductor's disk cache makes later runs start in seconds); after it a step is 3.3-3.9x
     # faster than the plain autograd reference at tirex-test size, 2-3.3x at tirex-1m, 1.6x at
     # tirex-35m (benchmarks/bench_train.py). The kernel setting then applies to validation only.
-    compile: bool = False
-    val_every_n_steps: int = 100
+    compile: bool = option(
+        False,
+        group=None,
+        help="torch.compile the whole model and loss for training (the first step compiles: "
+        "~1-4 min by model size; faster steps after, most for small models)",
+    )
+    val_every_n_steps: int = option(100, help="validate every N optimizer steps ({default})")
     # Validation windows held out at the end of every series, one horizon apart (rolling
     # origins; series too short for all of them keep fewer, and at most a quarter of their
     # length, but always one). None = 1, or chosen from the data when fine-tuning (train.auto):
     # a few series give a one-window tail too noisy to choose a checkpoint or judge a gain on.
-    validation_windows: int | None = None
-    # Wall-time limit of the training ("90s", "10m", "2h"; None = none): training stops at the
-    # first step past it, and the best checkpoint so far is what the guard compares.
-    time_budget: str | None = None
-    early_stopping_patience: int | None = None
-    checkpoint_every_n_steps: int | None = None
-    num_workers: int = 0
+    validation_windows: int | None = option(
+        None,
+        help="held-out windows at the end of each series, one horizon apart (default 1; "
+        "fine-tuning: chosen from the data)",
+    )
+    checkpoint_every_n_steps: int | None = option(
+        None, help="save a step checkpoint every N optimizer steps (default: at each validation)"
+    )
+    early_stopping_patience: int | None = option(
+        None,
+        help="stop after this many validations without improvement (fine-tuning default: 3; "
+        "0 = never)",
+    )
+    num_workers: int = option(0, help="data-loader worker processes")
     # Filled in by ``fit``: where the starting weights came from, and whether they are (or
     # descend from) NXAI's, so that a training checkpoint read as a model keeps the notice.
     base_checkpoint: str | None = None
