@@ -19,6 +19,10 @@ def test_guard_keeps_only_a_strictly_better_finite_fine_tune():
     # Better on average, but not beyond the tail's noise: the base stays.
     assert keep_fine_tuned({"wql": 0.30}, {"wql": 0.29}, upper_ratio=0.97)
     assert not keep_fine_tuned({"wql": 0.30}, {"wql": 0.29}, upper_ratio=1.04)
+    # Better WQL (the largest series) while the scale-free error gets worse: the base stays.
+    assert not keep_fine_tuned({"wql": 0.30, "mase": 1.00}, {"wql": 0.28, "mase": 1.02}, 0.95)
+    assert keep_fine_tuned({"wql": 0.30, "mase": 1.00}, {"wql": 0.28, "mase": 1.00}, 0.95)
+    assert keep_fine_tuned({"wql": 0.30, "mase": math.nan}, {"wql": 0.28, "mase": 1.0}, 0.95)
 
 
 def test_ratio_bound_separates_a_consistent_gain_from_a_lucky_one():
