@@ -28,8 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("rexforge.train.command", "fine-tune a TiRex model on your data"),
     "export": (
         "rexforge.io.export_command",
-        "export a model as ONNX (NXAI's tirex.onnx interface)",
+        "write a model (or the average of several checkpoints) as a folder, an official "
+        ".ckpt or ONNX",
     ),
+    "grow": ("rexforge.io.grow_command", "write a deeper copy of a model that forecasts the same"),
 }
 
 

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -78,8 +77,8 @@ def test_grow_script_writes_a_model_that_forecasts_the_same(tmp_path):
     write_folder(
         source, Checkpoint(config, trained_looking(config).state_dict(), nxai_metadata(False))
     )
-    script = Path(__file__).resolve().parents[2] / "scripts" / "grow_model.py"
-    run = [sys.executable, str(script), str(source), str(tmp_path / "big"), "--factor", "2"]
+    run = [sys.executable, "-m", "rexforge.cli", "grow", str(source), "--output"]
+    run += [str(tmp_path / "big"), "--factor", "2"]
     subprocess.run(run, check=True, capture_output=True)
     small, big = load_model(source), load_model(tmp_path / "big" / "model.ckpt")
     assert big.config.block_kwargs.num_blocks == 4
@@ -87,7 +86,7 @@ def test_grow_script_writes_a_model_that_forecasts_the_same(tmp_path):
     context = torch.randn(3, 100)
     torch.testing.assert_close(big.forecast(context, 40)[0], small.forecast(context, 40)[0])
     # Bad input: one error line, exit status 2, nothing written.
-    bad = subprocess.run(run[:3] + [str(tmp_path / "bad"), "--factor", "0"], capture_output=True)
+    bad = subprocess.run(run[:6] + [str(tmp_path / "bad"), "--factor", "0"], capture_output=True)
     assert bad.returncode == 2
     assert bad.stderr.decode().strip().splitlines() == [
         "error: deepen: factor must be an integer >= 1, got 0"

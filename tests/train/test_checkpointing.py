@@ -57,8 +57,11 @@ def test_export_script_averages_training_checkpoints(tmp_path):
     subprocess.run(
         [
             sys.executable,
-            str(ROOT / "scripts" / "export_training_checkpoint.py"),
+            "-m",
+            "rexforge.cli",
+            "export",
             *map(str, ckpts),
+            "--output",
             str(out),
             "--selected-by",
             "test",
@@ -81,8 +84,11 @@ def test_export_script_averages_training_checkpoints(tmp_path):
         failed = subprocess.run(
             [
                 sys.executable,
-                str(ROOT / "scripts" / "export_training_checkpoint.py"),
+                "-m",
+                "rexforge.cli",
+                "export",
                 str(bad),
+                "--output",
                 str(tmp_path / "bad"),
             ],
             capture_output=True,

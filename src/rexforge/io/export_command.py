@@ -1,33 +1,129 @@
-"""``rexforge export``: write a model in another format (ONNX, NXAI's ``tirex.onnx`` interface)."""
+"""``rexforge export``: write a model in another format, or several checkpoints' average.
+
+Formats: ``onnx`` (NXAI's ``tirex.onnx`` interface), ``folder`` (config.json +
+model.safetensors, plus the official-layout model.ckpt inside it: what a finished run writes)
+and ``official`` (one official-layout ``model.ckpt`` that tirex-ts loads). Without ``--format``
+the output's name decides: ``*.onnx`` -> onnx, ``*.ckpt`` -> official, no suffix -> a folder.
+
+Several models (for example a run's ``checkpoints/step-*.ckpt``) are averaged uniformly into
+one (a "soup"; the same architecture is required); the metadata says which were averaged and
+why (``--selected-by``).
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from rexforge.errors import InputError
+from rexforge.errors import CheckpointError, InputError
+
+FORMATS = ("onnx", "folder", "official")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="checkpoint file or folder, hub id, or 'starter'")
     parser.add_argument(
-        "--format", default="onnx", help="output format; only 'onnx' (the default) for now"
+        "model",
+        nargs="+",
+        help="checkpoint file or folder, a training .ckpt, hub id, or 'starter'; several "
+        "(folder/official formats) are averaged",
     )
-    parser.add_argument("--output", type=Path, required=True, help="file to write (.onnx)")
+    parser.add_argument(
+        "--format",
+        default=None,
+        help=f"output format: {', '.join(FORMATS)} (default: from --output: .onnx, .ckpt, "
+        "else a folder)",
+    )
+    parser.add_argument("--output", type=Path, required=True, help="file or folder to write")
+    parser.add_argument(
+        "--selected-by",
+        default=None,
+        help="why these checkpoints, recorded in the metadata (folder/official formats)",
+    )
     parser.add_argument(
         "--optimize",
         action="store_true",
-        help="run the exporter's graph optimiser: a smaller file, 3x the export time "
+        help="onnx: run the exporter's graph optimiser: a smaller file, 3x the export time "
         "(impractical for tirex-35m on a small CPU)",
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from rexforge.io.onnx_export import FORMATS, check_output_path, export_onnx
+def output_format(output: Path, requested: str | None) -> str:
+    if requested is not None:
+        if requested not in FORMATS:
+            raise InputError(f"unknown export format {requested!r}; known: {', '.join(FORMATS)}")
+        return requested
+    suffix = output.suffix.lower()
+    if suffix not in ("", ".onnx", ".ckpt") and not output.is_dir():
+        raise InputError(
+            f"--output {output}: an output file must end in .onnx (ONNX) or .ckpt (official), "
+            "or name a folder (no suffix, or --format folder)"
+        )
+    return "onnx" if suffix == ".onnx" else "official" if suffix == ".ckpt" else "folder"
 
-    if args.format not in FORMATS:
-        raise InputError(f"unknown export format {args.format!r}; known: {', '.join(FORMATS)}")
+
+def run(args: argparse.Namespace) -> int:
+    fmt = output_format(args.output, args.format)
+    if fmt == "onnx":
+        return _export_onnx(args)
+    from rexforge.io.checkpoint import write_export, write_official
+
+    ckpt = combined_checkpoint(args.model, args.selected_by)
+    path = write_export(args.output, ckpt) if fmt == "folder" else write_official(args.output, ckpt)
+    what = f"the average of {len(args.model)} checkpoints" if len(args.model) > 1 else "the model"
+    print(f"wrote {what} -> {args.output if fmt == 'folder' else path}")
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from rexforge.io.onnx_export import check_output_path, export_onnx
+
+    if len(args.model) != 1:
+        raise InputError(f"the onnx format exports one model, got {len(args.model)}")
     check_output_path(args.output)
-    path = export_onnx(args.model, args.output, optimize=args.optimize)
+    path = export_onnx(args.model[0], args.output, optimize=args.optimize)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): input 'context' [batch, length]")
     return 0
+
+
+def combined_checkpoint(sources: list[str], selected_by: str | None):
+    """One ``Checkpoint`` from ``sources``: the model itself, or the uniform average of several
+    with the same architecture. Metadata: the run's own export (``<run>/final``) when the
+    sources are a run's training checkpoints, else the first source's; plus the steps and
+    which checkpoints were combined."""
+    from rexforge.io.checkpoint import Checkpoint, read_checkpoint
+    from rexforge.io.hub import resolve_model_source
+    from rexforge.train.checkpointing import average_state_dicts
+
+    paths = [_source_path(s, resolve_model_source) for s in sources]
+    models = [read_checkpoint(p) for p in paths]
+    if any(m.config != models[0].config for m in models[1:]):
+        raise CheckpointError("the checkpoints to average have different architectures")
+    state = average_state_dicts([m.state_dict for m in models]) if len(models) > 1 else None
+    metadata = _run_metadata(paths[0]) or dict(models[0].metadata)
+    steps = [int(m.metadata.get("steps") or 0) for m in models]
+    names = ", ".join(f"{p.name} (step {s})" for p, s in zip(paths, steps))
+    if len(models) > 1 or selected_by:
+        prefix = "average of " if len(models) > 1 else ""
+        metadata["selected_checkpoint"] = f"{prefix}{names}; {selected_by or 'chosen by hand'}"
+        metadata["steps"] = max(steps)
+        metadata.pop("metrics", None)  # measured on the run's final weights, not these
+    return Checkpoint(models[0].config, state or models[0].state_dict, metadata)
+
+
+def _source_path(source: str, resolve) -> Path:
+    if source == "starter":
+        from rexforge.assets import starter_model_path
+
+        return Path(starter_model_path())
+    return Path(resolve(Path(source)))
+
+
+def _run_metadata(path: Path) -> dict | None:
+    """The metadata of ``<run>/final`` for a path ``<run>/checkpoints/*.ckpt`` (None if the run
+    has not exported yet, or the path is not in a run)."""
+    from rexforge.io.checkpoint import read_checkpoint
+
+    final = path.parent.parent / "final"
+    if path.parent.name != "checkpoints" or not (final / "config.json").is_file():
+        return None
+    return dict(read_checkpoint(final).metadata)

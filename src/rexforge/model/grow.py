@@ -8,7 +8,7 @@ copies' gates, recurrent kernels and up projections are the trained ones, and th
 off tensors still get gradients (their inputs are not zero), so continued training turns the
 copies on from a useful start (block expansion, as in LLaMA Pro, Wu et al. 2024).
 
-Pure functions on configs and state dicts: no I/O (``scripts/grow_model.py`` reads and writes).
+Pure functions on configs and state dicts: no I/O (``rexforge grow`` reads and writes).
 """
 
 from __future__ import annotations
