@@ -146,6 +146,22 @@ def backtest(
         _check_arguments(series, horizon, windows, stride, context_length), InputError, "backtest"
     )
     horizon, windows, stride = int(horizon), int(windows), int(stride)
+    _check_windows_fit(series, horizon, windows, stride)
+    name = name or model_name(forecaster)
+    levels = _quantile_levels(forecaster, name)
+    season = _mase_season(series, season)
+    arrays = _WindowArrays.empty(len(series), windows, horizon, len(levels))
+    for w in range(windows):
+        contexts = _fill_window(arrays, series, w, stride, context_length, season)
+        log.debug("%s: window %d/%d, %d series", name, w + 1, windows, len(series))
+        arrays.quantiles[:, w], arrays.mean[:, w] = _forecast_window(
+            forecaster, contexts, horizon, len(levels), batch_size, name
+        )
+    return _backtest_result(name, series, arrays, levels, stride, season)
+
+
+def _check_windows_fit(series: list[TimeSeries], horizon: int, windows: int, stride: int) -> None:
+    """Raise ``InputError`` unless every window leaves the shortest series a context point."""
     span = horizon + (windows - 1) * stride  # points after the first cutoff
     shortest = min(series, key=len)
     if len(shortest) <= span:
@@ -153,69 +169,112 @@ def backtest(
             f"horizon {horizon} with {windows} window(s) of stride {stride} needs series longer "
             f"than {span} points; shortest series {shortest.item_id!r} has {len(shortest)}"
         )
-    name = name or model_name(forecaster)
+
+
+def _quantile_levels(forecaster, name: str) -> list[float]:
+    """The forecaster's ``quantiles`` attribute as floats (``InputError`` when it has none)."""
     levels = getattr(forecaster, "quantiles", None)
     if levels is None:
         raise InputError(f"forecaster {name} has no 'quantiles' attribute (its quantile levels)")
-    levels = [float(q) for q in levels]
+    return [float(q) for q in levels]
+
+
+def _mase_season(series: list[TimeSeries], season: int | None) -> int:
+    """The MASE period: ``season`` if given, else the seasonality of the dominant frequency
+    (see ``backtest``); at least 1."""
     if season is None:
         season = M.get_seasonality(dominant_freq(series), default=1, history=typical_length(series))
-    season = max(int(season), 1)
+    return max(int(season), 1)
 
-    S, W, H, Q = len(series), windows, horizon, len(levels)
-    y = np.empty((S, W, H))
-    qf = np.empty((S, W, H, Q))
-    mean = np.empty((S, W, H))
-    scale = np.empty((S, W))
-    cutoffs = np.empty((S, W), dtype=np.int64)
-    for w in range(W):
-        contexts = []
-        for i, s in enumerate(series):
-            cutoff = len(s) - horizon - (W - 1 - w) * stride
-            start = 0 if context_length is None else max(0, cutoff - context_length)
-            contexts.append(s.target[start:cutoff].copy())  # a copy: no path to the future
-            y[i, w] = s.target[cutoff : cutoff + horizon]
-            scale[i, w] = M.seasonal_scale(s.target[:cutoff], season)
-            cutoffs[i, w] = cutoff
-        log.debug("%s: window %d/%d, %d series", name, w + 1, W, S)
-        out_q, out_mean = forecaster.forecast(
-            contexts, prediction_length=horizon, output_type="numpy", batch_size=batch_size
+
+@dataclass
+class _WindowArrays:
+    """Every window's data, indexed [series, window, ...]: ``y`` [S, W, H] (the actuals),
+    ``quantiles`` [S, W, H, Q], ``mean`` [S, W, H], ``scale`` [S, W] (the MASE scale of each
+    history) and ``cutoffs`` [S, W] (context points before each window)."""
+
+    y: np.ndarray
+    quantiles: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    cutoffs: np.ndarray
+
+    @classmethod
+    def empty(cls, S: int, W: int, H: int, Q: int) -> _WindowArrays:
+        """Uninitialised arrays for S series, W windows, horizon H and Q quantile levels."""
+        return cls(
+            y=np.empty((S, W, H)),
+            quantiles=np.empty((S, W, H, Q)),
+            mean=np.empty((S, W, H)),
+            scale=np.empty((S, W)),
+            cutoffs=np.empty((S, W), dtype=np.int64),
         )
-        out_q = _as_array(out_q, name, "quantiles")
-        out_mean = _as_array(out_mean, name, "a mean")
-        if out_q.shape != (S, H, Q) or out_mean.shape != (S, H):
-            raise InputError(
-                f"forecaster {name} returned quantiles {tuple(out_q.shape)} and mean "
-                f"{tuple(out_mean.shape)} for {S} series, horizon {H} and {Q} levels; "
-                f"expected ({S}, {H}, {Q}) and ({S}, {H})"
-            )
-        qf[:, w], mean[:, w] = out_q, out_mean
 
-    # Flatten (series, window) -> N rows, series-major.
+
+def _fill_window(
+    arrays: _WindowArrays,
+    series: list[TimeSeries],
+    w: int,
+    stride: int,
+    context_length: int | None,
+    season: int,
+) -> list[np.ndarray]:
+    """Fill window ``w`` of ``arrays.y``, ``.scale`` and ``.cutoffs`` for every series; return
+    the S contexts to forecast from, each a fresh copy of (the tail of) ``target[:cutoff]``."""
+    _, W, horizon = arrays.y.shape
+    contexts = []
+    for i, s in enumerate(series):
+        cutoff = len(s) - horizon - (W - 1 - w) * stride
+        start = 0 if context_length is None else max(0, cutoff - context_length)
+        contexts.append(s.target[start:cutoff].copy())  # a copy: no path to the future
+        arrays.y[i, w] = s.target[cutoff : cutoff + horizon]
+        arrays.scale[i, w] = M.seasonal_scale(s.target[:cutoff], season)
+        arrays.cutoffs[i, w] = cutoff
+    return contexts
+
+
+def _forecast_window(
+    forecaster, contexts: list[np.ndarray], horizon: int, n_levels: int, batch_size: int, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forecast one window's S ``contexts``; return (quantiles [S, H, Q], mean [S, H]) as float64,
+    raising ``InputError`` when the forecaster returns anything else."""
+    S, H, Q = len(contexts), horizon, n_levels
+    out_q, out_mean = forecaster.forecast(
+        contexts, prediction_length=horizon, output_type="numpy", batch_size=batch_size
+    )
+    out_q = _as_array(out_q, name, "quantiles")
+    out_mean = _as_array(out_mean, name, "a mean")
+    if out_q.shape != (S, H, Q) or out_mean.shape != (S, H):
+        raise InputError(
+            f"forecaster {name} returned quantiles {tuple(out_q.shape)} and mean "
+            f"{tuple(out_mean.shape)} for {S} series, horizon {H} and {Q} levels; "
+            f"expected ({S}, {H}, {Q}) and ({S}, {H})"
+        )
+    return out_q, out_mean
+
+
+def _backtest_result(
+    name: str,
+    series: list[TimeSeries],
+    arrays: _WindowArrays,
+    levels: list[float],
+    stride: int,
+    season: int,
+) -> BacktestResult:
+    """Score the filled ``arrays`` and lay them out as a ``BacktestResult``: the [S, W, ...]
+    arrays are flattened to N = S * W rows, series-major."""
+    S, W, H, Q = arrays.quantiles.shape
     N = S * W
-    y2, q2, m2, sc = y.reshape(N, H), qf.reshape(N, H, Q), mean.reshape(N, H), scale.reshape(N)
+    y2, q2 = arrays.y.reshape(N, H), arrays.quantiles.reshape(N, H, Q)
+    m2, sc = arrays.mean.reshape(N, H), arrays.scale.reshape(N)
     per_forecast, aggregate = M.evaluate_forecasts(y2, q2, m2, levels, sc)
 
-    item_ids = np.repeat(np.array([s.item_id for s in series], dtype=object), W)
-    window_idx = np.tile(np.arange(W), S)
-    per_series = pd.DataFrame(
-        {"item_id": item_ids, "window": window_idx, "cutoff": cutoffs.reshape(N)}
-    )
+    item_ids = np.repeat(np.array([s.item_id for s in series], dtype=object), W)  # [N]
+    window_idx = np.tile(np.arange(W), S)  # [N]
+    cutoffs = arrays.cutoffs.reshape(N)  # [N]
+    per_series = pd.DataFrame({"item_id": item_ids, "window": window_idx, "cutoff": cutoffs})
     for metric in M.METRICS:
         per_series[metric] = per_forecast[metric]
-
-    forecasts = pd.DataFrame(
-        {
-            "item_id": np.repeat(item_ids, H),
-            "window": np.repeat(window_idx, H),
-            "cutoff": np.repeat(cutoffs.reshape(N), H),
-            "step": np.tile(np.arange(1, H + 1), N),
-            "y": y2.reshape(-1),
-            "mean": m2.reshape(-1),
-        }
-    )
-    for j, level in enumerate(levels):
-        forecasts[quantile_column(level)] = q2[:, :, j].reshape(-1)
 
     return BacktestResult(
         name=name,
@@ -224,7 +283,7 @@ def backtest(
         stride=stride,
         season=season,
         quantile_levels=levels,
-        forecasts=forecasts,
+        forecasts=_forecasts_frame(item_ids, window_idx, cutoffs, y2, m2, q2, levels),
         per_series=per_series,
         metrics=aggregate,
         y=y2,
@@ -232,3 +291,31 @@ def backtest(
         mean=m2,
         scale=sc,
     )
+
+
+def _forecasts_frame(
+    item_ids: np.ndarray,
+    window_idx: np.ndarray,
+    cutoffs: np.ndarray,
+    y: np.ndarray,
+    mean: np.ndarray,
+    quantiles: np.ndarray,
+    levels: list[float],
+) -> pd.DataFrame:
+    """The tidy ``BacktestResult.forecasts``: the N forecasts' ``item_ids``, ``window_idx`` and
+    ``cutoffs`` (each [N]) repeated over the H steps, beside ``y`` [N, H], ``mean`` [N, H] and
+    ``quantiles`` [N, H, Q] flattened to N * H rows, one column per quantile level."""
+    N, H = y.shape
+    forecasts = pd.DataFrame(
+        {
+            "item_id": np.repeat(item_ids, H),
+            "window": np.repeat(window_idx, H),
+            "cutoff": np.repeat(cutoffs, H),
+            "step": np.tile(np.arange(1, H + 1), N),
+            "y": y.reshape(-1),
+            "mean": mean.reshape(-1),
+        }
+    )
+    for j, level in enumerate(levels):
+        forecasts[quantile_column(level)] = quantiles[:, :, j].reshape(-1)
+    return forecasts

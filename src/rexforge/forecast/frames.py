@@ -8,6 +8,7 @@ grow with the number of series.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -262,9 +263,43 @@ def forecast_csv_streaming(
     them out and returns them in ``StreamSummary.problems``.
     """
     from rexforge.data.chunked import iter_item_chunks
-    from rexforge.data.sources import load_series_report
-    from rexforge.forecast.api import check_prediction_length
     from rexforge.io.atomic import atomic_open
+
+    prediction_length, output = _check_stream_arguments(
+        on_bad, prediction_length, chunk_series, output
+    )
+    chunks = iter_item_chunks(
+        path,
+        id_column=id_column,
+        columns=[(target, "target")]
+        + ([(timestamp_column, "timestamp")] if timestamp_column is not None else []),
+        chunk_rows=chunk_rows,
+    )
+    forecast_chunk = partial(
+        forecast_series,
+        forecaster,
+        prediction_length=prediction_length,
+        batch_size=batch_size,
+        context_length=context_length,
+        rollout=rollout,
+        resample_strategy=resample_strategy,
+    )
+    with atomic_open(output, "w") as handle:
+        writer = _StreamWriter(handle, forecast_chunk, chunk_series, on_bad)
+        for good, problems in _validated_chunks(chunks, id_column, timestamp_column, target, gaps):
+            writer.add(good, problems)
+        writer.flush()
+        _refuse_stream_result(path, writer.problems, writer.series, on_bad)
+    logger.debug("%s: forecast %d series in chunks", path, writer.series)
+    return StreamSummary(writer.series, writer.rows, writer.problems)
+
+
+def _check_stream_arguments(
+    on_bad: str, prediction_length: int, chunk_series: int, output: str | Path
+) -> tuple[int, Path]:
+    """Refuse (``InputError``) bad arguments of ``forecast_csv_streaming``; return the checked
+    ``prediction_length`` and ``output`` as a ``Path``."""
+    from rexforge.forecast.api import check_prediction_length
 
     check_on_bad(on_bad)
     prediction_length = check_prediction_length(prediction_length)
@@ -273,52 +308,64 @@ def forecast_csv_streaming(
     output = Path(output)
     if output.is_dir():
         raise InputError(f"output {output} is a directory; give a CSV file path")
-    chunks = iter_item_chunks(
-        path,
-        id_column=id_column,
-        columns=[(target, "target")]
-        + ([(timestamp_column, "timestamp")] if timestamp_column is not None else []),
-        chunk_rows=chunk_rows,
-    )
-    problems: list[SeriesProblem] = []
-    pending: list[TimeSeries] = []
-    counts = {"series": 0, "rows": 0}
-    with atomic_open(output, "w") as handle:
+    return prediction_length, output
 
-        def flush() -> None:
-            if pending and not (problems and on_bad == "raise"):
-                frame = forecast_series(
-                    forecaster,
-                    pending,
-                    prediction_length,
-                    batch_size,
-                    context_length=context_length,
-                    rollout=rollout,
-                    resample_strategy=resample_strategy,
-                )
-                frame.to_csv(handle, header=counts["series"] == 0, index=False)
-                counts["series"] += len(pending)
-                counts["rows"] += len(frame)
-            pending.clear()
 
-        for chunk in chunks:
-            report = load_series_report(
-                chunk,
-                layout="long",
-                id_column=id_column,
-                timestamp_column=timestamp_column,
-                target_column=target,
-                gaps=gaps,
-            )
-            good, unusable = split_forecastable(report.series)
-            problems += report.problems + unusable
-            pending += good
-            if len(pending) >= chunk_series:
-                flush()
-        flush()
-        if problems and (on_bad == "raise" or counts["series"] == 0):
-            raise InputError(f"{path}: {format_problems(problems)}")
-        if counts["series"] == 0:
-            raise InputError(f"{path}: no series to forecast")
-    logger.debug("%s: forecast %d series in chunks", path, counts["series"])
-    return StreamSummary(counts["series"], counts["rows"], problems)
+def _validated_chunks(chunks, id_column: str, timestamp_column: str | None, target: str, gaps: str):
+    """For each chunk of whole items (a long DataFrame with columns ``id_column``, ``target``
+    and ``timestamp``), validated like ``load_series``: yield (the series that can be
+    forecast, a ``SeriesProblem`` for each of the others)."""
+    from rexforge.data.sources import load_series_report
+
+    for chunk in chunks:
+        report = load_series_report(
+            chunk,
+            layout="long",
+            id_column=id_column,
+            timestamp_column=timestamp_column,
+            target_column=target,
+            gaps=gaps,
+        )
+        good, unusable = split_forecastable(report.series)
+        yield good, report.problems + unusable
+
+
+class _StreamWriter:
+    """Forecasts the series it is given ``chunk_series`` at a time with ``forecast_chunk``
+    (list[TimeSeries] -> the long frame of ``forecast_series``) and appends the rows to the open
+    CSV ``handle``, the header with the first chunk. Once a problem is recorded under
+    ``on_bad="raise"`` it forecasts no more, only collects problems. ``series``, ``rows`` and
+    ``problems`` say what it did so far."""
+
+    def __init__(self, handle, forecast_chunk, chunk_series: int, on_bad: str) -> None:
+        self.handle, self.forecast_chunk = handle, forecast_chunk
+        self.chunk_series, self.on_bad = chunk_series, on_bad
+        self.pending: list[TimeSeries] = []
+        self.problems: list[SeriesProblem] = []
+        self.series = 0
+        self.rows = 0
+
+    def add(self, good: list[TimeSeries], problems: list[SeriesProblem]) -> None:
+        """Queue ``good`` and record ``problems``; flush once ``chunk_series`` are queued."""
+        self.problems += problems
+        self.pending += good
+        if len(self.pending) >= self.chunk_series:
+            self.flush()
+
+    def flush(self) -> None:
+        """Forecast and write the queued series (unless a problem stops it), then drop them."""
+        if self.pending and not (self.problems and self.on_bad == "raise"):
+            frame = self.forecast_chunk(self.pending)
+            frame.to_csv(self.handle, header=self.series == 0, index=False)
+            self.series += len(self.pending)
+            self.rows += len(frame)
+        self.pending.clear()
+
+
+def _refuse_stream_result(path, problems: list[SeriesProblem], n_series: int, on_bad: str) -> None:
+    """Raise ``InputError`` (so the output is not written) when bad series must be reported
+    (``on_bad="raise"``, or nothing was forecast) or when no series was forecast at all."""
+    if problems and (on_bad == "raise" or n_series == 0):
+        raise InputError(f"{path}: {format_problems(problems)}")
+    if n_series == 0:
+        raise InputError(f"{path}: no series to forecast")
