@@ -72,7 +72,7 @@ def toy():
 
 
 def test_toy_family_builds_and_is_recognised(toy):
-    assert list_families() == ["tirex", "toy"]
+    assert list_families() == ["tirex", "tirex2", "toy"]
     assert list_models()[-2:] == ["toy-small", "toy-large"]
     assert rexforge.list_presets() == list_models()
     small = create_model("toy-small")
@@ -104,11 +104,13 @@ def test_duplicate_family_is_refused(toy):
         register_family(_toy_family())
     with pytest.raises(ConfigError, match="'tirex-1m' \\(family 'tirex'\\)"):
         register_family(_toy_family("toy2", {"tirex-1m": ToyConfig}))
-    assert list_families() == ["tirex", "toy"]
+    assert list_families() == ["tirex", "tirex2", "toy"]
 
 
 def test_unknown_names_list_the_known_ones():
-    with pytest.raises(ConfigError, match="'nope' is not a known model family; known: tirex"):
+    with pytest.raises(
+        ConfigError, match="'nope' is not a known model family; known: tirex, tirex2"
+    ):
         get_family("nope")
     with pytest.raises(ConfigError) as info:
         create_model("tirex-2b")

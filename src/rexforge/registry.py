@@ -26,7 +26,7 @@ from typing import Any
 from rexforge.errors import ConfigError
 
 # Modules whose import registers a built-in family; imported on the first registry query.
-BUILTIN_FAMILY_MODULES = ("rexforge.families.tirex",)
+BUILTIN_FAMILY_MODULES = ("rexforge.families.tirex", "rexforge.families.tirex2")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class ModelFamily:
     detect: ``detect(raw: dict) -> bool``: whether a raw checkpoint payload or config document
         belongs to this family. Must not raise.
     forecaster: the forecaster class, or its dotted path (``"pkg.module:Class"``) so that
-        registering a family does not import torch.
+        registering a family does not import torch; None for a family that has a network
+        but no forecaster yet.
     describe: optional ``describe(config) -> [(label, text), ...]``: the rows on the
         architecture that ``rexforge info`` prints.
     """
@@ -53,12 +54,14 @@ class ModelFamily:
     build: Callable[..., Any]
     checkpoint_filter: Callable[[dict, Any], dict]
     detect: Callable[[dict], bool]
-    forecaster: type | str
+    forecaster: type | str | None
     describe: Callable[[Any], list[tuple[str, str]]] | None = field(default=None)
 
     @property
     def forecaster_class(self) -> type:
         """The forecaster class, imported now if it was registered by its dotted path."""
+        if self.forecaster is None:
+            raise ConfigError(f"model family '{self.name}' has no forecaster yet")
         if not isinstance(self.forecaster, str):
             return self.forecaster
         module_name, _, class_name = self.forecaster.partition(":")

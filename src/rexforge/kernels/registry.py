@@ -1,4 +1,10 @@
-"""Registry of sLSTM kernels: every entry shares the signature documented in ``common``."""
+"""Registry of recurrence kernels, grouped by kind; within a kind every entry shares one
+signature.
+
+Kinds: ``"slstm"`` (TiRex's sLSTM; signature in ``kernels.common``; the default everywhere),
+``"tirex2_slstm"`` and ``"tirex2_mlstm"`` (TiRex-2's cells; signatures in ``kernels.tirex2``).
+A kind's ``"auto"`` only ever picks among that kind's kernels.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,13 @@ class KernelEntry:
     description: str
 
 
-_KERNELS: dict[str, KernelEntry] = {}
+DEFAULT_KIND = "slstm"
+_KERNELS: dict[str, dict[str, KernelEntry]] = {}  # kind -> name -> entry
+_KIND_LABELS = {"slstm": "sLSTM", "tirex2_slstm": "TiRex-2 sLSTM", "tirex2_mlstm": "TiRex-2 mLSTM"}
+
+
+def _label(kind: str) -> str:
+    return _KIND_LABELS.get(kind, kind)
 
 
 def register_kernel(
@@ -34,39 +46,47 @@ def register_kernel(
     priority: int = 0,
     unavailable_reason: Callable[[], str | None] = lambda: None,
     description: str = "",
+    kind: str = DEFAULT_KIND,
 ) -> None:
-    if name in _KERNELS:
-        logger.warning("sLSTM kernel %r registered twice; keeping the newer one", name)
-    _KERNELS[name] = KernelEntry(name, fn, unavailable_reason, priority, description)
+    entries = _KERNELS.setdefault(kind, {})
+    if name in entries:
+        logger.warning("%s kernel %r registered twice; keeping the newer one", _label(kind), name)
+    entries[name] = KernelEntry(name, fn, unavailable_reason, priority, description)
 
 
-def list_kernels(available_only: bool = False) -> list[str]:
+def list_kernels(available_only: bool = False, kind: str = DEFAULT_KIND) -> list[str]:
     _ensure_builtin()
-    names = sorted(_KERNELS, key=lambda k: -_KERNELS[k].priority)
+    entries = _KERNELS.get(kind, {})
+    names = sorted(entries, key=lambda k: -entries[k].priority)
     if available_only:
-        names = [n for n in names if _KERNELS[n].unavailable_reason() is None]
+        names = [n for n in names if entries[n].unavailable_reason() is None]
     return names
 
 
-def get_kernel(name: str = "auto") -> KernelFn:
-    """The kernel function registered as ``name``; ``"auto"`` picks the best available one."""
+def get_kernel(name: str = "auto", kind: str = DEFAULT_KIND) -> KernelFn:
+    """The ``kind`` kernel registered as ``name``; ``"auto"`` picks the best available one."""
     _ensure_builtin()
+    if kind not in _KERNELS:
+        raise ConfigError(f"unknown kernel kind {kind!r}; known: {', '.join(_KERNELS)}")
     if name == "auto":
-        name = list_kernels(available_only=True)[0]
-        logger.debug("sLSTM kernel 'auto' -> %s", name)
-    if name not in _KERNELS:
-        raise ConfigError(f"unknown sLSTM kernel {name!r}; known: {', '.join(list_kernels())}")
-    reason = _KERNELS[name].unavailable_reason()
+        name = list_kernels(available_only=True, kind=kind)[0]
+        logger.debug("%s kernel 'auto' -> %s", _label(kind), name)
+    entries = _KERNELS[kind]
+    if name not in entries:
+        known = ", ".join(list_kernels(kind=kind))
+        raise ConfigError(f"unknown {_label(kind)} kernel {name!r}; known: {known}")
+    reason = entries[name].unavailable_reason()
     if reason is not None:
-        raise ConfigError(f"sLSTM kernel {name!r} is not available here: {reason}")
-    return _KERNELS[name].fn
+        raise ConfigError(f"{_label(kind)} kernel {name!r} is not available here: {reason}")
+    return entries[name].fn
 
 
 def kernel_name(fn: KernelFn) -> str:
     _ensure_builtin()
-    for entry in _KERNELS.values():
-        if entry.fn is fn:
-            return entry.name
+    for entries in _KERNELS.values():
+        for entry in entries.values():
+            if entry.fn is fn:
+                return entry.name
     return getattr(fn, "__name__", "custom")
 
 
@@ -87,4 +107,4 @@ def _ensure_builtin() -> None:
         priority=0,
         description="plain torch loop, autograd backward; the reference",
     )
-    from rexforge.kernels import compiled_cpu, fused_cpu  # noqa: F401  (register themselves)
+    from rexforge.kernels import compiled_cpu, fused_cpu, tirex2  # noqa: F401  (register themselves)
