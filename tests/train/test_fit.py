@@ -362,3 +362,22 @@ def test_rexforge_fit_and_the_forecasters_fit_return_a_new_model(tmp_path, tiny_
     # The module-level form takes a path as well, and reports the guard's verdict.
     guarded = rexforge.fit(str(tiny_ckpt), series(), output_dir=tmp_path / "b", max_steps=3, **TINY)
     assert guarded.fit_report is not None and guarded.fit_report.kept in ("fine-tuned", "base")
+
+
+def test_the_guard_scores_the_tail_with_the_bases_default_rollout(tmp_path, tiny_ckpt):
+    # The same weights with and without ``default_rollout: stateful``: the zero-shot tail
+    # (horizon 40 > one patch) is forecast as the exported model will forecast it.
+    from rexforge.io.checkpoint import Checkpoint, read_checkpoint, write_folder
+
+    base = read_checkpoint(tiny_ckpt)
+    stateful = write_folder(
+        tmp_path / "stateful",
+        Checkpoint(base.config, base.state_dict, {**base.metadata, "default_rollout": "stateful"}),
+    )
+    scores = {}
+    for name, model in (("exact", tiny_ckpt), ("stateful", stateful)):
+        run = fit(model, series(), output_dir=tmp_path / name, max_steps=2, **TINY)
+        assert run.report.settings["rollout"] == name
+        assert load_model(run.final_dir).default_rollout == name
+        scores[name] = run.report.zero_shot["wql"]
+    assert scores["exact"] != scores["stateful"]

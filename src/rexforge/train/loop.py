@@ -412,6 +412,7 @@ def _resolve_model(model, settings: TrainConfig) -> tuple[TiRexConfig, dict | No
     settings.base_checkpoint = provenance.get("base_checkpoint")
     settings.base_sha256 = provenance.get("base_sha256")
     settings.derived_from_nxai_weights = bool(provenance.get("derived_from_nxai_weights"))
+    settings.rollout = provenance.get("default_rollout", "exact")
     P = config.input_patch_size
     settings.context_length = round_up(settings.context_length or config.train_ctx_len, P)
     if config.train_ctx_len != settings.context_length:
@@ -679,6 +680,7 @@ RESUMABLE_CHANGES = frozenset(
         "time_budget",
         "base_checkpoint",  # a path; the base's sha256 is compared
         "derived_from_nxai_weights",
+        "rollout",  # only how the tail is forecast, not how the weights train
     }
 )
 

@@ -111,7 +111,9 @@ class TiRexTrainingModule(L.LightningModule):
         loss = window_loss(self.model, batch["context"], batch["future"])
         self.log("val_loss", loss, prog_bar=True, batch_size=B, sync_dist=True)
         H = self.settings.prediction_length
-        q = forecast_quantiles(self.model, batch["context"], H, PadStateCache())  # [B, H, Q]
+        q = forecast_quantiles(
+            self.model, batch["context"], H, PadStateCache(), rollout=self.settings.rollout
+        )  # [B, H, Q]
         self._val_outputs.append(
             {
                 "y": batch["future"][:, :H].double().cpu().numpy(),

@@ -248,6 +248,9 @@ class TrainConfig:
     base_checkpoint: str | None = None
     base_sha256: str | None = None
     derived_from_nxai_weights: bool = False
+    # Also filled in by ``fit``: the base's default rollout, which the held-out tail's
+    # forecasts use, so that the guard judges the forecasts the exported model will make.
+    rollout: str = "exact"
 
     def validate(self) -> TrainConfig:
         """Raise one ConfigError naming every bad option (by its CLI flag)."""
