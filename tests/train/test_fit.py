@@ -325,7 +325,9 @@ def test_fit_from_a_loaded_forecaster_returns_a_new_one_and_leaves_it_unchanged(
     # Chronos-style fit: the forecaster passed in keeps forecasting as before, also when the
     # zero-shot guard (auto) exports the base weights themselves (forced here: the tiny run
     # would keep its fine-tuned weights).
-    monkeypatch.setattr("rexforge.train.loop.keep_fine_tuned", lambda *args: False)
+    import rexforge.train.loop as loop
+
+    monkeypatch.setattr(loop, "keep_fine_tuned", lambda *args: False)
     base = load_model(tiny_ckpt)
     weights = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
     metadata = dict(base.metadata)
