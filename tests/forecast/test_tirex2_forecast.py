@@ -7,14 +7,17 @@ The tiny config forecasts at most future_len = 8 steps, two output patches of 4.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
 import pytest
 import torch
 
+import rexforge
 from rexforge import load_model
-from rexforge.errors import InputError
+from rexforge.config_tirex2 import TiRex2Config
+from rexforge.errors import CheckpointError, InputError
 from rexforge.forecast.tirex2_api import TimeseriesType, TiRex2Forecaster
 from rexforge.forecast.tirex2_post import difference_rows, last_observed, trending_rows
 from rexforge.registry import create_model, get_family
@@ -139,6 +142,16 @@ def test_load_model_reads_an_official_folder(tmp_path):
     assert_same_forecasts(got, want)
 
 
+def test_a_folder_with_weights_of_another_size_is_refused(tmp_path):
+    pytest.importorskip("tirex2")
+    folder = save_official_folder(reference_network(), TINY, tmp_path / "tirex2")
+    wider = TiRex2Config.from_name("tirex2-test", embedding_dim=48)
+    (folder / "config.json").write_text(json.dumps(wider.to_official()))
+    with pytest.raises(CheckpointError, match="weights do not match") as info:
+        load_model(folder)
+    assert "\n" not in str(info.value)
+
+
 # -- without the reference --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def forecaster():
@@ -147,7 +160,7 @@ def forecaster():
 
 
 def test_family_forecaster_and_output_forms(forecaster):
-    assert get_family("tirex2").forecaster_class is TiRex2Forecaster
+    assert get_family("tirex2").forecaster_class is TiRex2Forecaster is rexforge.TiRex2Forecaster
     series = [walks(1, 20, seed)[0].numpy() for seed in range(3)]
     forecasts = forecaster.forecast(series, 5)
     assert [tuple(f.shape) for f in forecasts] == [(1, 9, 5)] * 3
