@@ -29,6 +29,7 @@ __all__ = [
     "load_model",
     "fit",
     "TiRexForecaster",
+    "TiRex2Forecaster",
     "TiRexEmbedding",
     "RexforgeError",
     "ConfigError",
@@ -43,6 +44,10 @@ def __getattr__(name):
         from rexforge.forecast import api
 
         return getattr(api, name)
+    if name == "TiRex2Forecaster":
+        from rexforge.forecast.tirex2_api import TiRex2Forecaster
+
+        return TiRex2Forecaster
     if name == "TiRexEmbedding":
         from rexforge.embedding import TiRexEmbedding
 

@@ -1,6 +1,7 @@
 """The TiRex-2 family: ``TiRex2Config`` and its presets, ``TiRex2Model`` and the official
 checkpoint layout (``config.json`` + ``model.safetensors``), registered with
-``rexforge.registry``. No forecaster yet: forecasting with TiRex-2 is a later step.
+``rexforge.registry``, with ``TiRex2Forecaster`` (``rexforge.forecast.tirex2_api``) as its
+forecaster.
 
 Importing this module imports no torch.
 """
@@ -106,8 +107,7 @@ TIREX2 = register_family(
         build=build_tirex2,
         checkpoint_filter=tirex2_checkpoint_filter,
         detect=is_tirex2,
-        # The forecasting API for TiRex-2 is a later step; nothing to point at yet.
-        forecaster=None,
+        forecaster="rexforge.forecast.tirex2_api:TiRex2Forecaster",
         describe=describe_tirex2,
     )
 )

@@ -405,7 +405,8 @@ def load_model(
     numerics: Literal["official", "bf16", "fp32"] = "bf16",
 ) -> TiRexForecaster:
     """Load a model for forecasting, as the forecaster of its family (``rexforge.registry``;
-    a TiRex checkpoint gives a ``TiRexForecaster``).
+    a TiRex checkpoint gives a ``TiRexForecaster``, a TiRex-2 folder in the official layout,
+    ``config.json`` + ``model.safetensors``, a ``TiRex2Forecaster``).
 
     path: an official ``model.ckpt`` (torch file with ``hyper_parameters`` and ``state_dict``),
         a rexforge folder (``config.json`` + ``model.safetensors``), ``"starter"`` for the

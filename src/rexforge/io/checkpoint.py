@@ -45,7 +45,7 @@ OFFICIAL_FILE = "model.ckpt"
 class Checkpoint:
     """What a checkpoint holds: architecture, weights (rexforge names) and metadata."""
 
-    config: TiRexConfig
+    config: TiRexConfig  # or another registered family's config (e.g. ``TiRex2Config``)
     state_dict: dict[str, torch.Tensor]
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""
@@ -150,6 +150,9 @@ def _read_folder(folder: Path, weights: Path | None = None) -> Checkpoint:
         data = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{config_path} is not valid JSON: {exc}") from None
+    family = _folder_family(data)
+    if family is not None and family.name != "tirex":
+        return _read_family_folder(folder, weights, data, family)
     if not isinstance(data, dict) or "model" not in data:
         raise CheckpointError(f"{config_path} is not a rexforge model config (no 'model' entry)")
     try:
@@ -168,6 +171,37 @@ def _read_folder(folder: Path, weights: Path | None = None) -> Checkpoint:
         raise CheckpointError(f"{weights} is not a readable safetensors file: {exc}") from None
     check_weights(config, state_dict, str(folder))
     return Checkpoint(config, state_dict, meta, str(folder))
+
+
+def _folder_family(data: Any):
+    """The registered family whose config document ``data`` is, or None if none (or several)
+    claim it: such a document is then read, and refused, as a TiRex one."""
+    from rexforge.registry import family_of
+
+    try:
+        return family_of(data)
+    except ConfigError:
+        return None
+
+
+def _read_family_folder(folder: Path, weights: Path, data: dict, family) -> Checkpoint:
+    """Another family's folder: its own config class reads ``data`` (an official document or
+    a rexforge one with a ``model`` entry) and its ``checkpoint_filter`` renames the weights.
+    The weights are checked against the config when the network is built (a strict load)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    document = data["model"] if isinstance(data.get("model"), dict) else data
+    try:
+        config = family.config_class.from_dict(document)
+    except ConfigError as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
+    try:
+        state_dict = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {exc}") from None
+    state_dict = family.checkpoint_filter(state_dict, config)
+    return Checkpoint(config, state_dict, dict(data.get("metadata") or {}), str(folder))
 
 
 # -- writing --------------------------------------------------------------------------------
