@@ -141,6 +141,53 @@ class TiRex2Forecaster:
             return batches()
         return list(itertools.chain.from_iterable(batches()))
 
+    def forecast_df(
+        self,
+        df,
+        prediction_length: int,
+        *,
+        id_column: str | None = "item_id",
+        timestamp_column: str | None = "timestamp",
+        target=None,
+        past_covariates=None,
+        future_covariates=None,
+        future_df=None,
+        batch_size: int = 512,
+        tta_sign_flip: bool | None = None,
+        tta_diff: bool | None = None,
+        pad_context: bool = True,
+    ):
+        """Forecast every item of a long pandas DataFrame (``rexforge.forecast.tirex2_frames``).
+
+        id_column / timestamp_column: None forecasts the whole frame as one series / counts
+            steps instead of timestamps.
+        target: column name(s); the targets of an item are forecast jointly. Default: every
+            numeric column that is not the id, timestamp or a covariate.
+        past_covariates: columns known up to now. future_covariates: columns known ahead, with
+            their values over the forecast steps in ``future_df`` (same id and timestamp
+            columns); default: the columns ``future_df`` shares with ``df``.
+        Returns a DataFrame: id_column, timestamp_column, ``target`` (only with several
+        targets), ``mean`` (the median) and one column per quantile level.
+        """
+        from rexforge.forecast import tirex2_frames as frames
+
+        columns = frames.resolve_columns(
+            df, future_df, id_column, timestamp_column, target, past_covariates, future_covariates
+        )
+        frames.check_output_names(columns, self.quantiles)
+        horizon = self._horizon(prediction_length)
+        items = frames.frame_items(df, future_df, columns, horizon)
+        forecasts = self.forecast(
+            [item.series for item in items],
+            horizon,
+            output_type="numpy",
+            batch_size=batch_size,
+            tta_sign_flip=tta_sign_flip,
+            tta_diff=tta_diff,
+            pad_context=pad_context,
+        )
+        return frames.forecast_frame(items, forecasts, columns, self.quantiles)
+
     def predict_quantiles(
         self, context, prediction_length: int, **options
     ) -> tuple[torch.Tensor, torch.Tensor]:
