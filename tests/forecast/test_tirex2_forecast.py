@@ -207,3 +207,38 @@ def test_bad_input_gives_a_one_line_input_error(forecaster, call, message):
     with pytest.raises(InputError, match=message) as info:
         call(forecaster)
     assert "\n" not in str(info.value)
+
+
+def test_the_forecast_command_reads_a_tirex2_folder(tmp_path, capsys):
+    # The CLI forecasts each series of a long table as one TiRex-2 target; TiRex-only options
+    # and horizons past the model's output are one-line errors.
+    from rexforge.cli import main
+
+    torch.manual_seed(0)
+    network = create_model(TINY)
+    for p in network.parameters():
+        p.data.normal_(0, 0.2)
+    folder = save_official_folder(network, TINY, tmp_path / "tirex2")
+    t = np.arange(40)
+    rows = [f"s{i},{k},{np.sin(k / 3) + i}" for i in (0, 1) for k in t]
+    data = tmp_path / "data.csv"
+    data.write_text("item_id,timestamp,target\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out.csv"
+    args = ["forecast", "--model", str(folder), "--data", str(data), "--horizon", "8"]
+    assert main([*args, "--output", str(out)]) == 0
+    import pandas as pd
+
+    frame = pd.read_csv(out)
+    series = [np.sin(t / 3) + 0.0, np.sin(t / 3) + 1.0]
+    quantiles, mean = load_model(folder).predict_quantiles(series, 8)
+    assert list(frame["timestamp"][:8]) == list(range(40, 48))
+    np.testing.assert_allclose(frame["mean"], mean.reshape(-1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(frame["0.9"], quantiles[..., -1].reshape(-1), rtol=1e-5, atol=1e-6)
+    capsys.readouterr()
+    assert main([*args, "--horizon", "9", "--output", str(out)]) == 2
+    assert main([*args, "--rollout", "exact", "--output", str(out)]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors == [
+        "error: this TiRex-2 model forecasts at most 8 steps, got --horizon 9",
+        "error: --rollout and --resample-strategy apply to TiRex models, not TiRex-2",
+    ]

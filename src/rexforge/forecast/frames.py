@@ -160,13 +160,8 @@ def forecast_series(
     if context_length is not None and (isinstance(context_length, bool) or context_length < 1):
         raise InputError(f"--context-length must be an integer >= 1, got {context_length!r}")
     contexts = [s.target if context_length is None else s.target[-context_length:] for s in series]
-    quantiles, mean = forecaster.forecast(
-        contexts,
-        prediction_length=prediction_length,
-        batch_size=batch_size,
-        output_type="numpy",
-        rollout=rollout,
-        resample_strategy=resample_strategy,
+    quantiles, mean = _forecast_arrays(
+        forecaster, contexts, prediction_length, batch_size, rollout, resample_strategy
     )
     hold_constant_series(contexts, quantiles, mean)
     H = quantiles.shape[1]
@@ -179,6 +174,34 @@ def forecast_series(
     for j, level in enumerate(forecaster.quantiles):
         columns[quantile_column(level)] = quantiles[:, :, j].reshape(-1)
     return pd.DataFrame(columns)
+
+
+def _forecast_arrays(forecaster, contexts, prediction_length, batch_size, rollout, resample):
+    """(quantiles [B, H, Q], mean [B, H]) as numpy for 1-D ``contexts``: TiRex's ``forecast``,
+    or a TiRex-2 forecaster's TiRex-style ``predict_quantiles`` (each series one target; the
+    rollout and resampling options are TiRex's own)."""
+    from rexforge.forecast.tirex2_api import TiRex2Forecaster
+
+    if not isinstance(forecaster, TiRex2Forecaster):
+        return forecaster.forecast(
+            contexts,
+            prediction_length=prediction_length,
+            batch_size=batch_size,
+            output_type="numpy",
+            rollout=rollout,
+            resample_strategy=resample,
+        )
+    if rollout is not None or resample is not None:
+        raise InputError("--rollout and --resample-strategy apply to TiRex models, not TiRex-2")
+    longest = forecaster.config.future_len
+    if prediction_length > longest:
+        raise InputError(
+            f"this TiRex-2 model forecasts at most {longest} steps, got --horizon {prediction_length}"
+        )
+    quantiles, mean = forecaster.predict_quantiles(
+        contexts, prediction_length, batch_size=batch_size
+    )
+    return quantiles.float().numpy(), mean.float().numpy()
 
 
 def forecast_df(
