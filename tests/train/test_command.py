@@ -350,6 +350,7 @@ def test_training_flags_come_from_train_config_fields():
         "base_checkpoint",
         "base_sha256",
         "derived_from_nxai_weights",
+        "rollout",  # filled in by fit from the base model, like the three above
     }
     for f in cli_fields():
         expected = None if f.name in AUTO_OPTIONS else field_default(f)
