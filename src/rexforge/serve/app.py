@@ -106,6 +106,9 @@ def create_app(
             "model": model_name,
             "quantile_levels": list(forecaster.quantiles),
             "default_rollout": forecaster.default_rollout,
+            # Requests per forward pass tells how much batching is happening under load.
+            "forward_passes": batcher.forward_passes,
+            "requests_served": batcher.requests_served,
         }
 
     error_responses = {code: {"model": ErrorResponse} for code in (400, 413, 422, 500)}
