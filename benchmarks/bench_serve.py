@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--series-length", type=int, default=256)
     parser.add_argument("--horizon", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--note", default="", help="a line for the result file (e.g. the load)")
     args = parser.parse_args()
 
     payloads = make_payloads(args, max(args.clients) * args.requests_per_client)
@@ -182,6 +183,7 @@ def render(args, rows: list[dict], baseline: dict) -> str:
         f"{args.series_length} steps, horizon {args.horizon}; {args.requests_per_client} "
         f"requests per client; --max-wait-ms {args.max_wait_ms}. Clients are threads on the "
         "same machine as the server (they share its cores).",
+        *([f"Note: {args.note}"] if args.note else []),
         "",
         "| clients | requests | failures | requests/s | p50 ms | p99 ms | requests per forward pass |",
         "|---:|---:|---:|---:|---:|---:|---:|",
