@@ -81,7 +81,14 @@ class ForecastBatcher:
         while True:
             batch = await self._gather()
             for key, group in _group_by_key(batch).items():
-                await self._run_group(key, group)
+                try:
+                    await self._run_group(key, group)
+                except Exception as exc:
+                    # A bug here must fail these requests, not the worker: with the worker
+                    # gone every later request would fail too.
+                    logger.exception("forecast worker error")
+                    for request in group:
+                        _resolve(request.future, error=exc)
 
     async def _gather(self) -> list[_PendingRequest]:
         """The first waiting request plus whatever arrives within the wait, up to the cap."""
