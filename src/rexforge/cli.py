@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         ".ckpt or ONNX",
     ),
     "grow": ("rexforge.io.grow_command", "write a deeper copy of a model that forecasts the same"),
+    "serve": ("rexforge.serve.command", "serve forecasts over HTTP (JSON, batched requests)"),
 }
 
 
@@ -57,6 +58,8 @@ OPTIONAL_EXTRAS: dict[str, str] = {
     "onnx": "onnx",
     "onnxscript": "onnx",
     "onnxruntime": "onnx",
+    "fastapi": "serve",
+    "uvicorn": "serve",
 }
 
 
