@@ -7,27 +7,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Every norm of TiRex-2 outside the recurrent cells is TiRex's RMS norm (reduced in fp32, gain
+# only), always built with an explicit eps: the official stack output norm is *called*
+# LayerNorm but is T5's (no mean subtraction, no bias).
+from rexforge.model.slstm import RMSNorm  # noqa: F401  (re-exported for the TiRex-2 blocks)
+
 
 def activation(name: str) -> nn.Module:
     """A torch.nn activation by class name (the official config names one, e.g. "SiLU")."""
     return getattr(nn, name)()
-
-
-class RMSNorm(nn.Module):
-    """x * rsqrt(mean(x^2) + eps) * weight, reduced in fp32.
-
-    Every norm of TiRex-2 outside the recurrent cells is this one: the official stack output
-    norm is *called* LayerNorm but is T5's (no mean subtraction, no bias)."""
-
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        normed = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
-        return normed.to(x.dtype) * self.weight
 
 
 class HeadwiseLayerNorm(nn.Module):
