@@ -11,6 +11,12 @@ STARTER_DIR = ASSETS / "starter"
 SAMPLE_DATA = ASSETS / "sample_data.csv"
 
 
+def resolve_starter(source):
+    """``source``, or the bundled starter's folder when ``source`` is the name ``"starter"``
+    (the one place that name is resolved)."""
+    return starter_model_path() if str(source) == "starter" else source
+
+
 def starter_model_path() -> Path:
     """Folder of the bundled starter model (config.json + model.safetensors)."""
     if not (STARTER_DIR / "config.json").is_file():

@@ -417,11 +417,7 @@ def load_model(
         many times faster: bit-exact where the CPU has native bf16 dot products (avx512_bf16),
         elsewhere ~1e-2 of a series' std away. ``"fp32"`` skips the rounding.
     """
-    if str(path) == "starter":
-        from rexforge.assets import starter_model_path
-
-        path = starter_model_path()
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path)  # "starter" and hub ids resolve there
     # The checkpoint's family (by its config's type) picks the forecaster class, so another
     # registered family loads through this same entry point.
     forecaster_class = family_of(ckpt.config).forecaster_class

@@ -12,14 +12,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rexforge.assets import resolve_starter
     from rexforge.io.checkpoint import read_checkpoint
     from rexforge.registry import family_of
 
-    path = args.path
-    if path == "starter":
-        from rexforge.assets import starter_model_path
-
-        path = starter_model_path()
+    path = resolve_starter(args.path)
     ckpt = read_checkpoint(path)
     family = family_of(ckpt.config)
     n_params = sum(int(t.numel()) for t in ckpt.state_dict.values())

@@ -94,7 +94,7 @@ def combined_checkpoint(sources: list[str], selected_by: str | None):
     from rexforge.io.hub import resolve_model_source
     from rexforge.train.checkpointing import average_state_dicts
 
-    paths = [_source_path(s, resolve_model_source) for s in sources]
+    paths = [resolve_model_source(s) for s in sources]
     models = [read_checkpoint(p) for p in paths]
     if any(m.config != models[0].config for m in models[1:]):
         raise CheckpointError("the checkpoints to average have different architectures")
@@ -108,14 +108,6 @@ def combined_checkpoint(sources: list[str], selected_by: str | None):
         metadata["steps"] = max(steps)
         metadata.pop("metrics", None)  # measured on the run's final weights, not these
     return Checkpoint(models[0].config, state or models[0].state_dict, metadata)
-
-
-def _source_path(source: str, resolve) -> Path:
-    if source == "starter":
-        from rexforge.assets import starter_model_path
-
-        return Path(starter_model_path())
-    return Path(resolve(Path(source)))
 
 
 def _run_metadata(path: Path) -> dict | None:

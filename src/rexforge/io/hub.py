@@ -29,8 +29,11 @@ def is_hub_id(source: str | Path) -> bool:
 
 
 def resolve_model_source(source: str | Path) -> Path:
-    """``source`` as a local path: hub ids are resolved through the hub cache, anything else
-    is returned as it is."""
+    """``source`` as a local path: ``"starter"`` is the bundled model, hub ids are resolved
+    through the hub cache, anything else is returned as it is."""
+    from rexforge.assets import resolve_starter
+
+    source = resolve_starter(source)
     return hub_model_path(str(source)) if is_hub_id(source) else Path(source)
 
 

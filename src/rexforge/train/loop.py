@@ -86,12 +86,7 @@ def resolve_base(model: Any, mode: str) -> tuple[TiRexConfig, dict | None, dict[
         ckpt = model.to_checkpoint()
         sha = state_dict_digest(ckpt.state_dict)
     else:
-        path = Path(model)
-        if str(model) == "starter":
-            from rexforge.assets import starter_model_path
-
-            path = Path(starter_model_path())
-        path = resolve_model_source(path)  # a hub id -> its file in the hub cache
+        path = resolve_model_source(model)  # "starter" or a hub id -> its local path
         ckpt = read_checkpoint(path)
         sha = _file_sha(path)
     derived = bool(ckpt.metadata.get("derived_from_nxai_weights", False)) and mode != "scratch"
