@@ -8,6 +8,7 @@ grow with the number of series.
 from __future__ import annotations
 
 import logging
+import sys
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -180,9 +181,9 @@ def _forecast_arrays(forecaster, contexts, prediction_length, batch_size, rollou
     """(quantiles [B, H, Q], mean [B, H]) as numpy for 1-D ``contexts``: TiRex's ``forecast``,
     or a TiRex-2 forecaster's TiRex-style ``predict_quantiles`` (each series one target; the
     rollout and resampling options are TiRex's own)."""
-    from rexforge.forecast.tirex2_api import TiRex2Forecaster
-
-    if not isinstance(forecaster, TiRex2Forecaster):
+    # A TiRex-2 forecaster exists only once its module is loaded: TiRex runs never import it.
+    tirex2_api = sys.modules.get("rexforge.forecast.tirex2_api")
+    if tirex2_api is None or not isinstance(forecaster, tirex2_api.TiRex2Forecaster):
         return forecaster.forecast(
             contexts,
             prediction_length=prediction_length,
