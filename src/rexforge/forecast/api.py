@@ -402,7 +402,7 @@ def load_model(
     path: str | Path,
     device: str = "cpu",
     kernel: str = "auto",
-    numerics: Literal["official", "bf16", "fp32"] = "bf16",
+    numerics: Literal["official", "bf16", "fp32", "fast"] = "bf16",
 ) -> TiRexForecaster:
     """Load a model for forecasting, as the forecaster of its family (``rexforge.registry``;
     a TiRex checkpoint gives a ``TiRexForecaster``, a TiRex-2 folder in the official layout,
@@ -415,7 +415,10 @@ def load_model(
     numerics: ``"official"`` runs the official CPU operations themselves: tirex-ts' forecasts
         on any CPU, at its speed. ``"bf16"`` (default) emulates their bf16 rounding in fp32,
         many times faster: bit-exact where the CPU has native bf16 dot products (avx512_bf16),
-        elsewhere ~1e-2 of a series' std away. ``"fp32"`` skips the rounding.
+        elsewhere ~1e-2 of a series' std away. ``"fp32"`` skips the rounding. ``"fast"``: the
+        fastest path this CPU allows (fp32 recurrence; weight-only int8 or bf16 projections
+        where they measure faster, ``rexforge.kernels.fast``), checked to keep WQL and MASE
+        within 0.5% of the exact modes (benchmarks/numerics_accuracy.py).
     """
     ckpt = read_checkpoint(path)  # "starter" and hub ids resolve there
     # The checkpoint's family (by its config's type) picks the forecaster class, so another

@@ -70,10 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--numerics",
-        choices=("official", "bf16", "fp32"),  # kernels.common.NUMERICS (no torch import here)
+        choices=("official", "bf16", "fp32", "fast"),  # kernels.common.NUMERICS (no torch here)
         default="bf16",
         help="official: tirex-ts' exact operations (its numbers on any CPU, its speed); "
-        "bf16: their rounding emulated in fp32 (fast); fp32: no rounding",
+        "bf16: their rounding emulated in fp32 (fast); fp32: no rounding; fast: the fastest "
+        "kernels this CPU has (int8/bf16 projections, within 0.5%% WQL of exact)",
     )
 
 

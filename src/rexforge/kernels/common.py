@@ -25,6 +25,9 @@ with the checkpoint's parameter layout (so a checkpoint never depends on the ker
   Bit-exact against the official cell where torch's bf16 matmul sums like an fp32 matmul
   (CPUs with avx512_bf16); elsewhere a few roundings flip (see ``kernels.official``).
 * ``"fp32"``: no rounding.
+* ``"fast"`` (model-level, never passed to a kernel): the recurrence in ``"fp32"`` and the
+  projections in the fastest kernels this CPU has (``kernels.fast``); within a stated bound of
+  the exact modes, not bit-exact.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-Numerics = Literal["official", "bf16", "fp32"]
-NUMERICS: tuple[str, ...] = ("official", "bf16", "fp32")
+Numerics = Literal["official", "bf16", "fp32", "fast"]
+# "fast" is a model-level mode (``kernels.fast``): its recurrence runs a kernel in "fp32".
+NUMERICS: tuple[str, ...] = ("official", "bf16", "fp32", "fast")
 
 
 def round_bf16_(x: torch.Tensor) -> torch.Tensor:
@@ -68,6 +72,8 @@ def check_numerics(numerics: str, allowed: tuple[str, ...] = KERNEL_NUMERICS) ->
             "numerics='official' runs rexforge.kernels.official.slstm_official, not a "
             "registered kernel"
         )
+    if numerics == "fast" and "fast" not in allowed:
+        raise ValueError("numerics='fast' is a model mode; its recurrence kernel runs 'fp32'")
     if numerics not in allowed:
         raise ValueError(f"numerics must be one of {allowed}, got {numerics!r}")
 

@@ -2,7 +2,8 @@
 signature.
 
 Kinds: ``"slstm"`` (TiRex's sLSTM; signature in ``kernels.common``; the default everywhere),
-``"tirex2_slstm"`` and ``"tirex2_mlstm"`` (TiRex-2's cells; signatures in ``kernels.tirex2``).
+``"tirex2_slstm"`` and ``"tirex2_mlstm"`` (TiRex-2's cells; signatures in ``kernels.tirex2``),
+``"linear"`` (projections for ``numerics="fast"``; ``kernels.linear``).
 A kind's ``"auto"`` only ever picks among that kind's kernels.
 """
 
@@ -32,7 +33,12 @@ class KernelEntry:
 
 DEFAULT_KIND = "slstm"
 _KERNELS: dict[str, dict[str, KernelEntry]] = {}  # kind -> name -> entry
-_KIND_LABELS = {"slstm": "sLSTM", "tirex2_slstm": "TiRex-2 sLSTM", "tirex2_mlstm": "TiRex-2 mLSTM"}
+_KIND_LABELS = {
+    "slstm": "sLSTM",
+    "tirex2_slstm": "TiRex-2 sLSTM",
+    "tirex2_mlstm": "TiRex-2 mLSTM",
+    "linear": "linear",
+}
 
 
 def _label(kind: str) -> str:
@@ -107,4 +113,10 @@ def _ensure_builtin() -> None:
         priority=0,
         description="plain torch loop, autograd backward; the reference",
     )
-    from rexforge.kernels import compiled_cpu, fused_cpu, tirex2  # noqa: F401  (register themselves)
+    from rexforge.kernels import (  # noqa: F401  (they register themselves)
+        compiled_cpu,
+        fused_cpu,
+        linear,
+        native_cpu,
+        tirex2,
+    )

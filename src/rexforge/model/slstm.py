@@ -12,6 +12,13 @@ import torch.nn.functional as F
 from rexforge.config import BlockConfig
 
 
+def apply_layer(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+    """How a block runs its ``nn.Linear`` layers by default: the layer itself. With
+    ``numerics="fast"`` the model passes ``kernels.fast.FastProjections`` instead (same
+    signature), which runs them through the kernels the CPU does fastest."""
+    return layer(x)
+
+
 class RMSNorm(nn.Module):
     # The official model uses eps 1e-6 whatever block_kwargs["norm_eps"] says (1e-5).
     def __init__(self, dim: int, eps: float = 1e-6):
@@ -107,8 +114,9 @@ class FeedForward(nn.Module):
         self.proj_up = nn.Linear(dim, hidden, bias=False)
         self.proj_down = nn.Linear(hidden, dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj_down(F.silu(self.proj_up_gate(x)) * self.proj_up(x))
+    def forward(self, x: torch.Tensor, project=apply_layer) -> torch.Tensor:
+        gated = F.silu(project(x, self.proj_up_gate)) * project(x, self.proj_up)
+        return project(gated, self.proj_down)
 
 
 def stepping_one_token_at_a_time(kernel, step_states: list[torch.Tensor]):
@@ -139,20 +147,26 @@ class SLSTMBlock(nn.Module):
         self.ffn = FeedForward(config.embedding_dim, config.ffn_dim)
 
     def forward(
-        self, x: torch.Tensor, state: torch.Tensor | None, kernel, numerics: str
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor | None,
+        kernel,
+        numerics: str,
+        project=apply_layer,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # x: [B, S, E]; state: [4, B, E] or None
+        # x: [B, S, E]; state: [4, B, E] or None; numerics: the kernel's ("bf16" or "fp32")
         y, state = self.slstm_layer(self.norm_slstm(x), state, kernel, numerics)
         x = x + y
-        x = x + self.ffn(self.norm_ffn(x))
+        x = x + self.ffn(self.norm_ffn(x), project)
         return x, state
 
     def forward_with_step_states(
-        self, x: torch.Tensor, kernel, numerics: str
+        self, x: torch.Tensor, kernel, numerics: str, project=apply_layer
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``forward`` from a zero state, also returning the state after every step.
 
         x [B, S, E] -> (output [B, S, E], S states [4, B, E]: the k-th after k + 1 steps)."""
         step_states: list[torch.Tensor] = []
-        x, _ = self.forward(x, None, stepping_one_token_at_a_time(kernel, step_states), numerics)
+        stepping = stepping_one_token_at_a_time(kernel, step_states)
+        x, _ = self.forward(x, None, stepping, numerics, project)
         return x, step_states

@@ -21,7 +21,7 @@ from rexforge.config import TiRexConfig
 from rexforge.kernels.common import NUMERICS, check_numerics
 from rexforge.kernels.official import slstm_official
 from rexforge.kernels.registry import get_kernel, kernel_name
-from rexforge.model.slstm import RMSNorm, SLSTMBlock
+from rexforge.model.slstm import RMSNorm, SLSTMBlock, apply_layer
 from rexforge.model.tokenizer import masked_tokens
 
 
@@ -34,8 +34,9 @@ class ResidualMLP(nn.Module):
         self.output_layer = nn.Linear(hidden_dim, out_dim)
         self.residual_layer = nn.Linear(in_dim, out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output_layer(F.relu(self.hidden_layer(x))) + self.residual_layer(x)
+    def forward(self, x: torch.Tensor, project=apply_layer) -> torch.Tensor:
+        hidden = F.relu(project(x, self.hidden_layer))
+        return project(hidden, self.output_layer) + project(x, self.residual_layer)
 
 
 class ModelOutput(NamedTuple):
@@ -47,13 +48,21 @@ class ModelOutput(NamedTuple):
 class TiRexModel(nn.Module):
     """TiRex at any size. ``kernel`` names the sLSTM recurrence (see ``rexforge.kernels``);
     ``numerics`` is ``"official"`` (the official CPU operations: tirex-ts' bits on any CPU),
-    ``"bf16"`` (its rounding emulated in fp32, fast) or ``"fp32"``; see ``kernels.common``."""
+    ``"bf16"`` (its rounding emulated in fp32, fast), ``"fp32"`` (see ``kernels.common``) or
+    ``"fast"`` (fp32 recurrence, projections in the fastest kernels this CPU has, chosen
+    when the model is built: ``kernels.fast``; ``kernel="auto"`` then takes the plan's)."""
 
     def __init__(self, config: TiRexConfig, kernel: str = "auto", numerics: str = "bf16"):
         super().__init__()
         check_numerics(numerics, NUMERICS)
         self.config = config
         self.numerics = numerics
+        self.projections = None  # kernels.fast.FastProjections when numerics == "fast"
+        if numerics == "fast":
+            from rexforge.kernels.fast import FastProjections, choose_fast_plan
+
+            self.projections = FastProjections(choose_fast_plan())
+            kernel = self.projections.plan.slstm_kernel if kernel == "auto" else kernel
         self.kernel = get_kernel(kernel)
         b = config.block_kwargs
         P, E, Fdim = config.input_patch_size, b.embedding_dim, config.input_ff_dim
@@ -66,6 +75,16 @@ class TiRexModel(nn.Module):
     @property
     def kernel_name(self) -> str:
         return kernel_name(self.kernel)
+
+    @property
+    def kernel_numerics(self) -> str:
+        """What the recurrence kernel computes in: "fast" keeps the recurrence in fp32."""
+        return "fp32" if self.numerics == "fast" else self.numerics
+
+    @property
+    def project(self):
+        """How the embedding, feed-forward and head layers run (``slstm.apply_layer``)."""
+        return self.projections if self.projections is not None else apply_layer
 
     def set_kernel(self, kernel: str) -> None:
         self.kernel = get_kernel(kernel)
@@ -109,12 +128,12 @@ class TiRexModel(nn.Module):
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, N, 2P] -> [B, N, E]."""
-        return self.input_patch_embedding(tokens)
+        return self.input_patch_embedding(tokens, self.project)
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [B, N, E] (before out_norm) -> quantiles [B, N, Q, P]."""
         B, N, _ = hidden.shape
-        out = self.output_patch_embedding(self.out_norm(hidden))  # [B, N, Q*P]
+        out = self.output_patch_embedding(self.out_norm(hidden), self.project)  # [B, N, Q*P]
         return out.reshape(B, N, self.config.num_quantiles, self.config.output_patch_size)
 
     def forward(
@@ -139,7 +158,8 @@ class TiRexModel(nn.Module):
         x = self.embed(tokens)  # [B, N, E]
         new_states = []
         for i, block in enumerate(self.blocks):
-            x, state = block(x, None if states is None else states[i], kernel, self.numerics)
+            state = None if states is None else states[i]
+            x, state = block(x, state, kernel, self.kernel_numerics, self.project)
             new_states.append(state)
         hidden_for_head = x if last_n is None else x[:, -last_n:]
         return ModelOutput(self.head(hidden_for_head), new_states, x if return_hidden else None)
@@ -160,7 +180,9 @@ class TiRexModel(nn.Module):
         x = self.embed(tokens)  # [1, K, E]
         per_block = []  # [block][k] -> state [4, 1, E] after k + 1 tokens
         for block in self.blocks:
-            x, step_states = block.forward_with_step_states(x, self.kernel, self.numerics)
+            x, step_states = block.forward_with_step_states(
+                x, self.kernel, self.kernel_numerics, self.project
+            )
             per_block.append(step_states)
         after_k = [list(states_of_step) for states_of_step in zip(*per_block)]
         return [None, *after_k]
@@ -172,7 +194,7 @@ class TiRexModel(nn.Module):
         x = self.embed(tokens)  # [B, N, E]
         outputs = []
         for block in self.blocks:
-            x, _ = block(x, None, kernel, self.numerics)
+            x, _ = block(x, None, kernel, self.kernel_numerics, self.project)
             outputs.append(x)
         return torch.stack(outputs, dim=-2)
 
