@@ -116,7 +116,7 @@ def _measure_gemv_rows(gemm: str) -> tuple[int, list[str]]:
             x = torch.randn(rows, _IN, generator=gen)
             times = _best_times(
                 {
-                    name: lambda k=k, p=packed[name]: [k.apply(x, w, None) for w in p]
+                    name: lambda k=k, p=packed[name], x=x: [k.apply(x, w, None) for w in p]
                     for name, k in kernels.items()
                 }
             )
