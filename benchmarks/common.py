@@ -116,6 +116,25 @@ def median_time(fn, repeats: int, warmup: int = 1) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
+    """This machine's copy bandwidth in GB/s (bytes read + written), measured now: what a
+    GEMV that streams its weights from memory can at best read them at."""
+    import torch
+
+    src = torch.empty(megabytes * 2**20 // 4)
+    dst = torch.empty_like(src)
+    t, _ = median_time(lambda: dst.copy_(src), repeats)
+    return 2 * src.numel() * 4 / t / 1e9
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages (other processes share the cores)."""
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def fp32_matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     """This machine's fp32 matmul throughput in GFLOP/s, measured now."""
     import torch

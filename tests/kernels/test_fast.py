@@ -114,3 +114,18 @@ def test_projections_prepare_once_and_again_after_an_update():
         # More rows than the plan's GEMV limit: the GEMM kernel, here plain fp32.
         many = torch.randn(5, 16)
         torch.testing.assert_close(project(many, layer), layer(many))
+
+
+def test_info_reports_the_fast_plan(tiny_ckpt, capsys):
+    import json
+
+    from rexforge.cli import main
+
+    assert main(["info", str(tiny_ckpt)]) == 0
+    line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("fast "))
+    assert choose_fast_plan().describe() in line
+    assert main(["info", str(tiny_ckpt), "--json"]) == 0
+    assert (
+        json.loads(capsys.readouterr().out)["fast_numerics"]["plan"]
+        == choose_fast_plan().describe()
+    )

@@ -14,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rexforge.assets import resolve_starter
     from rexforge.io.checkpoint import read_checkpoint
+    from rexforge.kernels.fast import choose_fast_plan
     from rexforge.registry import family_of
 
     path = resolve_starter(args.path)
@@ -26,6 +27,11 @@ def run(args: argparse.Namespace) -> int:
         "parameters": n_params,
         "config": ckpt.config.to_dict(),
         "metadata": ckpt.metadata,
+        # What numerics="fast" picks on this machine (detected and measured now).
+        "fast_numerics": {
+            "plan": choose_fast_plan().describe(),
+            "notes": list(choose_fast_plan().notes),
+        },
     }
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -36,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     for label, text in family.describe(ckpt.config) if family.describe else ():
         print(f"{label:<12} {text}")
     print(f"rollout      {ckpt.metadata.get('default_rollout', 'exact')} (default of forecast)")
+    fast = info["fast_numerics"]
+    print(f"fast         {fast['plan']} ({'; '.join(fast['notes'])})")
     for key in (
         "notice",
         "license",

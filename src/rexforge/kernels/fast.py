@@ -169,7 +169,7 @@ def choose_fast_plan() -> FastPlan:
         gemv_max_rows=gemv_rows,
         notes=tuple(notes + gemv_notes),
     )
-    logger.info("numerics='fast': %s (%s)", plan.describe(), "; ".join(plan.notes))
+    logger.debug("numerics='fast': %s (%s)", plan.describe(), "; ".join(plan.notes))
     return plan
 
 
