@@ -129,3 +129,16 @@ def test_info_reports_the_fast_plan(tiny_ckpt, capsys):
         json.loads(capsys.readouterr().out)["fast_numerics"]["plan"]
         == choose_fast_plan().describe()
     )
+
+
+def test_fused_gate_projections_equal_the_per_gate_ones():
+    from rexforge.config import TiRexConfig
+    from rexforge.model.slstm import SLSTMLayer
+
+    layer = SLSTMLayer(TiRexConfig.from_name("tirex-test").block_kwargs)
+    for name in layer.GATE_SLOT_MODULES:
+        torch.nn.init.normal_(getattr(layer, name).weight)
+    x = torch.randn(3, 5, layer.fgate.num_heads * layer.fgate.weight.shape[1])
+    torch.testing.assert_close(
+        layer.gate_inputs_fused(x), layer.gate_inputs(x), atol=1e-5, rtol=1e-5
+    )
