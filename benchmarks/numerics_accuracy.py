@@ -8,8 +8,8 @@ every set in ../shared/data, a backtest on the last ``horizon`` steps of each se
 frequency each, so one horizon), the competitions' own test parts (up to ``--max-series``
 series, evenly spaced through the set). WQL and MASE of ``numerics="official"`` (the exact
 mode: the official operations, tirex-ts' bits on any CPU), ``"bf16"`` (the default: the
-official rounding emulated in fp32), ``"fp32"`` and ``"fast"`` (the plan ``kernels.fast``
-picks on this CPU, named in the header), for the bundled starter and for tirex-35m random
+official rounding emulated in fp32), ``"fp32"``, ``"fast"`` (the plan ``kernels.fast``
+picks on this CPU, named in the header) and ``"fast_int8"`` (fast with every projection in int8), for the bundled starter and for tirex-35m random
 weights (numerical sensitivity only: random weights forecast badly). Reported: each mode's
 relative WQL / MASE difference to the exact mode, and the forecast deviation in units of each
 series' std.
@@ -18,6 +18,7 @@ series' std.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -47,7 +48,10 @@ FCOMP_SETS = {
     "m3_yearly": ("M3", "yearly", 6, 1),
     "tourism_monthly": ("Tourism", "monthly", 24, 12),
 }
-MODES = ("official", "bf16", "fp32", "fast")
+# "fast_int8": numerics="fast" with every projection in weight-only int8, whatever the row
+# count: the plan's worst case (the plan uses int8 only for calls of few rows, which the
+# batched backtests here rarely make), so any plan's forecasts lie between fast and fast_int8.
+MODES = ("official", "bf16", "fp32", "fast", "fast_int8")
 
 
 class Recording:
@@ -176,7 +180,7 @@ def main() -> None:
         raise SystemExit(2)
     from rexforge import load_model
     from rexforge.config import TiRexConfig
-    from rexforge.kernels.fast import choose_fast_plan
+    from rexforge.kernels.fast import FastProjections, choose_fast_plan
     from tests.conftest import write_official_checkpoint
 
     fast_plan = choose_fast_plan()
@@ -188,7 +192,10 @@ def main() -> None:
     )
     rows = []
     for label, path in (("starter", "starter"), ("tirex-35m random", random_35m)):
-        models = {mode: load_model(path, numerics=mode) for mode in MODES}
+        models = {mode: load_model(path, numerics=mode) for mode in MODES[:-1]}
+        models["fast_int8"] = load_model(path, numerics="fast")
+        worst = dataclasses.replace(fast_plan, gemv="int8_weight", gemv_max_rows=2**62)
+        models["fast_int8"].model.projections = FastProjections(worst)
         for name in args.sets.split(","):
             run = run_fcomp_set if name in FCOMP_SETS else run_set
             rows += [{"model": label, **r} for r in run(models, name, args.max_series)]
