@@ -41,7 +41,8 @@ class PadStateCache:
         # Parameter version counters change on every in-place update (optimizer steps,
         # load_state_dict), so a cache built for older weights is never reused.
         params = tuple((p.data_ptr(), p._version) for p in model.parameters())
-        return (model.kernel, model.numerics, params)
+        # numerics="fast": another projection plan gives other states.
+        return (model.kernel, model.numerics, id(model.projections), params)
 
     def states(self, model: TiRexModel, k: int) -> list[torch.Tensor] | None:
         """Per-block states [4, 1, E] after ``k`` masked tokens (None for k = 0)."""
