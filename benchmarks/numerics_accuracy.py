@@ -9,7 +9,9 @@ frequency each, so one horizon), the competitions' own test parts (up to ``--max
 series, evenly spaced through the set). WQL and MASE of ``numerics="official"`` (the exact
 mode: the official operations, tirex-ts' bits on any CPU), ``"bf16"`` (the default: the
 official rounding emulated in fp32), ``"fp32"``, ``"fast"`` (the plan ``kernels.fast``
-picks on this CPU, named in the header) and ``"fast_int8"`` (fast with every projection in int8), for the bundled starter and for tirex-35m random
+picks on this CPU, named in the header), ``"fast_gemv"`` (fast with every projection in its
+two-level int8 GEMV kernel) and ``"fast_int8"`` (one int8 level), for the bundled starter and
+for tirex-35m random
 weights (numerical sensitivity only: random weights forecast badly). Reported: each mode's
 relative WQL / MASE difference to the exact mode, and the forecast deviation in units of each
 series' std.
@@ -48,10 +50,11 @@ FCOMP_SETS = {
     "m3_yearly": ("M3", "yearly", 6, 1),
     "tourism_monthly": ("Tourism", "monthly", 24, 12),
 }
-# "fast_int8": numerics="fast" with every projection in weight-only int8, whatever the row
-# count: the plan's worst case (the plan uses int8 only for calls of few rows, which the
-# batched backtests here rarely make), so any plan's forecasts lie between fast and fast_int8.
-MODES = ("official", "bf16", "fp32", "fast", "fast_int8")
+# The backtests here forecast in batches, so "fast" mostly runs its GEMM kernel; its GEMV
+# kernel (calls of few rows: batch 1) is checked by "fast_gemv", numerics="fast" with every
+# projection through the GEMV kernel (int8x2_weight), whatever the row count. "fast_int8" does
+# the same with one int8 level (int8_weight): why the plan does not pick that one.
+MODES = ("official", "bf16", "fp32", "fast", "fast_gemv", "fast_int8")
 
 
 class Recording:
@@ -180,7 +183,7 @@ def main() -> None:
         raise SystemExit(2)
     from rexforge import load_model
     from rexforge.config import TiRexConfig
-    from rexforge.kernels.fast import FastProjections, choose_fast_plan
+    from rexforge.kernels.fast import GEMV_KERNEL, FastProjections, choose_fast_plan
     from tests.conftest import write_official_checkpoint
 
     fast_plan = choose_fast_plan()
@@ -192,10 +195,11 @@ def main() -> None:
     )
     rows = []
     for label, path in (("starter", "starter"), ("tirex-35m random", random_35m)):
-        models = {mode: load_model(path, numerics=mode) for mode in MODES[:-1]}
-        models["fast_int8"] = load_model(path, numerics="fast")
-        worst = dataclasses.replace(fast_plan, gemv="int8_weight", gemv_max_rows=2**62)
-        models["fast_int8"].model.projections = FastProjections(worst)
+        models = {mode: load_model(path, numerics=mode) for mode in MODES[:4]}
+        for mode, gemv in (("fast_gemv", GEMV_KERNEL), ("fast_int8", "int8_weight")):
+            models[mode] = load_model(path, numerics="fast")
+            everywhere = dataclasses.replace(fast_plan, gemv=gemv, gemv_max_rows=2**62)
+            models[mode].model.projections = FastProjections(everywhere)
         for name in args.sets.split(","):
             run = run_fcomp_set if name in FCOMP_SETS else run_set
             rows += [{"model": label, **r} for r in run(models, name, args.max_series)]

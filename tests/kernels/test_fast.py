@@ -63,6 +63,14 @@ def test_linear_kernel_matches_torch(name, rows):
         torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
     elif name == "bf16":
         assert ((y.reshape(rows, -1) - ref.reshape(rows, -1)).abs() <= bf16_bound + 1e-6).all()
+    elif name == "int8x2_weight":
+        q1, s1 = quantize_int8_per_row(w)
+        _, s2 = quantize_int8_per_row(w - q1.float() * s1[:, None])
+        # half a second-level step per weight, plus fp16 rounding (2^-11) of the activations,
+        # the scales and the results
+        bound = 0.5 * x.abs().sum(dim=1, keepdim=True) * s2 + 4 * 2**-11 * (x.abs() @ w.abs().T)
+        assert ((y.reshape(rows, -1) - ref.reshape(rows, -1)).abs() <= bound + 1e-6).all()
+        assert (y - ref).abs().max() > 0
     else:
         _, scale = quantize_int8_per_row(w)
         int8_bound = 0.5 * x.abs().sum(dim=1, keepdim=True) * scale
