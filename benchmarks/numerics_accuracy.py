@@ -11,10 +11,9 @@ mode: the official operations, tirex-ts' bits on any CPU), ``"bf16"`` (the defau
 official rounding emulated in fp32), ``"fp32"``, ``"fast"`` (the plan ``kernels.fast``
 picks on this CPU, named in the header), ``"fast_gemv"`` (fast with every projection in its
 two-level int8 GEMV kernel) and ``"fast_int8"`` (one int8 level), for the bundled starter and
-for tirex-35m random
-weights (numerical sensitivity only: random weights forecast badly). Reported: each mode's
-relative WQL / MASE difference to the exact mode, and the forecast deviation in units of each
-series' std.
+for tirex-35m random weights (numerical sensitivity only: random weights forecast badly).
+Reported: each mode's relative WQL / MASE difference to the exact mode, and the forecast
+deviation in units of each series' std.
 """
 
 from __future__ import annotations
