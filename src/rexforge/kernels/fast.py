@@ -18,7 +18,9 @@ So the plan has three parts, each a registered kernel checked against the torch 
   (avx512_bf16 / AMX) *and* they measure faster, else ``fp32``;
 * projections with few rows (GEMV): ``int8x2_weight`` (two int8 levels: 2 bytes per weight
   instead of 4, ~0.04% error per layer) for row counts where it measures faster than the GEMM
-  kernel, on weights too big for the cache. One int8 level (``int8_weight``, 1 byte) is
+  kernel, on weights too big for the cache (it needs ATen's fp16-activation int8 matmul to be
+  vectorised: on AVX2 it is a scalar loop, ~10x slower than fp32, and is never picked there).
+  One int8 level (``int8_weight``, 1 byte, bf16 activations: vectorised everywhere) is
   registered and tested but not picked: its ~0.75% error per layer moved WQL / MASE by up to
   0.8% on real data (benchmarks/results/numerics_accuracy-*), past the 0.5% this mode keeps.
 
