@@ -13,7 +13,7 @@ So the plan has three parts, each a registered kernel checked against the torch 
 
 * the recurrence: ``cpu_native`` (one compiled C cell per step, fp32) where a C compiler is
   found, else ``cpu_fused`` in fp32. It stays fp32: the recurrence compounds rounding over
-  every step, and it is not where bytes or FLOPs go;
+  every step, and its cost is the number of operations per step, not bytes or FLOPs;
 * projections with many rows (GEMM): ``bf16`` operands where the CPU has bf16 dot products
   (avx512_bf16 / AMX) *and* they measure faster, else ``fp32``;
 * projections with few rows (GEMV): ``int8x2_weight`` (two int8 levels: 2 bytes per weight
