@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -92,6 +93,20 @@ class TiRex2Forecaster:
 
     def num_parameters(self) -> int:
         return count_parameters(self.model)
+
+    def to_checkpoint(self):
+        """The network's weights (CPU), config and metadata as a ``Checkpoint``."""
+        from rexforge.io.checkpoint import Checkpoint
+
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        return Checkpoint(self.config, state, dict(self.metadata), self.source)
+
+    def save(self, folder) -> Path:
+        """Save in the official layout (``config.json`` + ``model.safetensors`` [+ NOTICE]),
+        which ``tirex2.load_model`` and ``rexforge.load_model`` read; returns the folder."""
+        from rexforge.io.tirex2_folder import write_official_folder
+
+        return write_official_folder(folder, self.to_checkpoint())
 
     # -- forecasting -----------------------------------------------------------------------
     def forecast(
