@@ -38,7 +38,6 @@ from rexforge.config_tirex2 import TiRex2Config
 from rexforge.errors import ConfigError, InputError
 from rexforge.forecast.api import check_prediction_length
 from rexforge.forecast.tirex2_inputs import TimeseriesType, build_series
-from rexforge.forecast.tirex2_rollout import ROLLOUTS, median_rollout
 from rexforge.forecast.tirex2_post import (
     complement_order,
     difference_rows,
@@ -46,6 +45,7 @@ from rexforge.forecast.tirex2_post import (
     target_forecasts,
     trending_rows,
 )
+from rexforge.forecast.tirex2_rollout import ROLLOUTS, median_rollout
 from rexforge.model.tirex2 import TiRex2Model, count_parameters
 
 logger = logging.getLogger(__name__)
