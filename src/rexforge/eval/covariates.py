@@ -104,8 +104,7 @@ def items_from_frame(
     for item in frames.frame_items(df, None, columns, horizon=1):
         covariates = item.series.past_covariates
         covariates = None if covariates is None else covariates.double().numpy()
-        times = item.future_times  # the grid continues here; the history's grid comes first
-        grid = _history_grid(item, times)
+        grid = item.history_times
         items.append(
             CovariateItem(
                 item_id=str(item.item_id if item.item_id is not None else "series"),
@@ -118,17 +117,6 @@ def items_from_frame(
             )
         )
     return items
-
-
-def _history_grid(item, next_times: pd.Index) -> pd.Index | None:
-    """The item's history timestamps: the ``T`` steps of its grid before ``next_times``."""
-    steps = item.series.target.shape[-1]
-    if isinstance(next_times, pd.DatetimeIndex) and next_times.freq is not None:
-        return pd.date_range(end=next_times[0], periods=steps + 1, freq=next_times.freq)[:-1]
-    if isinstance(next_times, pd.RangeIndex) or pd.api.types.is_integer_dtype(next_times):
-        first = int(next_times[0])
-        return pd.RangeIndex(first - steps, first)
-    return None
 
 
 def backtest_covariates(

@@ -1,0 +1,155 @@
+"""``rexforge forecast`` with several targets and covariates (TiRex-2 models).
+
+``forecast_table_file`` reads a long table (one row per item and step) with the targets and
+covariates, and for known-future covariates a second table (``--future-data``) holding their
+values over the forecast steps; it forecasts with ``TiRex2Forecaster.forecast_df`` and writes
+its long output (``item_id, timestamp, [target,] mean, 0.1 ... 0.9``), and optionally a fan
+chart with one panel per target of each item. Every problem with the input (a column that is
+missing, text where numbers belong, future rows that are missing or too few, a model that
+takes no covariates) ends in one ``InputError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rexforge.data.series import TimeSeries
+from rexforge.errors import InputError
+from rexforge.forecast.tirex2_frames import resolve_columns
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ID, DEFAULT_TIME = "item_id", "timestamp"
+
+
+def wants_table_forecast(target, past_covariates, future_covariates, future_data) -> bool:
+    """Whether a forecast asks for this path: covariates, future data or several targets."""
+    several = target is not None and "," in target
+    return several or any(v is not None for v in (past_covariates, future_covariates, future_data))
+
+
+def forecast_table_file(
+    model,
+    data: Path,
+    horizon: int,
+    output: Path,
+    *,
+    target: str | None = None,
+    past_covariates: str | None = None,
+    future_covariates: str | None = None,
+    future_data: Path | None = None,
+    id_column: str | None = None,
+    timestamp_column: str | None = None,
+    batch_size: int = 512,
+    rollout: str | None = None,
+    plot: Path | None = None,
+) -> pd.DataFrame:
+    """Forecast every item of the long table ``data`` (see the module doc), write the result to
+    ``output`` (``rexforge.forecast.command.write_forecast``) and ``plot``; returns the frame.
+
+    model: a loaded model whose ``forecast_df`` takes covariates (a ``TiRex2Forecaster``).
+    target / past_covariates / future_covariates: comma-separated column names; targets
+        default to every numeric column that is not an id, timestamp or covariate.
+    rollout: None cuts nothing and refuses horizons past the model's cap; ``"median"`` rolls
+        out past it (``rexforge.forecast.tirex2_rollout``).
+    """
+    from rexforge.data.sources import read_table
+    from rexforge.forecast.command import write_forecast
+    from rexforge.forecast.tirex2_api import TiRex2Forecaster
+
+    if not isinstance(model, TiRex2Forecaster):
+        raise InputError(
+            "--target with several columns, --past-covariates, --future-covariates and "
+            f"--future-data need a model that takes covariates (TiRex-2); {model.source or 'this'}"
+            f" is a {type(model.model).__name__}"
+        )
+    if rollout not in (None, "median"):
+        raise InputError(
+            f"--rollout {rollout} applies to TiRex models; TiRex-2 has --rollout median"
+        )
+    cap = model.config.future_len
+    if horizon > cap and rollout is None:
+        raise InputError(
+            f"this TiRex-2 model forecasts at most {cap} steps per pass, got --horizon {horizon}; "
+            "add --rollout median to forecast further (the median is fed back as context)"
+        )
+    futures = _names(future_covariates)
+    if futures and future_data is None:
+        raise InputError(
+            f"--future-covariates {','.join(futures)} need their values over the forecast "
+            "steps: give them in --future-data FILE"
+        )
+    df = read_table(data)
+    future_df = None if future_data is None else read_table(future_data)
+    id_column = _key_column(df, id_column, DEFAULT_ID, "--id-column")
+    timestamp_column = _key_column(df, timestamp_column, DEFAULT_TIME, "--timestamp-column")
+    pasts = _names(past_covariates)
+    # Resolved here (forecast_df does it again) to know the targets for the plot.
+    columns = resolve_columns(
+        df, future_df, id_column, timestamp_column, _names(target) or None, pasts, futures
+    )
+    frame = model.forecast_df(
+        df,
+        horizon,
+        id_column=id_column,
+        timestamp_column=timestamp_column,
+        target=columns.targets,
+        past_covariates=pasts or None,
+        future_covariates=columns.future or None,
+        future_df=future_df,
+        batch_size=batch_size,
+        rollout=rollout or "cut",
+    )
+    write_forecast(frame, output)
+    if plot is not None:
+        variate_fan_chart(df, frame, columns, plot)
+        logger.info("wrote fan chart to %s", plot)
+    return frame
+
+
+def _names(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _key_column(df: pd.DataFrame, named: str | None, default: str, flag: str) -> str | None:
+    """The id or timestamp column: as named (it must exist), else ``default`` where the table
+    has it, else None (one item / step positions)."""
+    if named is not None:
+        if named not in df.columns:
+            raise InputError(f"{flag} {named!r} is not a column of the table")
+        return named
+    return default if default in df.columns else None
+
+
+def variate_fan_chart(df: pd.DataFrame, forecast: pd.DataFrame, columns, path: Path) -> Path:
+    """``rexforge.forecast.plot.fan_chart`` with one panel per target of each item: the target's
+    history (from ``df``) and its forecast (from ``forecast``, ``forecast_df``'s output).
+    columns: the ``FrameColumns`` the forecast was made with."""
+    from rexforge.forecast.plot import fan_chart
+    from rexforge.forecast.tirex2_frames import TARGET_NAME_COLUMN
+
+    id_column, time_column = columns.item_id, columns.timestamp or DEFAULT_TIME
+    several = len(columns.targets) > 1
+    ids = forecast[id_column].astype(str) if id_column else pd.Series("series", forecast.index)
+    panel = ids + ("/" + forecast[TARGET_NAME_COLUMN].astype(str) if several else "")
+    # fan_chart reads item_id and timestamp; each panel is one (item, target).
+    chart = forecast.assign(item_id=panel, timestamp=forecast[time_column])
+    series = []
+    for key in dict.fromkeys(panel):
+        rows = forecast[panel == key]
+        target = rows[TARGET_NAME_COLUMN].iloc[0] if several else columns.targets[0]
+        history = df if id_column is None else df[df[id_column] == rows[id_column].iloc[0]]
+        if columns.timestamp is None:
+            times = pd.RangeIndex(len(history))
+        else:
+            history = history.sort_values(columns.timestamp)
+            times = pd.Index(history[columns.timestamp])
+            if pd.api.types.is_datetime64_any_dtype(chart["timestamp"]):
+                times = pd.DatetimeIndex(pd.to_datetime(times))
+        values = pd.to_numeric(history[target], errors="coerce").to_numpy(dtype=np.float64)
+        series.append(TimeSeries(key, values, times))
+    return fan_chart(series, chart, path)
