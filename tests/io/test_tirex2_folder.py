@@ -152,3 +152,12 @@ def test_export_formats_tirex2_has_not_are_one_line(tmp_path, capsys, monkeypatc
     assert main(["export", str(source), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_info_counts_each_shared_tensor_once(tmp_path, capsys):
+    model = random_forecaster()
+    folder = model.save(tmp_path / "m")
+    assert main(["info", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert f"parameters   {model.num_parameters():,}" in out
+    assert "family       tirex2" in out and "rollout" not in out
