@@ -179,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             rollout=args.rollout,
             plot=args.plot,
+            unsupported=[
+                "--" + flag.replace("_", "-")
+                for flag in ("stream", "skip_bad", "context_length", "columns", "time_column")
+                if getattr(args, flag) not in (None, False)
+            ],
         )
         return 0
     if args.stream:

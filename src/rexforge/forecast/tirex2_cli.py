@@ -12,6 +12,7 @@ takes no covariates) ends in one ``InputError``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ def forecast_table_file(
     batch_size: int = 512,
     rollout: str | None = None,
     plot: Path | None = None,
+    unsupported: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Forecast every item of the long table ``data`` (see the module doc), write the result to
     ``output`` (``rexforge.forecast.command.write_forecast``) and ``plot``; returns the frame.
@@ -56,11 +58,17 @@ def forecast_table_file(
         default to every numeric column that is not an id, timestamp or covariate.
     rollout: None cuts nothing and refuses horizons past the model's cap; ``"median"`` rolls
         out past it (``rexforge.forecast.tirex2_rollout``).
+    unsupported: the command's flags that were given but have no meaning here (an error).
     """
     from rexforge.data.sources import read_table
     from rexforge.forecast.command import write_forecast
     from rexforge.forecast.tirex2_api import TiRex2Forecaster
 
+    if unsupported:
+        raise InputError(
+            f"{', '.join(unsupported)} cannot be combined with several targets or covariates "
+            "(a long table forecast with TiRex-2)"
+        )
     if not isinstance(model, TiRex2Forecaster):
         raise InputError(
             "--target with several columns, --past-covariates, --future-covariates and "
