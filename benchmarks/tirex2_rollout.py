@@ -146,6 +146,11 @@ def main() -> None:
         f"{rollout_s:.2f} s ({rollout_s / single_s:.2f}x); load average {load_before:.2f} "
         f"before, {load_after:.2f} after (2 cores, shared).",
     ]
+    if any(row["band_width"] < 0 for row in rows):
+        lines.append(
+            "A negative band width: the untrained network's 0.9 quantile lies below its 0.1 "
+            "quantile (nothing orders the quantiles of random weights)."
+        )
     markdown = "\n".join(lines) + "\n"
     payload = {
         "preset": args.preset,
