@@ -147,3 +147,25 @@ def test_tirex_models_take_no_covariates(tmp_path, capsys, tiny_ckpt):
     assert main(command(tiny_ckpt, tmp_path, "--target", "x", "--past-covariates", "promo")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "need a model that takes covariates (TiRex-2)" in err[0], err
+
+
+def test_plot_forecast_df_from_python(folder, tmp_path, monkeypatch):
+    import rexforge.forecast.plot as plot
+    from rexforge.forecast.tirex2_plot import plot_forecast_df
+
+    df, _ = tables(tmp_path)
+    shuffled = df.sample(frac=1.0, random_state=0)  # rows in any order
+    forecast = rexforge.load_model(folder).forecast_df(df, HORIZON, target=["x", "y"])
+    drawn = {}
+
+    def capture(series, chart, path, max_series):
+        drawn["series"], drawn["max"] = series, max_series
+        return path
+
+    monkeypatch.setattr(plot, "fan_chart", capture)
+    plot_forecast_df(shuffled, forecast, tmp_path / "f.png", target=["x", "y"], max_panels=3)
+    assert [s.item_id for s in drawn["series"]] == ["a/x", "a/y", "b/x", "b/y"]
+    assert drawn["max"] == 3
+    first = drawn["series"][0]
+    np.testing.assert_allclose(first.target, df[df["item_id"] == "a"]["x"].to_numpy())
+    assert first.timestamps.is_monotonic_increasing

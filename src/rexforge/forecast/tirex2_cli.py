@@ -15,12 +15,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from rexforge.data.series import TimeSeries
 from rexforge.errors import InputError
 from rexforge.forecast.tirex2_frames import resolve_columns
+from rexforge.forecast.tirex2_plot import plot_forecast_df
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +113,14 @@ def forecast_table_file(
     )
     write_forecast(frame, output)
     if plot is not None:
-        variate_fan_chart(df, frame, columns, plot)
+        plot_forecast_df(
+            df,
+            frame,
+            plot,
+            target=columns.targets,
+            id_column=id_column,
+            timestamp_column=timestamp_column,
+        )
         logger.info("wrote fan chart to %s", plot)
     return frame
 
@@ -131,33 +137,3 @@ def _key_column(df: pd.DataFrame, named: str | None, default: str, flag: str) ->
             raise InputError(f"{flag} {named!r} is not a column of the table")
         return named
     return default if default in df.columns else None
-
-
-def variate_fan_chart(df: pd.DataFrame, forecast: pd.DataFrame, columns, path: Path) -> Path:
-    """``rexforge.forecast.plot.fan_chart`` with one panel per target of each item: the target's
-    history (from ``df``) and its forecast (from ``forecast``, ``forecast_df``'s output).
-    columns: the ``FrameColumns`` the forecast was made with."""
-    from rexforge.forecast.plot import fan_chart
-    from rexforge.forecast.tirex2_frames import TARGET_NAME_COLUMN
-
-    id_column, time_column = columns.item_id, columns.timestamp or DEFAULT_TIME
-    several = len(columns.targets) > 1
-    ids = forecast[id_column].astype(str) if id_column else pd.Series("series", forecast.index)
-    panel = ids + ("/" + forecast[TARGET_NAME_COLUMN].astype(str) if several else "")
-    # fan_chart reads item_id and timestamp; each panel is one (item, target).
-    chart = forecast.assign(item_id=panel, timestamp=forecast[time_column])
-    series = []
-    for key in dict.fromkeys(panel):
-        rows = forecast[panel == key]
-        target = rows[TARGET_NAME_COLUMN].iloc[0] if several else columns.targets[0]
-        history = df if id_column is None else df[df[id_column] == rows[id_column].iloc[0]]
-        if columns.timestamp is None:
-            times = pd.RangeIndex(len(history))
-        else:
-            history = history.sort_values(columns.timestamp)
-            times = pd.Index(history[columns.timestamp])
-            if pd.api.types.is_datetime64_any_dtype(chart["timestamp"]):
-                times = pd.DatetimeIndex(pd.to_datetime(times))
-        values = pd.to_numeric(history[target], errors="coerce").to_numpy(dtype=np.float64)
-        series.append(TimeSeries(key, values, times))
-    return fan_chart(series, chart, path)
