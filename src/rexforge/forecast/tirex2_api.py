@@ -124,7 +124,7 @@ class TiRex2Forecaster:
         tta_sign_flip: bool | None = None,
         tta_diff: bool | None = None,
         pad_context: bool = True,
-        rollout: str = "cut",
+        rollout: Literal["cut", "median"] = "cut",
     ):
         """Quantile forecasts, one [V_t, Q, H] per series of ``timeseries``.
 
@@ -178,7 +178,7 @@ class TiRex2Forecaster:
         tta_sign_flip: bool | None = None,
         tta_diff: bool | None = None,
         pad_context: bool = True,
-        rollout: str = "cut",
+        rollout: Literal["cut", "median"] = "cut",
     ):
         """Forecast every item of a long pandas DataFrame (``rexforge.forecast.tirex2_frames``).
 
