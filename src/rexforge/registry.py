@@ -46,6 +46,9 @@ class ModelFamily:
         but no forecaster yet.
     describe: optional ``describe(config) -> [(label, text), ...]``: the rows on the
         architecture that ``rexforge info`` prints.
+    write_folder: optional ``write_folder(path, checkpoint) -> path``: saves a
+        ``rexforge.io.checkpoint.Checkpoint`` of this family in its official layout; None
+        uses ``rexforge.io.checkpoint``'s TiRex writers.
     """
 
     name: str
@@ -56,6 +59,7 @@ class ModelFamily:
     detect: Callable[[dict], bool]
     forecaster: type | str | None
     describe: Callable[[Any], list[tuple[str, str]]] | None = field(default=None)
+    write_folder: Callable[[Any, Any], Any] | None = field(default=None)
 
     @property
     def forecaster_class(self) -> type:

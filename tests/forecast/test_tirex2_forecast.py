@@ -240,6 +240,15 @@ def test_the_forecast_command_reads_a_tirex2_folder(tmp_path, capsys):
     assert main([*args, "--rollout", "exact", "--output", str(out)]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert errors == [
-        "error: this TiRex-2 model forecasts at most 8 steps, got --horizon 9",
-        "error: --rollout and --resample-strategy apply to TiRex models, not TiRex-2",
+        "error: this TiRex-2 model forecasts at most 8 steps, got --horizon 9; add --rollout "
+        "median to forecast further",
+        "error: --rollout exact/stateful and --resample-strategy apply to TiRex models, not "
+        "TiRex-2 (which has --rollout median)",
     ]
+    # Past the cap with the median fed back: the first 8 steps are the capped forecast.
+    assert main([*args, "--horizon", "12", "--rollout", "median", "--output", str(out)]) == 0
+    rolled = pd.read_csv(out)
+    assert len(rolled) == 2 * 12
+    np.testing.assert_allclose(
+        rolled["mean"].to_numpy().reshape(2, 12)[:, :8], mean.numpy(), rtol=1e-5, atol=1e-6
+    )

@@ -108,3 +108,54 @@ def test_evaluate_model_by_hub_id(offline_hub, tmp_path, capsys):
     args += ["--horizon", "8", "--windows", "1", "--baselines", "naive", "--no-plots"]
     assert main([*args, "--output-dir", str(tmp_path / "report")]) == 0, capsys.readouterr().err
     assert "NX-AI/TiRex" in (tmp_path / "report" / "metrics.csv").read_text()
+
+
+def test_tirex2_hub_id_loads_the_cached_official_folder(offline_hub, tmp_path):
+    # NXAI's TiRex-2 repository holds config.json + model.safetensors; a repository may keep
+    # a legacy model.ckpt beside them, which must not win over them (here it is not even a
+    # checkpoint, so reading it would fail).
+    from tests.io.test_tirex2_folder import random_forecaster, series
+
+    local = random_forecaster(seed=2)
+    folder = local.save(tmp_path / "tirex2")
+    legacy = tmp_path / "legacy.ckpt"
+    legacy.write_bytes(b"not a checkpoint")
+    files = {name: folder / name for name in ("config.json", "model.safetensors")}
+    add_to_cache(offline_hub, "NX-AI/TiRex-2", {**files, "model.ckpt": legacy})
+    from_hub = rexforge.load_model("NX-AI/TiRex-2")
+    assert "models--NX-AI--TiRex-2" in from_hub.source
+    want = local.forecast(series(), prediction_length=8)
+    got = from_hub.forecast(series(), prediction_length=8)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_online_order_folder_files_first_then_model_ckpt(monkeypatch, tmp_path, tiny_ckpt):
+    """Online (simulated): a repository without config.json + model.safetensors falls back to
+    its model.ckpt; one with them never asks for model.ckpt."""
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    from rexforge.io.hub import hub_model_path
+    from tests.io.test_tirex2_folder import random_forecaster
+
+    folder = random_forecaster().save(tmp_path / "tirex2")
+    repos = {
+        "NX-AI/TiRex": {"model.ckpt": tiny_ckpt},
+        "NX-AI/TiRex-2": {n: folder / n for n in ("config.json", "model.safetensors")},
+    }
+    asked = []
+
+    def fake_download(repo_id, filename, **kwargs):
+        asked.append((repo_id, filename))
+        if filename not in repos[repo_id]:
+            raise errors.EntryNotFoundError(f"{filename} not in {repo_id}")
+        return str(repos[repo_id][filename])
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    assert hub_model_path("NX-AI/TiRex") == tiny_ckpt
+    assert hub_model_path("NX-AI/TiRex-2") == folder
+    assert ("NX-AI/TiRex", "model.ckpt") in asked
+    assert ("NX-AI/TiRex-2", "model.ckpt") not in asked
+    repos["me/empty"] = {}
+    with pytest.raises(InputError, match="holds no model.ckpt and no config.json"):
+        hub_model_path("me/empty")

@@ -1,8 +1,9 @@
 """Evaluation: metrics, rolling-origin backtests, baselines, competition data sets and reports.
 
 ``backtest(forecaster, series, horizon, windows=...)`` scores anything with the forecaster
-interface (rexforge models and the registered baselines alike); ``rexforge evaluate`` is its
-command line (``rexforge.eval.command``).
+interface (rexforge models of every family and the registered baselines alike);
+``backtest_covariates`` does the same for items with several targets and covariates;
+``rexforge evaluate`` is their command line (``rexforge.eval.command``).
 """
 
 import importlib
@@ -12,6 +13,8 @@ import importlib
 _EXPORTS = {
     "BacktestResult": "backtest",
     "backtest": "backtest",
+    "backtest_covariates": "covariates",
+    "CovariateItem": "covariates",
     "get_baseline": "baselines",
     "list_baselines": "baselines",
     "register_baseline": "baselines",
@@ -27,6 +30,8 @@ __all__ = [
     "CompetitionData",
     "METRICS",
     "backtest",
+    "backtest_covariates",
+    "CovariateItem",
     "get_baseline",
     "get_seasonality",
     "list_baselines",

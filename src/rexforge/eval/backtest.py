@@ -131,7 +131,9 @@ def backtest(
 
     ``forecaster`` has ``forecast(context: list[np.ndarray], prediction_length, output_type="numpy",
     batch_size=...) -> (quantiles [B, H, Q], mean [B, H])`` and a ``quantiles`` attribute (the Q
-    levels). It is called once per window with the contexts of every series.
+    levels), or is a loaded model of any family (``rexforge.eval.forecasters``). It is called
+    once per window with the contexts of every series. With covariates: ``backtest_covariates``
+    (``rexforge.eval.covariates``).
     ``stride`` defaults to ``horizon`` (adjacent, non-overlapping windows). ``context_length``
     truncates each context to its last points (MASE still uses the whole history). ``season``
     (the MASE period) defaults to ``get_seasonality`` of the series' most common frequency, else 1
@@ -140,7 +142,10 @@ def backtest(
     Raises ``InputError`` for a non-positive horizon/windows/stride, or when the windows don't fit
     the shortest series (every window needs at least one context point).
     """
+    from rexforge.eval.forecasters import backtest_view
+
     series = list(series)
+    forecaster = backtest_view(forecaster)  # a model of any family: its predict_quantiles
     stride = horizon if stride is None else stride
     collect_problems(
         _check_arguments(series, horizon, windows, stride, context_length), InputError, "backtest"

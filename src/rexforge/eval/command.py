@@ -101,7 +101,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output-dir", type=Path, default=None, help="write tables and plots here")
     parser.add_argument("--no-plots", action="store_true", help="skip plots in --output-dir")
-    parser.add_argument("--target", default=None, help="file: target column")
+    parser.add_argument(
+        "--target", default=None, help="file: target column (with covariates: a,b for several)"
+    )
+    parser.add_argument(
+        "--past-covariates",
+        default=None,
+        metavar="COL[,COL]",
+        help="file, long layout: past-only covariate columns, given to models that take "
+        "covariates (TiRex-2); other forecasters use the target alone",
+    )
+    parser.add_argument(
+        "--future-covariates",
+        default=None,
+        metavar="COL[,COL]",
+        help="file, long layout: known-future covariate columns; each window's model gets "
+        "their values through the test window, never the test window's target",
+    )
     parser.add_argument("--id-column", default=None, help="file: series id column (long layout)")
     parser.add_argument(
         "--timestamp-column", default=None, help="file: timestamp (or, wide layout, time) column"
@@ -159,6 +175,28 @@ def _load_data(args) -> tuple[list, int | None, int | None, str]:
     )
 
 
+def _load_covariate_items(args):
+    """The items of a file evaluated with covariates (``rexforge.eval.covariates``), or None
+    when no covariate option is given."""
+    if args.past_covariates is None and args.future_covariates is None:
+        return None
+    from rexforge.eval.covariates import load_items
+
+    if not Path(args.data).is_file():
+        raise InputError("--past-covariates/--future-covariates need --data FILE (a long table)")
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be >= 1, got {args.limit}")
+    return load_items(
+        args.data,
+        id_column=args.id_column,
+        timestamp_column=args.timestamp_column,
+        target=_split(args.target) or None,
+        past_covariates=_split(args.past_covariates),
+        future_covariates=_split(args.future_covariates),
+        limit=args.limit,
+    )
+
+
 def _build_forecasters(args, season: int) -> list[tuple[str, object]]:
     from rexforge.eval.baselines import get_baseline, is_baseline
 
@@ -200,11 +238,17 @@ def run(args: argparse.Namespace) -> int:
     """Run the backtests, print the metrics table, and write the report if asked."""
     from rexforge.eval import report
     from rexforge.eval.backtest import backtest, dominant_freq, typical_length
+    from rexforge.eval.covariates import backtest_covariates
     from rexforge.eval.metrics import get_seasonality
 
     if args.truncate_context is not None and args.truncate_context < 1:
         raise InputError(f"--truncate-context must be >= 1, got {args.truncate_context}")
-    series, official_horizon, official_season, label = _load_data(args)
+    items = _load_covariate_items(args)  # None without covariate options
+    if items is None:
+        series, official_horizon, official_season, label = _load_data(args)
+    else:
+        series = [s for item in items for s in item.target_series()]
+        official_horizon, official_season, label = None, None, Path(args.data).name
     if not series:
         raise InputError(f"--data {args.data!r} holds no series")
     horizon = args.horizon if args.horizon is not None else official_horizon
@@ -222,9 +266,10 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for name, forecaster in forecasters:
         start = time.perf_counter()
-        result = backtest(
+        run_backtest = backtest if items is None else backtest_covariates
+        result = run_backtest(
             forecaster,
-            series,
+            series if items is None else items,
             horizon,
             windows=args.windows,
             stride=args.stride,

@@ -85,6 +85,13 @@ def is_tirex2(raw: Any) -> bool:
     return "time_mixers" in raw and "embedding_dim" in raw
 
 
+def write_tirex2_folder(path, ckpt):
+    """Save a TiRex-2 ``Checkpoint`` as an official folder (``rexforge.io.tirex2_folder``)."""
+    from rexforge.io.tirex2_folder import write_official_folder
+
+    return write_official_folder(path, ckpt)
+
+
 def describe_tirex2(config: TiRex2Config) -> list[tuple[str, str]]:
     """``rexforge info``'s rows on the architecture: (label, text)."""
     recipe = "".join(mixer[0] for mixer in config.time_mixers)  # e.g. "msmsms..."
@@ -109,5 +116,6 @@ TIREX2 = register_family(
         detect=is_tirex2,
         forecaster="rexforge.forecast.tirex2_api:TiRex2Forecaster",
         describe=describe_tirex2,
+        write_folder=write_tirex2_folder,
     )
 )

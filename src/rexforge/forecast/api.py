@@ -410,8 +410,8 @@ def load_model(
 
     path: an official ``model.ckpt`` (torch file with ``hyper_parameters`` and ``state_dict``),
         a rexforge folder (``config.json`` + ``model.safetensors``), ``"starter"`` for the
-        model bundled with rexforge, or a Hugging Face hub id (``"NX-AI/TiRex"``: fetched
-        once into the hub cache, then read from it, also offline).
+        model bundled with rexforge, or a Hugging Face hub id (``"NX-AI/TiRex"``,
+        ``"NX-AI/TiRex-2"``: fetched once into the hub cache, then read from it, also offline).
     numerics: ``"official"`` runs the official CPU operations themselves: tirex-ts' forecasts
         on any CPU, at its speed. ``"bf16"`` (default) emulates their bf16 rounding in fp32,
         many times faster: bit-exact where the CPU has native bf16 dot products (avx512_bf16),

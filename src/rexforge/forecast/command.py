@@ -54,14 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rollout",
-        choices=("exact", "stateful"),  # engine.ROLLOUTS (no torch import here)
+        # engine.ROLLOUTS (no torch import here), and TiRex-2's median rollout
+        choices=("exact", "stateful", "median"),
         default=None,
         help="horizons over one patch (32 steps): exact reruns the model on the context plus "
         "each forecast patch, as NXAI's code does; stateful carries the recurrent state "
         "forward (faster for long horizons, slightly different forecasts). Default: the "
         "model's own (`rexforge info`): exact for official checkpoints, stateful for the "
-        "bundled starter",
+        "bundled starter. TiRex-2: median forecasts past the model's cap (320 steps) by "
+        "feeding the median back as context",
     )
+    add_covariate_arguments(parser)
     parser.add_argument(
         "--resample-strategy",
         choices=("frequency",),
@@ -75,6 +78,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="official: tirex-ts' exact operations (its numbers on any CPU, its speed); "
         "bf16: their rounding emulated in fp32 (fast); fp32: no rounding; fast: the fastest "
         "kernels this CPU has (int8/bf16 projections, within 0.5%% WQL of exact)",
+    )
+
+
+def add_covariate_arguments(parser: argparse.ArgumentParser) -> None:
+    """TiRex-2's inputs beyond one target per series (``rexforge.forecast.tirex2_cli``)."""
+    parser.add_argument(
+        "--past-covariates",
+        default=None,
+        metavar="COL[,COL]",
+        help="TiRex-2, long layout: columns known up to the forecast start only",
+    )
+    parser.add_argument(
+        "--future-covariates",
+        default=None,
+        metavar="COL[,COL]",
+        help="TiRex-2, long layout: columns known ahead, with their values over the forecast "
+        "steps in --future-data (default with --future-data: the columns it shares with --data)",
+    )
+    parser.add_argument(
+        "--future-data",
+        type=Path,
+        default=None,
+        help="TiRex-2: table with the known-future covariates over the forecast steps (same "
+        "id and timestamp columns as --data)",
     )
 
 
@@ -134,6 +161,32 @@ def run(args: argparse.Namespace) -> int:
     check_output_paths(args)
     if args.context_length is not None and args.context_length < 1:
         raise InputError(f"--context-length must be >= 1, got {args.context_length}")
+    from rexforge.forecast import tirex2_cli
+
+    if tirex2_cli.wants_table_forecast(
+        args.target, args.past_covariates, args.future_covariates, args.future_data
+    ):
+        tirex2_cli.forecast_table_file(
+            load_model(args.model, numerics=args.numerics),
+            args.data,
+            args.horizon,
+            args.output,
+            target=args.target,
+            past_covariates=args.past_covariates,
+            future_covariates=args.future_covariates,
+            future_data=args.future_data,
+            id_column=args.id_column,
+            timestamp_column=args.timestamp_column,
+            batch_size=args.batch_size,
+            rollout=args.rollout,
+            plot=args.plot,
+            unsupported=[
+                "--" + flag.replace("_", "-")
+                for flag in ("stream", "skip_bad", "context_length", "columns", "time_column")
+                if getattr(args, flag) not in (None, False)
+            ],
+        )
+        return 0
     if args.stream:
         return _run_streaming(args)
     report = load_source(args)

@@ -18,7 +18,8 @@ How one forecast is made (the reference's rules, measured and documented there):
   ``context_len + future_len`` steps (``pad_context=False``: padded only to the longest series
   of its batch);
 * the network forecasts the future_len window in one pass; horizons beyond future_len are cut
-  to future_len with a warning (the reference does not roll out further);
+  to future_len with a warning, as the reference does, or with ``rollout="median"`` forecast
+  window by window with the median fed back (``rexforge.forecast.tirex2_rollout``);
 * the targets' quantiles are post-processed (bands widened, or differences integrated), and
   with ``tta_sign_flip`` averaged with the mirrored forecast of the negated series.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -43,6 +45,7 @@ from rexforge.forecast.tirex2_post import (
     target_forecasts,
     trending_rows,
 )
+from rexforge.forecast.tirex2_rollout import ROLLOUTS, median_rollout
 from rexforge.model.tirex2 import TiRex2Model, count_parameters
 
 logger = logging.getLogger(__name__)
@@ -93,6 +96,20 @@ class TiRex2Forecaster:
     def num_parameters(self) -> int:
         return count_parameters(self.model)
 
+    def to_checkpoint(self):
+        """The network's weights (CPU), config and metadata as a ``Checkpoint``."""
+        from rexforge.io.checkpoint import Checkpoint
+
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        return Checkpoint(self.config, state, dict(self.metadata), self.source)
+
+    def save(self, folder) -> Path:
+        """Save in the official layout (``config.json`` + ``model.safetensors`` [+ NOTICE]),
+        which ``tirex2.load_model`` and ``rexforge.load_model`` read; returns the folder."""
+        from rexforge.io.tirex2_folder import write_official_folder
+
+        return write_official_folder(folder, self.to_checkpoint())
+
     # -- forecasting -----------------------------------------------------------------------
     def forecast(
         self,
@@ -107,6 +124,7 @@ class TiRex2Forecaster:
         tta_sign_flip: bool | None = None,
         tta_diff: bool | None = None,
         pad_context: bool = True,
+        rollout: Literal["cut", "median"] = "cut",
     ):
         """Quantile forecasts, one [V_t, Q, H] per series of ``timeseries``.
 
@@ -115,9 +133,13 @@ class TiRex2Forecaster:
             [variates, T] multivariate targets; NaN marks missing values anywhere.
         past_covariates / future_covariates: with arrays, one [V, T] / [V, >= T + H] entry (or
             None) per series, or one array for a single series.
-        prediction_length: steps to forecast; more than the model's ``future_len`` is cut to
-            it with a warning, as the reference does.
+        prediction_length: steps to forecast. The model forecasts at most ``future_len`` steps
+            per pass (320 for the released checkpoint); past that, ``rollout`` decides.
         tta_sign_flip / tta_diff: None uses the checkpoint's setting (``config.json``).
+        rollout: ``"cut"`` (default) cuts longer horizons to ``future_len`` with a warning, as
+            the reference does; ``"median"`` forecasts further by feeding the median forecast
+            back as context (``rexforge.forecast.tirex2_rollout``; its later bands are too
+            narrow). Known-future covariates must then cover the whole horizon.
         Returns a list of torch tensors or numpy arrays (``output_type``); with
         ``yield_per_batch`` an iterator of such lists, one per ``batch_size`` series.
         """
@@ -126,7 +148,7 @@ class TiRex2Forecaster:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         series = build_series(timeseries, past_covariates, future_covariates)
-        horizon = self._horizon(prediction_length)
+        horizon = self._horizon(prediction_length, rollout)
         for index, item in enumerate(series):
             _check_future_covariates(index, item, horizon)
         options = {"tta_sign_flip": tta_sign_flip, "tta_diff": tta_diff, "pad_context": pad_context}
@@ -134,7 +156,7 @@ class TiRex2Forecaster:
         def batches():
             for start in range(0, len(series), batch_size):
                 chunk = series[start : start + batch_size]
-                forecasts = self.predict(chunk, horizon, **options)
+                forecasts = self._predict_any_horizon(chunk, horizon, options)
                 yield [f.numpy() for f in forecasts] if output_type == "numpy" else forecasts
 
         if yield_per_batch:
@@ -156,6 +178,7 @@ class TiRex2Forecaster:
         tta_sign_flip: bool | None = None,
         tta_diff: bool | None = None,
         pad_context: bool = True,
+        rollout: Literal["cut", "median"] = "cut",
     ):
         """Forecast every item of a long pandas DataFrame (``rexforge.forecast.tirex2_frames``).
 
@@ -166,6 +189,7 @@ class TiRex2Forecaster:
         past_covariates: columns known up to now. future_covariates: columns known ahead, with
             their values over the forecast steps in ``future_df`` (same id and timestamp
             columns); default: the columns ``future_df`` shares with ``df``.
+        rollout: horizons past ``future_len``, see ``forecast``.
         Returns a DataFrame: id_column, timestamp_column, ``target`` (only with several
         targets), ``mean`` (the median) and one column per quantile level.
         """
@@ -175,7 +199,7 @@ class TiRex2Forecaster:
             df, future_df, id_column, timestamp_column, target, past_covariates, future_covariates
         )
         frames.check_output_names(columns, self.quantiles)
-        horizon = self._horizon(prediction_length)
+        horizon = self._horizon(prediction_length, rollout)
         items = frames.frame_items(df, future_df, columns, horizon)
         forecasts = self.forecast(
             [item.series for item in items],
@@ -185,6 +209,7 @@ class TiRex2Forecaster:
             tta_sign_flip=tta_sign_flip,
             tta_diff=tta_diff,
             pad_context=pad_context,
+            rollout=rollout,
         )
         return frames.forecast_frame(items, forecasts, columns, self.quantiles)
 
@@ -229,8 +254,14 @@ class TiRex2Forecaster:
         return [(a - b[:, order]) / 2 for a, b in zip(forecasts, mirrored)]
 
     # -- internals -------------------------------------------------------------------------
-    def _horizon(self, prediction_length) -> int:
+    def _horizon(self, prediction_length, rollout: str = "cut") -> int:
+        """The horizon to forecast: ``prediction_length``, cut to ``future_len`` unless rolled
+        out past it."""
+        if rollout not in ROLLOUTS:
+            raise InputError(f"rollout must be one of {', '.join(ROLLOUTS)}, got {rollout!r}")
         horizon = check_prediction_length(prediction_length)
+        if rollout == "median":
+            return horizon
         if horizon > self.config.future_len:
             logger.warning(
                 "prediction_length=%d exceeds the model's horizon %d; forecasting %d steps",
@@ -239,6 +270,19 @@ class TiRex2Forecaster:
                 self.config.future_len,
             )
         return min(horizon, self.config.future_len)
+
+    def _predict_any_horizon(self, series, horizon: int, options: dict) -> list[torch.Tensor]:
+        """``predict``, rolled out over several windows when ``horizon`` passes the cap."""
+        cap = self.config.future_len
+        if horizon <= cap:
+            return self.predict(series, horizon, **options)
+        return median_rollout(
+            lambda items, steps: self.predict(items, steps, **options),
+            series,
+            horizon,
+            cap,
+            min(range(len(self.quantiles)), key=lambda i: abs(self.quantiles[i] - 0.5)),
+        )
 
     def _predict_once(
         self, series: list[TimeseriesType], horizon: int, differencing: bool, pad_context: bool

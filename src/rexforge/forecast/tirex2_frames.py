@@ -52,6 +52,7 @@ class FrameItem:
     item_id: object
     series: TimeseriesType
     future_times: pd.Index
+    history_times: pd.Index  # the T steps of ``series``, on the item's regular grid
 
 
 def _names(columns: str | Sequence[str] | None) -> list[str]:
@@ -229,7 +230,7 @@ def _item(item_id, rows: np.ndarray, history: _Table, future: _Table | None, hor
             for a in (gridded("target"), gridded("past covariate"), known)
         )
     )
-    return FrameItem(item_id, series, next_times)
+    return FrameItem(item_id, series, next_times, grid)
 
 
 def _on_grid(times: pd.Index, rows: np.ndarray, name: str):

@@ -198,10 +198,33 @@ def _read_family_folder(folder: Path, weights: Path, data: dict, family) -> Chec
         raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
     try:
         state_dict = load_file(str(weights))
+        meta = dict(data.get("metadata") or {}) or _header_metadata(weights)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights} is not a readable safetensors file: {exc}") from None
+    expected = meta.get("state_dict_sha256")
+    if expected and expected != state_dict_digest(state_dict):
+        raise CheckpointError(f"{weights}: weights do not match their recorded checksum")
+    # An official folder without rexforge's metadata: the family's own release.
+    meta.setdefault("derived_from_nxai_weights", True)
     state_dict = family.checkpoint_filter(state_dict, config)
-    return Checkpoint(config, state_dict, dict(data.get("metadata") or {}), str(folder))
+    return Checkpoint(config, state_dict, meta, str(folder))
+
+
+def _header_metadata(weights: Path) -> dict[str, Any]:
+    """The metadata in a safetensors file's header, JSON values decoded ({} when none): where
+    rexforge keeps it for families whose config.json must stay the official document."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as handle:
+        header = handle.metadata() or {}
+    return {key: _json_or_text(value) for key, value in header.items()}
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value  # a plain string another writer stored as it is
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -222,8 +245,20 @@ def _without_second_context_copy(meta: dict[str, Any], config: TiRexConfig) -> d
     return meta
 
 
+def _family_writer(ckpt: Checkpoint):
+    """The writer of the official layout of ``ckpt``'s family, or None for TiRex (whose
+    writers are this module's)."""
+    from rexforge.registry import family_of
+
+    return family_of(ckpt.config).write_folder
+
+
 def write_official(path: str | Path, ckpt: Checkpoint) -> Path:
-    """Write ``ckpt`` as an official-layout torch file that ``tirex-ts`` can load."""
+    """Write ``ckpt`` as an official-layout torch file that ``tirex-ts`` can load (another
+    family's official layout, e.g. TiRex-2's folder, through the family's writer)."""
+    writer = _family_writer(ckpt)
+    if writer is not None:
+        return writer(path, ckpt)
     path = Path(path)
     if path.is_dir():
         path = path / OFFICIAL_FILE
@@ -240,9 +275,13 @@ def write_folder(folder: str | Path, ckpt: Checkpoint) -> Path:
 
     The weights are written first and ``config.json`` (which holds their sha256) last, each
     atomically, so an interrupted save never leaves a folder that loads with wrong weights.
+    Another family's model is written in its official folder layout (its family's writer).
     """
     from safetensors.torch import save
 
+    writer = _family_writer(ckpt)
+    if writer is not None:
+        return writer(folder, ckpt)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     meta = _full_metadata(ckpt)
@@ -275,7 +314,9 @@ def _notice_text() -> str:
 def write_export(folder: str | Path, ckpt: Checkpoint) -> Path:
     """Write ``ckpt`` as a rexforge folder plus the official-layout ``OFFICIAL_FILE`` inside it
     (what a finished run and the export scripts leave: loadable by rexforge and by tirex-ts).
-    Returns the path of the official file."""
+    Returns the path of the official file (another family's: its official folder)."""
+    if _family_writer(ckpt) is not None:
+        return write_folder(folder, ckpt)
     folder = write_folder(folder, ckpt)
     return write_official(folder / OFFICIAL_FILE, ckpt)
 

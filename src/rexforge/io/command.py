@@ -20,7 +20,9 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_starter(args.path)
     ckpt = read_checkpoint(path)
     family = family_of(ckpt.config)
-    n_params = sum(int(t.numel()) for t in ckpt.state_dict.values())
+    # Once per tensor: TiRex-2 reaches some tensors under two names (its alias pairs).
+    unique = {id(t): t for t in ckpt.state_dict.values()}.values()
+    n_params = sum(int(t.numel()) for t in unique)
     info = {
         "path": str(path),
         "family": family.name,
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"parameters   {n_params:,}")
     for label, text in family.describe(ckpt.config) if family.describe else ():
         print(f"{label:<12} {text}")
-    print(f"rollout      {ckpt.metadata.get('default_rollout', 'exact')} (default of forecast)")
+    if family.name == "tirex":  # TiRex's two rollouts; TiRex-2 has its own (see README)
+        print(f"rollout      {ckpt.metadata.get('default_rollout', 'exact')} (default of forecast)")
     fast = info["fast_numerics"]
     print(f"fast         {fast['plan']} ({'; '.join(fast['notes'])})")
     for key in (

@@ -1,10 +1,11 @@
-"""Models named by a Hugging Face hub id (``"NX-AI/TiRex"``), fetched into or read from the hub
-cache with ``huggingface_hub``.
+"""Models named by a Hugging Face hub id (``"NX-AI/TiRex"``, ``"NX-AI/TiRex-2"``), fetched into
+or read from the hub cache with ``huggingface_hub``.
 
 A string ``owner/name`` that is not an existing local path is a hub id. The repository's
-``model.ckpt`` (what NXAI's TiRex repository holds) is downloaded once and then read from the
-cache, also offline (``HF_HUB_OFFLINE=1``); a repository without one may hold a rexforge folder
-(``config.json`` + ``model.safetensors``). Any failure ends in one ``InputError`` naming the id.
+``config.json`` + ``model.safetensors`` (what NXAI's TiRex-2 repository holds, or a rexforge
+folder), else its ``model.ckpt`` (what NXAI's TiRex repository holds), is downloaded once and
+then read from the cache, also offline (``HF_HUB_OFFLINE=1``). Any failure ends in one
+``InputError`` naming the id.
 """
 
 from __future__ import annotations
@@ -38,50 +39,51 @@ def resolve_model_source(source: str | Path) -> Path:
 
 
 def hub_model_path(repo_id: str) -> Path:
-    """The local path of the model of hub repository ``repo_id``: its cached ``model.ckpt``,
-    or the cached folder of its rexforge files. Downloads what is not cached, unless offline."""
+    """The local path of the model of hub repository ``repo_id``: the cached folder of its
+    ``config.json`` + ``model.safetensors`` (a TiRex-2 release or a rexforge folder), else its
+    cached ``model.ckpt`` (a TiRex release). Downloads what is not cached, unless offline.
+
+    The folder files are asked for first because a repository that has them may also keep a
+    legacy ``model.ckpt`` for older clients (tirex-2 prefers the safetensors files the same
+    way); a TiRex repository without them costs one small failed request online."""
     hub, errors = _import_hub()
+    try:
+        return _download_folder(hub, repo_id)
+    except errors.EntryNotFoundError:
+        # Not cached while offline (LocalEntryNotFoundError), or the repository has no folder
+        # files: its model.ckpt decides.
+        pass
+    except (errors.RepositoryNotFoundError, errors.HFValidationError):
+        raise InputError(_inaccessible_message(repo_id)) from None
+    except (OSError, ValueError) as exc:  # network failures, revision errors
+        raise InputError(_unreachable_message(repo_id, exc)) from None
+    return _download_official(hub, errors, repo_id)
+
+
+def _download_folder(hub, repo_id: str) -> Path:
+    """The snapshot folder holding ``repo_id``'s ``FOLDER_FILENAMES`` (fetched if needed)."""
+    paths = [Path(hub.hf_hub_download(repo_id=repo_id, filename=f)) for f in FOLDER_FILENAMES]
+    return paths[0].parent
+
+
+def _download_official(hub, errors, repo_id: str) -> Path:
+    """``repo_id``'s ``model.ckpt`` (fetched if needed), or one ``InputError``."""
     try:
         return Path(hub.hf_hub_download(repo_id=repo_id, filename=OFFICIAL_FILENAME))
     except errors.LocalEntryNotFoundError as exc:  # not cached, and offline or no network
-        cached = _cached_folder(hub, repo_id)
-        if cached is not None:
-            return cached
         offline = _offline(hub)
         raise InputError(
             _not_cached_message(repo_id) if offline else _unreachable_message(repo_id, exc)
         ) from None
     except errors.EntryNotFoundError:  # the repository exists but holds no model.ckpt
-        return _hub_folder(hub, errors, repo_id)
-    except (errors.RepositoryNotFoundError, errors.HFValidationError):
         raise InputError(
-            f"model {repo_id!r} is neither a local path nor a Hugging Face hub repository "
-            "you can access"
+            f"hub repository {repo_id!r} holds no {OFFICIAL_FILENAME} and no "
+            f"{' + '.join(FOLDER_FILENAMES)}"
         ) from None
+    except (errors.RepositoryNotFoundError, errors.HFValidationError):
+        raise InputError(_inaccessible_message(repo_id)) from None
     except (OSError, ValueError) as exc:  # network failures, revision errors
         raise InputError(_unreachable_message(repo_id, exc)) from None
-
-
-def _cached_folder(hub, repo_id: str) -> Path | None:
-    """The cached snapshot folder of ``repo_id``'s rexforge files, if both are cached."""
-    paths = [hub.try_to_load_from_cache(repo_id, name) for name in FOLDER_FILENAMES]
-    if all(isinstance(p, str) for p in paths):
-        return Path(paths[0]).parent
-    return None
-
-
-def _hub_folder(hub, errors, repo_id: str) -> Path:
-    """A hub repository without ``model.ckpt``: its rexforge folder files, if it has them."""
-    try:
-        paths = [Path(hub.hf_hub_download(repo_id=repo_id, filename=f)) for f in FOLDER_FILENAMES]
-    except errors.EntryNotFoundError:
-        raise InputError(
-            f"hub repository {repo_id!r} holds no {OFFICIAL_FILENAME} and no rexforge model "
-            f"({' + '.join(FOLDER_FILENAMES)})"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise InputError(_unreachable_message(repo_id, exc)) from None
-    return paths[0].parent
 
 
 def _import_hub():
@@ -98,6 +100,13 @@ def _import_hub():
 def _offline(hub) -> bool:
     check = getattr(hub.constants, "is_offline_mode", None)  # newer huggingface_hub versions
     return bool(check() if check is not None else hub.constants.HF_HUB_OFFLINE)
+
+
+def _inaccessible_message(repo_id: str) -> str:
+    return (
+        f"model {repo_id!r} is neither a local path nor a Hugging Face hub repository "
+        "you can access"
+    )
 
 
 def _not_cached_message(repo_id: str) -> str:

@@ -113,7 +113,13 @@ def fp32_network(model_or_path) -> TiRexModel:
     from rexforge.forecast.api import TiRexForecaster, load_model
 
     if isinstance(model_or_path, (str, Path)):
-        return load_model(model_or_path, kernel="torch_ref", numerics="fp32").model
+        loaded = load_model(model_or_path, kernel="torch_ref", numerics="fp32")
+        if not isinstance(loaded, TiRexForecaster):
+            raise InputError(
+                f"{model_or_path} is a {type(loaded.model).__name__}; ONNX export supports "
+                "TiRex models only (export it with --format folder)"
+            )
+        return loaded.model
     source = model_or_path.model if isinstance(model_or_path, TiRexForecaster) else model_or_path
     if not isinstance(source, TiRexModel):
         raise InputError(
