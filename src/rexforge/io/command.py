@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
-import json
+import json as _json
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="checkpoint file or folder, or 'starter'")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+def info(path: str, *, json: bool = False) -> int:
+    """Show a checkpoint's config, size and notice.
 
-
-def run(args: argparse.Namespace) -> int:
+    Args:
+        path: checkpoint file or folder, or 'starter'
+        json: print machine-readable JSON
+    """
+    as_json = json  # the flag is --json; the module is needed below
     from rexforge.assets import resolve_starter
     from rexforge.io.checkpoint import read_checkpoint
     from rexforge.registry import family_of
 
-    path = resolve_starter(args.path)
+    path = resolve_starter(path)
     ckpt = read_checkpoint(path)
     family = family_of(ckpt.config)
     n_params = sum(int(t.numel()) for t in ckpt.state_dict.values())
@@ -27,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
         "config": ckpt.config.to_dict(),
         "metadata": ckpt.metadata,
     }
-    if args.json:
-        print(json.dumps(info, indent=2, default=str))
+    if as_json:
+        print(_json.dumps(info, indent=2, default=str))
         return 0
     print(f"checkpoint   {path}")
     print(f"family       {family.name}")

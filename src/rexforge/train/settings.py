@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from rexforge.errors import ConfigError, collect_problems
 
 # Defined here, without torch, so that building the CLI parser imports no torch (``lora`` and
 # ``modes`` use them from here).
-MODES = ("scratch", "full", "freeze", "lora")
+Mode = Literal["scratch", "full", "freeze", "lora"]
+MODES = typing.get_args(Mode)
 # LoRA: the sLSTM gate projections and the feed-forward projections of every block.
 DEFAULT_TARGETS = (
     "blocks.*.slstm_layer.fgate",
@@ -51,7 +53,6 @@ def option(
     flags: tuple[str, ...] = (),
     commands: tuple[str, ...] = BOTH,
     group: str | None = "training",
-    choices: tuple[str, ...] | None = None,
     pretrain_default: Any = dataclasses.MISSING,
 ) -> Any:
     """A ``TrainConfig`` field that is also a ``rexforge pretrain/finetune`` flag.
@@ -67,7 +68,6 @@ def option(
         "flags": flags,
         "commands": commands,
         "group": group,
-        "choices": choices,
     }
     if pretrain_default is not dataclasses.MISSING:
         metadata["pretrain_default"] = pretrain_default
@@ -91,9 +91,7 @@ class TrainConfig:
     ``rexforge pretrain/finetune`` (``train.command`` builds them from here); the field order is
     the ``--help`` order."""
 
-    mode: str = option(
-        "full", help="which parameters train", commands=FINETUNE, group="model", choices=MODES
-    )
+    mode: Mode = option("full", help="which parameters train", commands=FINETUNE, group="model")
     # Horizon H the run is validated on; training windows use H rounded up to whole patches.
     prediction_length: int = option(
         64,
