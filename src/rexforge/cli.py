@@ -41,8 +41,12 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command(
         "rexforge.eval.command", "evaluate", "backtest models and baselines, write a report"
     ),
-    "pretrain": Command("rexforge.train.command", "pretrain", "pretrain a TiRex model from scratch"),
-    "finetune": Command("rexforge.train.command", "finetune", "fine-tune a TiRex model on your data"),
+    "pretrain": Command(
+        "rexforge.train.command", "pretrain", "pretrain a TiRex model from scratch"
+    ),
+    "finetune": Command(
+        "rexforge.train.command", "finetune", "fine-tune a TiRex model on your data"
+    ),
     "export": Command(
         "rexforge.io.export_command",
         "export",
@@ -110,7 +114,9 @@ def build_parser(command: str | None = None):
     from rexforge import __version__
     from rexforge.cli_parser import CommandParser
 
-    parser = CommandParser(prog="rexforge", description="TiRex forecasting, training and evaluation.")
+    parser = CommandParser(
+        prog="rexforge", description="TiRex forecasting, training and evaluation."
+    )
     parser.add_argument("--version", action="version", version=f"rexforge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subcommands = parser.add_subcommands(required=False, dest="command", metavar="COMMAND")

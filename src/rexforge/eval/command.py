@@ -84,9 +84,10 @@ def evaluate(
         limit: use only the first N series
         batch_size: series per forecast batch
     """
+    args = Request(**locals())  # first: the parameters only
+
     from rexforge.eval.backtest import backtest
 
-    args = Request(**locals())
     series, horizon, season, label = _resolve(args)
     forecasters = _build_forecasters(args, season)
     results = []
