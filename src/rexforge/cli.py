@@ -106,11 +106,14 @@ def build_command(name: str):
     return build(f"rexforge {name}", load_function(name), name, COMMANDS[name].help)
 
 
-def build_parser(command: str | None = None):
-    """``rexforge``'s parser: ``--version``, ``-v`` and one subcommand per command. Only
-    ``command``'s parser is built from its function (all of them when None); the others
-    carry just their help line, enough to list them. A command whose optional dependency is
-    missing stays listed (running it says which extra to install)."""
+def build_parser(*commands: str):
+    """``rexforge``'s parser: ``--version``, ``-v`` and one subcommand per command. The
+    parsers of ``commands`` are built from their functions (which imports their modules); the
+    others carry just their help line, enough to list them, so that ``rexforge --help`` and
+    each command start fast. A command whose optional dependency is missing stays listed
+    (running it says which extra to install)."""
+    from importlib.util import find_spec
+
     from rexforge import __version__
     from rexforge.cli_parser import CommandParser
 
@@ -122,17 +125,12 @@ def build_parser(command: str | None = None):
     subcommands = parser.add_subcommands(required=False, dest="command", metavar="COMMAND")
     built = {}
     for name, spec in COMMANDS.items():
-        sub = None
-        if command in (None, name):
-            try:
-                built[name] = build_command(name)
-                sub = built[name].parser
-            except ModuleNotFoundError as exc:
-                if exc.name == spec.module:  # not part of this install
-                    continue
-                if name == command or (exc.name or "").startswith("rexforge"):
-                    raise
-        if sub is None:
+        if find_spec(spec.module) is None:  # not part of this install
+            continue
+        if name in commands:
+            built[name] = build_command(name)
+            sub = built[name].parser
+        else:
             sub = CommandParser(prog=f"rexforge {name}", description=spec.help)
         subcommands.add_subcommand(name, sub, help=spec.help)
         parser.subcommand_parsers[name] = sub
@@ -143,7 +141,7 @@ def parse_command(argv: list[str]):
     """(command name, the built command, its function's keyword arguments) for ``argv``; None
     for the name when ``argv`` names no command."""
     command = next((a for a in argv if a in COMMANDS), None)
-    parser, built = build_parser(command)
+    parser, built = build_parser(*[command] if command else [])
     if command is not None:
         argv = _with_config(argv, argv.index(command), built[command])
     cfg = parser.parse_args(argv)
@@ -216,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     command, built, kwargs, cfg = parse_command(argv)
     if command is None:
-        build_parser()[0].print_help()
+        parser = build_parser()[0]
+        parser.print_help()
         return 2
     logging.basicConfig(
         level=logging.DEBUG if cfg.get("verbose") else logging.INFO,
