@@ -138,8 +138,8 @@ def build_parser(*commands: str):
 
 
 def parse_command(argv: list[str]):
-    """(command name, the built command, its function's keyword arguments) for ``argv``; None
-    for the name when ``argv`` names no command."""
+    """(command name, the built command, its function's keyword arguments, the whole parsed
+    namespace) for ``argv``; the first three are None when ``argv`` names no command."""
     command = next((a for a in argv if a in COMMANDS), None)
     parser, built = build_parser(*[command] if command else [])
     if command is not None:

@@ -10,10 +10,10 @@ Examples::
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from rexforge.cli_parser import Spelling
 from rexforge.errors import InputError
@@ -84,7 +84,7 @@ def evaluate(
         limit: use only the first N series
         batch_size: series per forecast batch
     """
-    args = Request(**locals())  # first: the parameters only
+    args = SimpleNamespace(**locals())  # first: the parameters only
 
     from rexforge.eval.backtest import backtest
 
@@ -109,28 +109,6 @@ def evaluate(
         results.append(result)
     _report(args, results, series, horizon, season, label)
     return 0
-
-
-@dataclasses.dataclass
-class Request:
-    """One evaluate command's values, as its helpers read them."""
-
-    data: str
-    model: list[str] | None
-    horizon: int | None
-    windows: int
-    stride: int | None
-    truncate_context: int | None
-    baselines: str
-    season: int | None
-    output_dir: Path | None
-    no_plots: bool
-    target: str | None
-    id_column: str | None
-    timestamp_column: str | None
-    columns: list[str] | None
-    limit: int | None
-    batch_size: int
 
 
 def _split(text: str | None) -> list[str]:
@@ -213,7 +191,7 @@ def _build_forecasters(args, season: int) -> list[tuple[str, object]]:
     return unique
 
 
-def _resolve(args: Request) -> tuple[list, int, int, str]:
+def _resolve(args: SimpleNamespace) -> tuple[list, int, int, str]:
     """(series, horizon, season, data label) of the command, checked."""
     from rexforge.eval.backtest import dominant_freq, typical_length
     from rexforge.eval.metrics import get_seasonality
@@ -236,7 +214,9 @@ def _resolve(args: Request) -> tuple[list, int, int, str]:
     return series, horizon, season, label
 
 
-def _report(args: Request, results: list, series: list, horizon: int, season: int, label: str):
+def _report(
+    args: SimpleNamespace, results: list, series: list, horizon: int, season: int, label: str
+):
     """Print the metrics tables; write the report to --output-dir if given."""
     from rexforge.eval import report
 

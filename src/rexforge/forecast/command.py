@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 from rexforge.errors import InputError
@@ -85,26 +86,7 @@ def forecast(
         numerics: official: tirex-ts' exact operations (its numbers on any CPU, its speed);
             bf16: their rounding emulated in fp32 (fast); fp32: no rounding
     """
-    return run(Request(**locals()))
-
-
-@dataclasses.dataclass
-class Request:
-    """One forecast command's values, as ``run`` and its helpers read them."""
-
-    data: Path
-    horizon: int
-    output: Path
-    model: str
-    plot: Path | None
-    source: SourceOptions
-    skip_bad: bool
-    stream: bool
-    batch_size: int
-    context_length: int | None
-    rollout: str | None
-    resample_strategy: str | None
-    numerics: str
+    return run(SimpleNamespace(**locals()))
 
 
 def load_source(data: Path, source: SourceOptions):
@@ -130,7 +112,7 @@ def load_source(data: Path, source: SourceOptions):
     )
 
 
-def run(args: Request) -> int:
+def run(args: SimpleNamespace) -> int:
     from rexforge.data.problems import format_problems
     from rexforge.forecast.api import check_prediction_length, load_model
     from rexforge.forecast.frames import (
@@ -189,7 +171,7 @@ def _to_stdout(path: Path) -> bool:
     return str(path) == "-"
 
 
-def check_output_paths(args: Request) -> None:
+def check_output_paths(args: SimpleNamespace) -> None:
     """Refuse, before any work, outputs that cannot be written as asked."""
     output = args.output
     if output.exists() and output.is_dir():
@@ -238,7 +220,7 @@ def _warn_skipped(problems) -> None:
     logger.warning("skipped %d bad series: %s", len(problems), format_problems(problems))
 
 
-def _run_streaming(args: Request) -> int:
+def _run_streaming(args: SimpleNamespace) -> int:
     from rexforge.forecast.api import load_model
     from rexforge.forecast.frames import forecast_csv_streaming
 
