@@ -92,13 +92,13 @@ def test_yaml_config_sets_options(tmp_path, tiny_ckpt):
 
 
 def test_yaml_keys_name_options_by_any_spelling(tmp_path):
-    from rexforge.cli import apply_yaml_defaults, build_parser
+    from rexforge.cli import parse_command
 
-    evaluate = build_parser()._subparsers._group_actions[0].choices["evaluate"]
     cfg = tmp_path / "eval.yaml"
     # evaluate's old --context-length, and --season-length, an alias of --season.
     cfg.write_text("context-length: 64\nseason_length: 12\nhorizon: 4\n")
-    assert apply_yaml_defaults(evaluate, cfg) == {
+    options = parse_command(["evaluate", "--data", "x.csv", "--config", str(cfg)])[2]
+    assert {k: options[k] for k in ("truncate_context", "season", "horizon")} == {
         "truncate_context": 64,
         "season": 12,
         "horizon": 4,

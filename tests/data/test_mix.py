@@ -67,15 +67,15 @@ def ramp_family():
 
 
 def test_a_registered_family_joins_the_mix_and_the_command_line(ramp_family):
-    from rexforge.cli import build_parser
+    from rexforge.cli import parse_command
 
     series, description = build_training_series(DataMix(synthetic={"ramp": 2}, seed=1))
     assert [s.item_id for s in series] == ["ramp-0", "ramp-1"]
     assert description == "ramp (2 series of 5, seed 1)"
     with pytest.raises(ValueError, match="already registered"):
         register_synthetic("ramp", label="", lengths=None, option="x", help="")(ramp_family)
-    args = build_parser().parse_args(["pretrain", "--ramp-synth", "3", "--output-dir", "x"])
-    assert args.ramp_synth == 3
+    options = parse_command(["pretrain", "--ramp-synth", "3", "--output-dir", "x"])[2]
+    assert options["synthetic"]["ramp"] == 3
 
 
 def test_bad_mixes_are_refused_before_any_file_is_read(tmp_path):

@@ -153,35 +153,39 @@ def test_evaluate_a_checkpoint_beside_baselines(tiny_ckpt, csv_file, tmp_path, c
     assert np.isfinite(table.loc[str(tiny_ckpt), ["mase", "wql", "coverage_80"]]).all()
 
 
-def test_season_length_is_a_spelling_of_season_and_documented():
-    from rexforge.cli import build_parser
+def _evaluate_options(*argv):
+    from rexforge.cli import parse_command
 
-    parser = build_parser()
+    return parse_command(["evaluate", "--data", "x.csv", *argv])[2]
+
+
+def _evaluate_help(capsys) -> str:
+    from rexforge.cli import main
+
+    assert main(["evaluate", "--help"]) == 0
+    return capsys.readouterr().out
+
+
+def test_season_length_is_a_spelling_of_season_and_documented(capsys):
     for flag in ("--season", "--season-length"):
-        args = parser.parse_args(["evaluate", "--data", "x.csv", flag, "52"])
-        assert args.season == 52
-    evaluate = parser._subparsers._group_actions[0].choices["evaluate"]
+        assert _evaluate_options(flag, "52")["season"] == 52
     assert "weekly 52 where the median series holds 104 weeks" in " ".join(
-        evaluate.format_help().split()
+        _evaluate_help(capsys).split()
     )
 
 
-def test_truncate_context_is_named_apart_from_finetunes_context_length(caplog):
-    from rexforge.cli import build_parser
-
-    parser = build_parser()
-    evaluate = parser._subparsers._group_actions[0].choices["evaluate"]
-    assert parser.parse_args(["evaluate", "--data", "x.csv"]).truncate_context is None
-    args = parser.parse_args(["evaluate", "--data", "x.csv", "--truncate-context", "64"])
-    assert args.truncate_context == 64 and "deprecated" not in caplog.text
+def test_truncate_context_is_named_apart_from_finetunes_context_length(caplog, capsys):
+    assert _evaluate_options()["truncate_context"] is None
+    args = _evaluate_options("--truncate-context", "64")
+    assert args["truncate_context"] == 64 and "deprecated" not in caplog.text
     # The old spelling still works (hidden from --help) and says what replaced it.
-    args = parser.parse_args(["evaluate", "--data", "x.csv", "--context-length", "64"])
-    assert args.truncate_context == 64
+    args = _evaluate_options("--context-length", "64")
+    assert args["truncate_context"] == 64
     assert "--context-length is deprecated here; use --truncate-context" in caplog.text
-    help_text = evaluate.format_help()
+    help_text = _evaluate_help(capsys)
     assert "--truncate-context" in help_text and "--context-length" not in help_text.replace(
         "finetune --context-length", ""
-    )
+    ).replace("finetune\n                        --context-length", "")
 
 
 def test_truncate_context_must_be_positive(csv_file, capsys):

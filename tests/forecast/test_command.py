@@ -161,15 +161,17 @@ def test_context_length_and_rollout_reach_the_model(tmp_path, tiny_ckpt, capsys)
 
 @pytest.mark.parametrize("command", ["forecast", "evaluate", "finetune", "pretrain"])
 def test_columns_are_spelled_the_same_in_every_command(command):
-    from rexforge.cli import build_parser
+    from rexforge.cli import parse_command
     from rexforge.data.sources import column_names
 
     required = {"forecast": ["--horizon", "3", "--output", "o.csv"], "evaluate": []}
     base = [command, "--data", "d.csv", *required.get(command, ["--output-dir", "r"])]
-    parser = build_parser()
     for spelling in (["a,b"], ["a", "b"]):
-        args = parser.parse_args([*base, "--columns", *spelling])
-        assert column_names(args.columns) == ["a", "b"], (command, spelling)
+        options = parse_command([*base, "--columns", *spelling])[2]
+        columns = options["source"].columns if command == "forecast" else None
+        columns = options["mix"].columns if command in ("finetune", "pretrain") else columns
+        columns = options["columns"] if command == "evaluate" else columns
+        assert column_names(columns) == ["a", "b"], (command, spelling)
 
 
 def test_forecast_wide_columns_with_spaces_or_commas_agree(tmp_path, tiny_ckpt):

@@ -176,15 +176,15 @@ def test_cli_rerun_with_changed_settings_refuses_and_records_nothing(tmp_path, t
 def test_shipped_recipes_parse():
     from pathlib import Path
 
-    from rexforge.cli import apply_yaml_defaults, build_parser
+    from rexforge.cli import parse_command
 
     root = Path(__file__).resolve().parents[2] / "configs"
-    parser = build_parser()
-    subs = parser._subparsers._group_actions[0].choices
     for path in sorted(root.glob("*.yaml")):
         command = "pretrain" if path.name.startswith("pretrain") else "finetune"
         if path.name.startswith(("pretrain", "finetune")):
-            apply_yaml_defaults(subs[command], path)
+            # The required options a recipe leaves to the command line.
+            argv = [command, "--config", str(path), "--output-dir", "r", "--data", "d.csv"]
+            assert parse_command(argv)[0] == command
 
 
 def test_pretrain_mixes_tsmixup_series_from_the_data(tmp_path):
@@ -261,7 +261,9 @@ def test_aggregated_series_names_stamps_and_short_ones_left_out():
 
 
 def test_training_data_takes_temporal_aggregates_from_the_yaml_option(tmp_path):
-    from rexforge.cli import apply_yaml_defaults, build_parser
+    from types import SimpleNamespace
+
+    from rexforge.cli import parse_command
     from rexforge.train.command import load_training_series
 
     frame = pd.DataFrame(
@@ -271,9 +273,8 @@ def test_training_data_takes_temporal_aggregates_from_the_yaml_option(tmp_path):
     frame.to_csv(tmp_path / "d.csv", index=False)
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"data: [{tmp_path / 'd.csv'}]\naggregate: [3, 4, 12]\n")
-    parser = build_parser()
-    apply_yaml_defaults(parser._subparsers._group_actions[0].choices["finetune"], recipe)
-    args = parser.parse_args(["finetune", "--output-dir", str(tmp_path / "run")])
+    options = parse_command(["finetune", "--config", str(recipe), "--output-dir", "run"])[2]
+    args = SimpleNamespace(data=options["data"], seed=0, **vars(options["mix"]))
     series, description = load_training_series(args)
     # 48 // 12 = 4 yearly values are too few: only the 3- and 4-step means join.
     assert [s.item_id for s in series] == ["a", "b", "a@mean3", "b@mean3", "a@mean4", "b@mean4"]
@@ -336,13 +337,12 @@ def test_training_flags_come_from_train_config_fields():
     # train.auto, else the field's default (pretrain: its own default where it has one).
     import dataclasses
 
-    from rexforge.cli import build_parser
+    from rexforge.cli import parse_command
     from rexforge.train.auto import AUTO_OPTIONS
     from rexforge.train.settings import TrainConfig, cli_fields, field_default
 
-    subs = build_parser()._subparsers._group_actions[0].choices
-    finetune = {a.dest: a for a in subs["finetune"]._actions}
-    pretrain = {a.dest: a for a in subs["pretrain"]._actions}
+    finetune = parse_command(["finetune", "--data", "d.csv", "--output-dir", "r"])[2]["train"]
+    pretrain = parse_command(["pretrain", "--output-dir", "r"])[2]["train"]
     options = {f.name for f in cli_fields()}
     assert options == {f.name for f in dataclasses.fields(TrainConfig)} - {
         "beta1",
@@ -354,10 +354,13 @@ def test_training_flags_come_from_train_config_fields():
     }
     for f in cli_fields():
         expected = None if f.name in AUTO_OPTIONS else field_default(f)
-        assert finetune[f.name].default == expected, f.name
-    assert pretrain["max_steps"].default == 20000 and pretrain["lr"].default == 1e-3
-    assert pretrain["batch_size"].default == TrainConfig.batch_size
-    assert pretrain["partial_future"].default is None  # the --no- form exists for auto
+        assert finetune[f.name] == expected, f.name
+    assert pretrain["max_steps"] == 20000 and pretrain["lr"] == 1e-3
+    assert pretrain["batch_size"] == TrainConfig.batch_size
+    assert pretrain["partial_future"] is None  # the --no- form exists for auto
     assert "mode" not in pretrain and "lora_alpha" not in pretrain
-    assert finetune["prediction_length"].option_strings == ["--horizon", "--prediction-length"]
-    assert finetune["lora_targets"].nargs == "+"
+    spelled = ["finetune", "--data", "d.csv", "--output-dir", "r", "--lora-targets", "a", "b"]
+    for flag in ("--horizon", "--prediction-length"):
+        options = parse_command([*spelled, flag, "12", "--no-partial-future"])[2]["train"]
+        assert options["prediction_length"] == 12 and options["partial_future"] is False
+        assert options["lora_targets"] == ["a", "b"]

@@ -6,72 +6,64 @@ The file is read as ``rexforge forecast`` reads it (long or wide). The output ho
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
 from pathlib import Path
+from typing import Literal
 
 from rexforge.errors import InputError
+from rexforge.forecast.command import SourceOptions
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rexforge.forecast.command import add_source_arguments
+def embed(
+    *,
+    data: Path,
+    output: Path,
+    model: str = "starter",
+    source: SourceOptions,
+    data_augmentation: bool = False,
+    batch_size: int = 512,
+    numerics: Literal["official", "bf16", "fp32", "fast"] = "official",
+) -> int:
+    """Write one TiRex embedding per series of a file.
 
-    parser.add_argument(
-        "--model",
-        default="starter",
-        help="checkpoint file/folder, hub id (NX-AI/TiRex) or 'starter' (default)",
-    )
-    parser.add_argument(
-        "--data", type=Path, required=True, help="CSV or Parquet file, long or wide"
-    )
-    parser.add_argument("--output", type=Path, required=True, help=".csv or .parquet to write")
-    add_source_arguments(parser)
-    parser.add_argument(
-        "--data-augmentation",
-        action="store_true",
-        help="append the embedding of first differences and piece statistics (series of one "
-        "length only)",
-    )
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument(
-        "--numerics",
-        choices=("official", "bf16", "fp32", "fast"),
-        default="official",
-        help="official (default): the official embeddings on any CPU; bf16/fp32/fast: faster",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
+    Args:
+        data: CSV or Parquet file, long or wide
+        output: .csv or .parquet to write
+        model: checkpoint file/folder, hub id (NX-AI/TiRex) or 'starter'
+        source: how to read --data
+        data_augmentation: append the embedding of first differences and piece statistics
+            (series of one length only)
+        batch_size: series per forward pass
+        numerics: official: the official embeddings on any CPU; bf16/fp32/fast: faster
+    """
     from rexforge.data.problems import format_problems
     from rexforge.embedding import TiRexEmbedding, embed_series
     from rexforge.forecast.api import load_model
     from rexforge.forecast.command import load_source
 
-    if args.output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise InputError(f"--output must end in .csv or .parquet, got {args.output.name}")
-    if args.output.is_dir():
-        raise InputError(f"--output {args.output} is a directory; give a file path")
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    report = load_source(args)
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise InputError(f"--output must end in .csv or .parquet, got {output.name}")
+    if output.is_dir():
+        raise InputError(f"--output {output} is a directory; give a file path")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    report = load_source(data, source)
     if report.problems:
-        raise InputError(f"{args.data}: {format_problems(report.problems)}")
+        raise InputError(f"{data}: {format_problems(report.problems)}")
     embedding = TiRexEmbedding(
         device="cpu",
-        data_augmentation=args.data_augmentation,
-        batch_size=args.batch_size,
-        model=load_model(args.model, numerics=args.numerics),
+        data_augmentation=data_augmentation,
+        batch_size=batch_size,
+        model=load_model(model, numerics=numerics),
     )
     vectors = embed_series(embedding, [s.target for s in report.series])  # [N, D]
-    _write(args.output, [s.item_id for s in report.series], vectors)
-    logger.info(
-        "wrote %d embeddings of %d values to %s", len(vectors), vectors.shape[1], args.output
-    )
+    _write(output, [s.item_id for s in report.series], vectors)
+    logger.info("wrote %d embeddings of %d values to %s", len(vectors), vectors.shape[1], output)
     return 0
 
 

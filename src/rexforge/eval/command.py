@@ -10,126 +10,114 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+from rexforge.cli_parser import Spelling
 from rexforge.errors import InputError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASELINES = "naive,seasonal_naive"
+# The old spelling, still accepted (commands and recipes written with it keep working) but not
+# shown: it read as finetune's --context-length, which sets the model's padded window.
+DEPRECATED_FLAGS = {"--context-length": "--truncate-context"}
+SPELLINGS = {
+    "model": Spelling(repeatable=True),
+    "season": Spelling(flags=("--season", "--season-length")),
+}
 
 
-class DeprecatedSpelling(argparse.Action):
-    """An old spelling of an option: stores into the new option's ``dest`` and warns once per
-    use, naming the new spelling."""
-
-    def __init__(self, option_strings, dest, new_spelling: str, **kwargs):
-        super().__init__(option_strings, dest, **kwargs)
-        self.new_spelling = new_spelling
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        log.warning(
-            "%s is deprecated here; use %s (same meaning)", option_string, self.new_spelling
-        )
-        setattr(namespace, self.dest, values)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``evaluate`` options to ``parser``."""
+def help_values() -> dict[str, str]:
+    """What the help of ``evaluate`` lists from the registries."""
     from rexforge.eval.baselines import list_baselines
     from rexforge.eval.datasets import list_datasets
 
-    parser.add_argument(
-        "--model",
-        action="append",
-        default=None,
-        metavar="PATH",
-        help="model checkpoint (file or folder, or 'starter') to evaluate, or a baseline name; "
-        "repeatable; default: the bundled starter model; 'none' for baselines only "
-        f"(baselines: {', '.join(list_baselines())})",
-    )
-    parser.add_argument(
-        "--data",
-        required=True,
-        metavar="FILE|NAME",
-        help=f"CSV/Parquet file, or a competition data set: {', '.join(list_datasets())}",
-    )
-    parser.add_argument(
-        "--horizon", type=int, default=None, help="forecast horizon (default: the data set's)"
-    )
-    parser.add_argument("--windows", type=int, default=1, help="rolling windows per series")
-    parser.add_argument(
-        "--stride", type=int, default=None, help="steps between windows (default: horizon)"
-    )
-    parser.add_argument(
-        "--truncate-context",
-        type=int,
-        default=None,
-        metavar="N",
-        help="give every forecaster only the last N points before each cutoff (default: all "
-        "of them; MASE still scales by the whole history). Not the window a model pads or "
-        "cuts every context to: that is its train_ctx_len, which finetune --context-length sets",
-    )
-    # The old spelling, still accepted (commands written with it keep working) but hidden: it
-    # read as finetune's --context-length, which sets the model's padded window.
-    parser.add_argument(
-        "--context-length",
-        dest="truncate_context",
-        type=int,
-        action=DeprecatedSpelling,
-        new_spelling="--truncate-context",
-        help=argparse.SUPPRESS,
-    )
-    parser.add_argument(
-        "--baselines",
-        default=DEFAULT_BASELINES,
-        help=f"comma-separated baselines to add, or 'none' (default: {DEFAULT_BASELINES})",
-    )
-    parser.add_argument(
-        "--season",
-        "--season-length",
-        dest="season",
-        type=int,
-        default=None,
-        help="seasonal period for MASE and seasonal naive (default: the data set's official "
-        "one, else from the frequency: hourly 24, daily 7, business-daily 5, weekly 52 where "
-        "the median series holds 104 weeks (else 1, the M4 convention), monthly 12, "
-        "quarterly 4, yearly 1)",
-    )
-    parser.add_argument("--output-dir", type=Path, default=None, help="write tables and plots here")
-    parser.add_argument("--no-plots", action="store_true", help="skip plots in --output-dir")
-    parser.add_argument(
-        "--target", default=None, help="file: target column (with covariates: a,b for several)"
-    )
-    parser.add_argument(
-        "--past-covariates",
-        default=None,
-        metavar="COL[,COL]",
-        help="file, long layout: past-only covariate columns, given to models that take "
-        "covariates (TiRex-2); other forecasters use the target alone",
-    )
-    parser.add_argument(
-        "--future-covariates",
-        default=None,
-        metavar="COL[,COL]",
-        help="file, long layout: known-future covariate columns; each window's model gets "
-        "their values through the test window, never the test window's target",
-    )
-    parser.add_argument("--id-column", default=None, help="file: series id column (long layout)")
-    parser.add_argument(
-        "--timestamp-column", default=None, help="file: timestamp (or, wide layout, time) column"
-    )
-    parser.add_argument(
-        "--columns",
-        nargs="+",
-        default=None,
-        help="file: the series columns, wide layout (a b, or a,b)",
-    )
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N series")
-    parser.add_argument("--batch-size", type=int, default=256, help="series per forecast batch")
+    return {"baselines": ", ".join(list_baselines()), "datasets": ", ".join(list_datasets())}
+
+
+def evaluate(
+    *,
+    data: str,
+    model: list[str] | None = None,
+    horizon: int | None = None,
+    windows: int = 1,
+    stride: int | None = None,
+    truncate_context: int | None = None,
+    baselines: str = "naive,seasonal_naive",
+    season: int | None = None,
+    output_dir: Path | None = None,
+    no_plots: bool = False,
+    target: str | None = None,
+    past_covariates: str | None = None,
+    future_covariates: str | None = None,
+    id_column: str | None = None,
+    timestamp_column: str | None = None,
+    columns: list[str] | None = None,
+    limit: int | None = None,
+    batch_size: int = 256,
+) -> int:
+    """Backtest models and baselines, print the metrics table and write the report if asked.
+
+    Args:
+        data: CSV/Parquet file, or a competition data set: {datasets}
+        model: model checkpoint (file or folder, or 'starter') to evaluate, or a baseline name;
+            repeatable; default: the bundled starter model; 'none' for baselines only
+            (baselines: {baselines})
+        horizon: forecast horizon (default: the data set's)
+        windows: rolling windows per series
+        stride: steps between windows (default: horizon)
+        truncate_context: give every forecaster only the last N points before each cutoff
+            (default: all of them; MASE still scales by the whole history). Not the window a
+            model pads or cuts every context to: that is its train_ctx_len, which finetune
+            --context-length sets
+        baselines: comma-separated baselines to add, or 'none'
+        season: seasonal period for MASE and seasonal naive (default: the data set's official
+            one, else from the frequency: hourly 24, daily 7, business-daily 5, weekly 52 where
+            the median series holds 104 weeks (else 1, the M4 convention), monthly 12,
+            quarterly 4, yearly 1)
+        output_dir: write tables and plots here
+        no_plots: skip plots in --output-dir
+        target: file: target column (with covariates: a,b for several)
+        past_covariates: file, long layout: past-only covariate columns (COL or COL,COL), given
+            to models that take covariates (TiRex-2); other forecasters use the target alone
+        future_covariates: file, long layout: known-future covariate columns; each window's
+            model gets their values through the test window, never the test window's target
+        id_column: file: series id column (long layout)
+        timestamp_column: file: timestamp (or, wide layout, time) column
+        columns: file: the series columns, wide layout (a b, or a,b)
+        limit: use only the first N series
+        batch_size: series per forecast batch
+    """
+    args = SimpleNamespace(**locals())  # first: the parameters only
+
+    from rexforge.eval.backtest import backtest
+    from rexforge.eval.covariates import backtest_covariates
+
+    items = _load_covariate_items(args)  # None without covariate options
+    series, horizon, season, label = _resolve(args, items)
+    forecasters = _build_forecasters(args, season)
+    run_backtest = backtest if items is None else backtest_covariates
+    results = []
+    for name, forecaster in forecasters:
+        start = time.perf_counter()
+        result = run_backtest(
+            forecaster,
+            series if items is None else items,
+            horizon,
+            windows=windows,
+            stride=stride,
+            context_length=truncate_context,
+            season=season,
+            batch_size=batch_size,
+            name=name,
+        )
+        elapsed = time.perf_counter() - start
+        log.info("%s: %d series x %d window(s) in %.1f s", name, len(series), windows, elapsed)
+        results.append(result)
+    _report(args, results, series, horizon, season, label)
+    return 0
 
 
 def _split(text: str | None) -> list[str]:
@@ -234,16 +222,14 @@ def _build_forecasters(args, season: int) -> list[tuple[str, object]]:
     return unique
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the backtests, print the metrics table, and write the report if asked."""
-    from rexforge.eval import report
-    from rexforge.eval.backtest import backtest, dominant_freq, typical_length
-    from rexforge.eval.covariates import backtest_covariates
+def _resolve(args: SimpleNamespace, items) -> tuple[list, int, int, str]:
+    """(series, horizon, season, data label) of the command, checked; ``items``: the
+    covariate items of the file, or None."""
+    from rexforge.eval.backtest import dominant_freq, typical_length
     from rexforge.eval.metrics import get_seasonality
 
     if args.truncate_context is not None and args.truncate_context < 1:
         raise InputError(f"--truncate-context must be >= 1, got {args.truncate_context}")
-    items = _load_covariate_items(args)  # None without covariate options
     if items is None:
         series, official_horizon, official_season, label = _load_data(args)
     else:
@@ -261,31 +247,14 @@ def run(args: argparse.Namespace) -> int:
         or official_season
         or get_seasonality(dominant_freq(series), default=1, history=typical_length(series))
     )
-    forecasters = _build_forecasters(args, season)
+    return series, horizon, season, label
 
-    results = []
-    for name, forecaster in forecasters:
-        start = time.perf_counter()
-        run_backtest = backtest if items is None else backtest_covariates
-        result = run_backtest(
-            forecaster,
-            series if items is None else items,
-            horizon,
-            windows=args.windows,
-            stride=args.stride,
-            context_length=args.truncate_context,
-            season=season,
-            batch_size=args.batch_size,
-            name=name,
-        )
-        log.info(
-            "%s: %d series x %d window(s) in %.1f s",
-            name,
-            len(series),
-            args.windows,
-            time.perf_counter() - start,
-        )
-        results.append(result)
+
+def _report(
+    args: SimpleNamespace, results: list, series: list, horizon: int, season: int, label: str
+):
+    """Print the metrics tables; write the report to --output-dir if given."""
+    from rexforge.eval import report
 
     table = report.metrics_table(results)
     stride = args.stride or horizon
@@ -307,4 +276,3 @@ def run(args: argparse.Namespace) -> int:
             title=f"Evaluation on {label}",
         )
         log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
-    return 0

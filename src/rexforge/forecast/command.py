@@ -8,145 +8,123 @@ one error, or with ``--skip-bad`` left out and listed in one warning line.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import logging
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Literal
 
 from rexforge.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model", default="starter", help="checkpoint file/folder, or 'starter' (default)"
-    )
-    parser.add_argument(
-        "--data", type=Path, required=True, help="CSV or Parquet file, long or wide"
-    )
-    parser.add_argument("--horizon", type=int, required=True, help="steps to forecast")
-    parser.add_argument(
-        "--output",
-        type=Path,
-        required=True,
-        help="file to write: CSV, or Parquet when it ends in .parquet; '-' = CSV on stdout. "
-        "Columns item_id, timestamp, mean and one per quantile level (0.1 ... 0.9); 'mean' is "
-        "the median (the 0.5 quantile), as in NXAI's tirex package",
-    )
-    parser.add_argument(
-        "--plot", type=Path, default=None, help="also write a fan chart (.png, .pdf or .svg)"
-    )
-    add_source_arguments(parser)
-    parser.add_argument("--skip-bad", action="store_true", help="skip invalid series, report them")
-    parser.add_argument(
-        "--stream",
-        action="store_true",
-        help="long CSV only: read and forecast in chunks (bounded memory); each item's rows "
-        "must be contiguous",
-    )
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument(
-        "--context-length",
-        type=int,
-        default=None,
-        help="forecast from the last N steps of each series only (default: all of it; the "
-        "model cuts longer contexts to the length it was trained on)",
-    )
-    parser.add_argument(
-        "--rollout",
-        # engine.ROLLOUTS (no torch import here), and TiRex-2's median rollout
-        choices=("exact", "stateful", "median"),
-        default=None,
-        help="horizons over one patch (32 steps): exact reruns the model on the context plus "
-        "each forecast patch, as NXAI's code does; stateful carries the recurrent state "
-        "forward (faster for long horizons, slightly different forecasts). Default: the "
-        "model's own (`rexforge info`): exact for official checkpoints, stateful for the "
-        "bundled starter. TiRex-2: median forecasts past the model's cap (320 steps) by "
-        "feeding the median back as context",
-    )
-    add_covariate_arguments(parser)
-    parser.add_argument(
-        "--resample-strategy",
-        choices=("frequency",),
-        default=None,
-        help="frequency: forecast long-period series downsampled (official TiRex option)",
-    )
-    parser.add_argument(
-        "--numerics",
-        choices=("official", "bf16", "fp32", "fast"),  # kernels.common.NUMERICS (no torch here)
-        default="bf16",
-        help="official: tirex-ts' exact operations (its numbers on any CPU, its speed); "
-        "bf16: their rounding emulated in fp32 (fast); fp32: no rounding; fast: the fastest "
-        "kernels this CPU has (int8/bf16 projections, within 0.5%% WQL of exact)",
-    )
+@dataclasses.dataclass
+class SourceOptions:
+    """How to read --data (forecast and embed).
+
+    Args:
+        layout: long (item_id, timestamp, target) or wide (a time column and one column per
+            series); auto tells them apart
+        id_column: long layout: series id column (item_id)
+        timestamp_column: long layout: time column (timestamp)
+        target: long layout: target column (target)
+        columns: wide layout: the series columns (a b, or a,b)
+        time_column: wide layout: the time column
+        gaps: keep missing steps as NaN, or interpolate them
+    """
+
+    layout: Literal["auto", "long", "wide"] = "auto"
+    id_column: str | None = None
+    timestamp_column: str | None = None
+    target: str | None = None
+    columns: list[str] | None = None
+    time_column: str | None = None
+    gaps: Literal["keep", "interpolate"] = "keep"
 
 
-def add_covariate_arguments(parser: argparse.ArgumentParser) -> None:
-    """TiRex-2's inputs beyond one target per series (``rexforge.forecast.tirex2_cli``)."""
-    parser.add_argument(
-        "--past-covariates",
-        default=None,
-        metavar="COL[,COL]",
-        help="TiRex-2, long layout: columns known up to the forecast start only",
-    )
-    parser.add_argument(
-        "--future-covariates",
-        default=None,
-        metavar="COL[,COL]",
-        help="TiRex-2, long layout: columns known ahead, with their values over the forecast "
-        "steps in --future-data (default with --future-data: the columns it shares with --data)",
-    )
-    parser.add_argument(
-        "--future-data",
-        type=Path,
-        default=None,
-        help="TiRex-2: table with the known-future covariates over the forecast steps (same "
-        "id and timestamp columns as --data)",
-    )
+def forecast(
+    *,
+    data: Path,
+    horizon: int,
+    output: Path,
+    model: str = "starter",
+    plot: Path | None = None,
+    source: SourceOptions,
+    skip_bad: bool = False,
+    stream: bool = False,
+    batch_size: int = 512,
+    context_length: int | None = None,
+    rollout: Literal["exact", "stateful", "median"] | None = None,
+    past_covariates: str | None = None,
+    future_covariates: str | None = None,
+    future_data: Path | None = None,
+    resample_strategy: Literal["frequency"] | None = None,
+    numerics: Literal["official", "bf16", "fp32", "fast"] = "bf16",
+) -> int:
+    """Forecast series from a CSV/Parquet file.
+
+    Args:
+        data: CSV or Parquet file, long or wide
+        horizon: steps to forecast
+        output: file to write: CSV, or Parquet when it ends in .parquet; '-' = CSV on stdout.
+            Columns item_id, timestamp, mean and one per quantile level (0.1 ... 0.9); 'mean'
+            is the median (the 0.5 quantile), as in NXAI's tirex package
+        model: checkpoint file/folder, hub id, or 'starter'
+        plot: also write a fan chart (.png, .pdf or .svg)
+        source: how to read --data
+        skip_bad: skip invalid series, report them
+        stream: long CSV only: read and forecast in chunks (bounded memory); each item's rows
+            must be contiguous
+        batch_size: series per forward pass
+        context_length: forecast from the last N steps of each series only (default: all of
+            it; the model cuts longer contexts to the length it was trained on)
+        rollout: horizons over one patch (32 steps): exact reruns the model on the context
+            plus each forecast patch, as NXAI's code does; stateful carries the recurrent state
+            forward (faster for long horizons, slightly different forecasts). Default: the
+            model's own (`rexforge info`): exact for official checkpoints, stateful for the
+            bundled starter. TiRex-2: median forecasts past the model's cap (320 steps) by
+            feeding the median back as context
+        past_covariates: TiRex-2, long layout: columns known up to the forecast start only
+            (COL or COL,COL); --target may then name several targets (a,b)
+        future_covariates: TiRex-2, long layout: columns known ahead, with their values over
+            the forecast steps in --future-data (default with --future-data: the columns it
+            shares with --data)
+        future_data: TiRex-2: table with the known-future covariates over the forecast steps
+            (same id and timestamp columns as --data)
+        resample_strategy: frequency: forecast long-period series downsampled (official TiRex
+            option)
+        numerics: official: tirex-ts' exact operations (its numbers on any CPU, its speed);
+            bf16: their rounding emulated in fp32 (fast); fp32: no rounding; fast: the
+            fastest kernels this CPU has (int8/bf16 projections, within 0.5% WQL of exact)
+    """
+    return run(SimpleNamespace(**locals()))
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags that say how to read ``--data`` (shared by forecast and embed)."""
-    parser.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
-    parser.add_argument("--id-column", default=None, help="long layout: series id column (item_id)")
-    parser.add_argument(
-        "--timestamp-column", default=None, help="long layout: time column (timestamp)"
-    )
-    parser.add_argument("--target", default=None, help="long layout: target column (target)")
-    parser.add_argument(
-        "--columns",
-        nargs="+",
-        default=None,
-        help="wide layout: the series columns (a b, or a,b)",
-    )
-    parser.add_argument("--time-column", default=None, help="wide layout: the time column")
-    parser.add_argument("--gaps", choices=("keep", "interpolate"), default="keep")
-
-
-def load_source(args: argparse.Namespace):
-    """``load_series_report`` of ``args.data`` as the ``add_source_arguments`` flags say."""
+def load_source(data: Path, source: SourceOptions):
+    """``load_series_report`` of ``data`` as the ``SourceOptions`` say."""
     from rexforge.data.sources import column_names, load_series_report
 
-    layout = args.layout
+    layout = source.layout
     if layout == "auto" and any(
-        v is not None for v in (args.id_column, args.timestamp_column, args.target)
+        v is not None for v in (source.id_column, source.timestamp_column, source.target)
     ):
         # Naming a long-layout column means the file is long: a wrong name is then an error
         # instead of the table being read as wide.
         layout = "long"
     return load_series_report(
-        args.data,
+        data,
         layout=layout,
-        id_column=args.id_column or "item_id",
-        timestamp_column=args.timestamp_column or "timestamp",
-        target_column=args.target or "target",
-        columns=column_names(args.columns),
-        time_column=args.time_column,
-        gaps=args.gaps,
+        id_column=source.id_column or "item_id",
+        timestamp_column=source.timestamp_column or "timestamp",
+        target_column=source.target or "target",
+        columns=column_names(source.columns),
+        time_column=source.time_column,
+        gaps=source.gaps,
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     from rexforge.data.problems import format_problems
     from rexforge.forecast.api import check_prediction_length, load_model
     from rexforge.forecast.frames import (
@@ -161,35 +139,11 @@ def run(args: argparse.Namespace) -> int:
     check_output_paths(args)
     if args.context_length is not None and args.context_length < 1:
         raise InputError(f"--context-length must be >= 1, got {args.context_length}")
-    from rexforge.forecast import tirex2_cli
-
-    if tirex2_cli.wants_table_forecast(
-        args.target, args.past_covariates, args.future_covariates, args.future_data
-    ):
-        tirex2_cli.forecast_table_file(
-            load_model(args.model, numerics=args.numerics),
-            args.data,
-            args.horizon,
-            args.output,
-            target=args.target,
-            past_covariates=args.past_covariates,
-            future_covariates=args.future_covariates,
-            future_data=args.future_data,
-            id_column=args.id_column,
-            timestamp_column=args.timestamp_column,
-            batch_size=args.batch_size,
-            rollout=args.rollout,
-            plot=args.plot,
-            unsupported=[
-                "--" + flag.replace("_", "-")
-                for flag in ("stream", "skip_bad", "context_length", "columns", "time_column")
-                if getattr(args, flag) not in (None, False)
-            ],
-        )
+    if _forecast_table(args):
         return 0
     if args.stream:
         return _run_streaming(args)
-    report = load_source(args)
+    report = load_source(args.data, args.source)
     report.series, unusable = split_forecastable(report.series)
     report.problems += unusable
     if report.problems:
@@ -223,6 +177,47 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forecast_table(args: SimpleNamespace) -> bool:
+    """Forecast with TiRex-2's table inputs (several targets, covariates) when they are asked
+    for (``rexforge.forecast.tirex2_cli``); False when they are not."""
+    from rexforge.forecast import tirex2_cli
+    from rexforge.forecast.api import load_model
+
+    source = args.source
+    if not tirex2_cli.wants_table_forecast(
+        source.target, args.past_covariates, args.future_covariates, args.future_data
+    ):
+        return False
+    given = {
+        "stream": args.stream,
+        "skip_bad": args.skip_bad,
+        "context_length": args.context_length,
+        "columns": source.columns,
+        "time_column": source.time_column,
+    }
+    tirex2_cli.forecast_table_file(
+        load_model(args.model, numerics=args.numerics),
+        args.data,
+        args.horizon,
+        args.output,
+        target=source.target,
+        past_covariates=args.past_covariates,
+        future_covariates=args.future_covariates,
+        future_data=args.future_data,
+        id_column=source.id_column,
+        timestamp_column=source.timestamp_column,
+        batch_size=args.batch_size,
+        rollout=args.rollout,
+        plot=args.plot,
+        unsupported=[
+            "--" + flag.replace("_", "-")
+            for flag, value in given.items()
+            if value not in (None, False)
+        ],
+    )
+    return True
+
+
 PARQUET_SUFFIXES = (".parquet", ".pq")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -231,7 +226,7 @@ def _to_stdout(path: Path) -> bool:
     return str(path) == "-"
 
 
-def check_output_paths(args: argparse.Namespace) -> None:
+def check_output_paths(args: SimpleNamespace) -> None:
     """Refuse, before any work, outputs that cannot be written as asked."""
     output = args.output
     if output.exists() and output.is_dir():
@@ -280,16 +275,14 @@ def _warn_skipped(problems) -> None:
     logger.warning("skipped %d bad series: %s", len(problems), format_problems(problems))
 
 
-def _run_streaming(args: argparse.Namespace) -> int:
+def _run_streaming(args: SimpleNamespace) -> int:
     from rexforge.forecast.api import load_model
     from rexforge.forecast.frames import forecast_csv_streaming
 
-    wide = [
-        "--" + name.replace("_", "-")
-        for name in ("plot", "columns", "time_column")
-        if getattr(args, name) is not None
-    ]
-    if args.layout == "wide":
+    source = args.source
+    given = {"plot": args.plot, "columns": source.columns, "time_column": source.time_column}
+    wide = ["--" + name.replace("_", "-") for name, value in given.items() if value is not None]
+    if source.layout == "wide":
         wide.append("--layout wide")
     if wide:
         raise InputError(f"--stream reads long CSVs only; it cannot be used with {', '.join(wide)}")
@@ -299,10 +292,10 @@ def _run_streaming(args: argparse.Namespace) -> int:
         args.data,
         args.horizon,
         args.output,
-        id_column=args.id_column or "item_id",
-        timestamp_column=args.timestamp_column or "timestamp",
-        target=args.target or "target",
-        gaps=args.gaps,
+        id_column=source.id_column or "item_id",
+        timestamp_column=source.timestamp_column or "timestamp",
+        target=source.target or "target",
+        gaps=source.gaps,
         batch_size=args.batch_size,
         on_bad="skip" if args.skip_bad else "raise",
         context_length=args.context_length,

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
-import json
+import json as _json
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="checkpoint file or folder, or 'starter'")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+def info(path: str, *, json: bool = False) -> int:
+    """Show a checkpoint's config, size and notice.
 
-
-def run(args: argparse.Namespace) -> int:
+    Args:
+        path: checkpoint file or folder, or 'starter'
+        json: print machine-readable JSON
+    """
+    as_json = json  # the flag is --json; the module is needed below
     from rexforge.assets import resolve_starter
     from rexforge.io.checkpoint import read_checkpoint
     from rexforge.kernels.fast import choose_fast_plan
     from rexforge.registry import family_of
 
-    path = resolve_starter(args.path)
+    path = resolve_starter(path)
     ckpt = read_checkpoint(path)
     family = family_of(ckpt.config)
     # Once per tensor: TiRex-2 reaches some tensors under two names (its alias pairs).
@@ -35,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
             "notes": list(choose_fast_plan().notes),
         },
     }
-    if args.json:
-        print(json.dumps(info, indent=2, default=str))
+    if as_json:
+        print(_json.dumps(info, indent=2, default=str))
         return 0
     print(f"checkpoint   {path}")
     print(f"family       {family.name}")

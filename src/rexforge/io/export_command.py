@@ -12,7 +12,6 @@ why (``--selected-by``).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from rexforge.errors import CheckpointError, InputError
@@ -20,31 +19,37 @@ from rexforge.errors import CheckpointError, InputError
 FORMATS = ("onnx", "folder", "official")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "model",
-        nargs="+",
-        help="checkpoint file or folder, a training .ckpt, hub id, or 'starter'; several "
-        "(folder/official formats) are averaged",
-    )
-    parser.add_argument(
-        "--format",
-        default=None,
-        help=f"output format: {', '.join(FORMATS)} (default: from --output: .onnx, .ckpt, "
-        "else a folder)",
-    )
-    parser.add_argument("--output", type=Path, required=True, help="file or folder to write")
-    parser.add_argument(
-        "--selected-by",
-        default=None,
-        help="why these checkpoints, recorded in the metadata (folder/official formats)",
-    )
-    parser.add_argument(
-        "--optimize",
-        action="store_true",
-        help="onnx: run the exporter's graph optimiser: a smaller file, 3x the export time "
-        "(impractical for tirex-35m on a small CPU)",
-    )
+def export(
+    model: list[str],
+    *,
+    output: Path,
+    format: str | None = None,
+    selected_by: str | None = None,
+    optimize: bool = False,
+) -> int:
+    """Write a model (or the average of several checkpoints) as a folder, an official .ckpt
+    or ONNX.
+
+    Args:
+        model: checkpoint file or folder, a training .ckpt, hub id, or 'starter'; several
+            (folder/official formats) are averaged
+        output: file or folder to write
+        format: output format: onnx, folder, official (default: from --output: .onnx, .ckpt,
+            else a folder)
+        selected_by: why these checkpoints, recorded in the metadata (folder/official formats)
+        optimize: onnx: run the exporter's graph optimiser: a smaller file, 3x the export time
+            (impractical for tirex-35m on a small CPU)
+    """
+    fmt = output_format(output, format)
+    if fmt == "onnx":
+        return _export_onnx(model, output, optimize)
+    from rexforge.io.checkpoint import write_export, write_official
+
+    ckpt = combined_checkpoint(model, selected_by)
+    path = write_export(output, ckpt) if fmt == "folder" else write_official(output, ckpt)
+    what = f"the average of {len(model)} checkpoints" if len(model) > 1 else "the model"
+    print(f"wrote {what} -> {output if fmt == 'folder' else path}")
+    return 0
 
 
 def output_format(output: Path, requested: str | None) -> str:
@@ -61,26 +66,13 @@ def output_format(output: Path, requested: str | None) -> str:
     return "onnx" if suffix == ".onnx" else "official" if suffix == ".ckpt" else "folder"
 
 
-def run(args: argparse.Namespace) -> int:
-    fmt = output_format(args.output, args.format)
-    if fmt == "onnx":
-        return _export_onnx(args)
-    from rexforge.io.checkpoint import write_export, write_official
-
-    ckpt = combined_checkpoint(args.model, args.selected_by)
-    path = write_export(args.output, ckpt) if fmt == "folder" else write_official(args.output, ckpt)
-    what = f"the average of {len(args.model)} checkpoints" if len(args.model) > 1 else "the model"
-    print(f"wrote {what} -> {args.output if fmt == 'folder' else path}")
-    return 0
-
-
-def _export_onnx(args: argparse.Namespace) -> int:
+def _export_onnx(models: list[str], output: Path, optimize: bool) -> int:
     from rexforge.io.onnx_export import check_output_path, export_onnx
 
-    if len(args.model) != 1:
-        raise InputError(f"the onnx format exports one model, got {len(args.model)}")
-    check_output_path(args.output)
-    path = export_onnx(args.model[0], args.output, optimize=args.optimize)
+    if len(models) != 1:
+        raise InputError(f"the onnx format exports one model, got {len(models)}")
+    check_output_path(output)
+    path = export_onnx(models[0], output, optimize=optimize)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): input 'context' [batch, length]")
     return 0
 

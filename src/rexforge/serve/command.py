@@ -7,57 +7,42 @@ FastAPI and uvicorn are imported when the command runs, not when the CLI lists i
 
 from __future__ import annotations
 
-import argparse
 import errno
 import logging
 import socket
+from typing import Literal
 
+from rexforge.cli_parser import Spelling
 from rexforge.errors import ConfigError
+from rexforge.serve.limits import ServeLimits
 
 logger = logging.getLogger(__name__)
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rexforge.serve.limits import ServeLimits
-
-    defaults = ServeLimits()
-    parser.add_argument(
-        "--model", default="starter", help="checkpoint file/folder, hub id or 'starter' (default)"
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all interfaces)"
-    )
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--device", default="cpu", help="torch device of the model")
-    parser.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=defaults.max_wait_ms,
-        help="how long a request may wait for others to share its forward pass",
-    )
-    parser.add_argument(
-        "--max-batch-series",
-        type=int,
-        default=defaults.max_batch_series,
-        help="a batch stops gathering requests once it holds this many series",
-    )
-    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
-    parser.add_argument(
-        "--max-series", type=int, default=defaults.max_series_per_request, help="per request"
-    )
-    parser.add_argument("--max-series-length", type=int, default=defaults.max_series_length)
-    parser.add_argument(
-        "--max-horizon",
-        type=int,
-        default=defaults.max_prediction_length,
-        help="the largest prediction_length a request may ask for",
-    )
-    parser.add_argument(
-        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
-    )
+SPELLINGS = {
+    "max_series_per_request": Spelling(flags=("--max-series",)),
+    "max_prediction_length": Spelling(flags=("--max-horizon",)),
+}
 
 
-def run(args: argparse.Namespace) -> int:
+def serve(
+    *,
+    model: str = "starter",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    device: str = "cpu",
+    limits: ServeLimits,
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info",
+) -> int:
+    """Serve forecasts over HTTP (JSON, batched requests).
+
+    Args:
+        model: checkpoint file/folder, hub id or 'starter'
+        host: address to listen on (0.0.0.0: all interfaces)
+        port: TCP port to listen on
+        device: torch device of the model
+        limits: what one request may ask for, and how requests are batched
+        log_level: uvicorn's log level
+    """
     # Imported first so a missing extra is reported before minutes of model loading.
     import fastapi  # noqa: F401
     import uvicorn
@@ -65,25 +50,16 @@ def run(args: argparse.Namespace) -> int:
     from rexforge import load_model
     from rexforge.forecast.api import TiRexForecaster
     from rexforge.serve.app import create_app
-    from rexforge.serve.limits import ServeLimits
 
-    limits = ServeLimits(
-        max_body_bytes=args.max_body_bytes,
-        max_series_per_request=args.max_series,
-        max_series_length=args.max_series_length,
-        max_prediction_length=args.max_horizon,
-        max_wait_ms=args.max_wait_ms,
-        max_batch_series=args.max_batch_series,
-    )
-    _check_port_free(args.host, args.port)
-    forecaster = load_model(args.model, device=args.device)
+    _check_port_free(host, port)
+    forecaster = load_model(model, device=device)
     if not isinstance(forecaster, TiRexForecaster):
         raise ConfigError(
-            f"rexforge serve serves TiRex models; {args.model} is a {type(forecaster).__name__}"
+            f"rexforge serve serves TiRex models; {model} is a {type(forecaster).__name__}"
         )
-    app = create_app(forecaster, limits, model_name=str(args.model))
-    logger.info("serving %s on http://%s:%d (docs at /docs)", args.model, args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    app = create_app(forecaster, limits, model_name=str(model))
+    logger.info("serving %s on http://%s:%d (docs at /docs)", model, host, port)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
     return 0
 
 

@@ -12,6 +12,17 @@ from rexforge.errors import ConfigError
 
 @dataclass(frozen=True)
 class ServeLimits:
+    """What one request may ask for, and how requests are batched.
+
+    Args:
+        max_body_bytes: a request body larger than this is refused (413) before it is parsed
+        max_series_per_request: series per request
+        max_series_length: values per series
+        max_prediction_length: the largest prediction_length a request may ask for
+        max_wait_ms: how long a request may wait for others to share its forward pass
+        max_batch_series: a batch stops gathering requests once it holds this many series
+    """
+
     # A request body larger than this is refused (413) before it is parsed.
     max_body_bytes: int = 8_000_000
     max_series_per_request: int = 1024

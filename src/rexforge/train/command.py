@@ -1,4 +1,4 @@
-"""``rexforge pretrain`` and ``rexforge finetune``: argparse front ends of ``fit``.
+"""``rexforge pretrain`` and ``rexforge finetune``: command-line front ends of ``fit``.
 
 Both print the resolved options and save them (``command.yaml``) beside the run's
 ``config.yaml``; every option can also come from ``--config recipe.yaml`` (see configs/).
@@ -6,13 +6,14 @@ Both print the resolved options and save them (``command.yaml``) beside the run'
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-import types
 import typing
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Literal, NewType
 
+from rexforge.cli_parser import CommandParser, Spelling, register_group
 from rexforge.data.mix import SYNTHETIC_FAMILIES, DataMix, build_training_series
 from rexforge.errors import ConfigError
 from rexforge.train.auto import AUTO_OPTIONS
@@ -20,43 +21,170 @@ from rexforge.train.settings import TrainConfig, cli_fields, field_default
 
 logger = logging.getLogger(__name__)
 
-
-def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    """The flags of ``rexforge <name>`` (pretrain or finetune): the model, data and run flags
-    written here, the training options generated from ``TrainConfig``."""
-    model = parser.add_argument_group("model")
-    _add_model_arguments(model, name)
-    add_train_options(model, name, "model")
-    add_train_options(parser, name, None)
-    _add_data_arguments(parser.add_argument_group("data"), name)
-    add_train_options(parser.add_argument_group("training"), name, "training")
-    _add_run_arguments(parser.add_argument_group("run"))
+# The values of the ``TrainConfig`` options of a command (None: unset, so train.auto's rule
+# when fine-tuning, else the ``TrainConfig`` default), and the series count of each synthetic
+# family: option groups whose flags ``cli_parser`` adds from ``TrainConfig`` and the registry.
+TrainOptions = NewType("TrainOptions", dict)
+SyntheticCounts = NewType("SyntheticCounts", dict)
 
 
-def add_train_options(parser, command: str, group: str | None) -> None:
-    """Add a flag for every ``TrainConfig`` option of ``command`` in help section ``group``."""
+@dataclasses.dataclass
+class MixOptions:
+    """Training data: how to read --data, and what else joins it.
+
+    Args:
+        layout: long (item_id, timestamp, target) or wide (a time column and one column per
+            series); auto tells them apart
+        id_column: long layout: series id column
+        timestamp_column: long layout: time column
+        target: long layout: value column to learn
+        columns: wide layout: the series columns (a b, or a,b)
+        synthetic_length: length of each synthetic series
+        tsmixup: add this many TSMixup series (convex mixtures of the --data series)
+        aggregate: also train on temporal aggregates of every --data series: the mean of each K
+            consecutive steps (3 12: monthly series also as quarterly and yearly ones)
+        no_validation: do not hold out the last horizon of each series for validation
+        skip_short: drop series too short for a training window (logged) instead of failing
+    """
+
+    layout: Literal["auto", "long", "wide"] = "auto"
+    id_column: str = "item_id"
+    timestamp_column: str = "timestamp"
+    target: str = "target"
+    columns: list[str] | None = None
+    synthetic_length: int = 1024
+    tsmixup: int = 0
+    aggregate: list[int] = dataclasses.field(default_factory=list)
+    no_validation: bool = False
+    skip_short: bool = False
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """Where and how the run goes.
+
+    Args:
+        resume: 'auto' (continue from checkpoints/last.ckpt), a .ckpt path, or 'never'
+        accelerator: cpu, gpu, auto
+        devices: devices per node (an integer or 'auto')
+        strategy: auto, ddp, ddp_spawn, ...
+        num_nodes: machines of a distributed run
+        precision: default 32-true on CPU, bf16-mixed on GPU
+        keep_checkpoints: newest step-* checkpoints kept in <output-dir>/checkpoints (-1 = all)
+        progress_bar: a progress line (steps, loss, val metric, ETA); default: only in a
+            terminal outside CI
+    """
+
+    resume: str = "auto"
+    accelerator: str = "cpu"
+    devices: str = "1"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str | None = None
+    keep_checkpoints: int = 3
+    progress_bar: bool | None = None
+
+
+def pretrain(
+    *,
+    output_dir: Path,
+    data: list[Path] | None = None,
+    preset: str = "tirex-1m",
+    model_config: Path | None = None,
+    mix: MixOptions,
+    synthetic: SyntheticCounts,
+    run: RunOptions,
+    train: TrainOptions,
+) -> int:
+    """Pretrain a TiRex model from scratch.
+
+    Args:
+        output_dir: run folder, e.g. runs/my-run
+        data: CSV/Parquet/Arrow file(s) of series
+        preset: architecture preset
+        model_config: architecture from a JSON/YAML TiRexConfig file (overrides --preset)
+        mix: training data options
+        synthetic: synthetic series counts
+        run: run options
+        train: training options
+    """
+    base = {"output_dir": output_dir, "data": data, "preset": preset, "model_config": model_config}
+    return run_command("pretrain", base, mix, synthetic, run, train)
+
+
+def finetune(
+    *,
+    data: list[Path],
+    output_dir: Path,
+    model: str = "starter",
+    no_auto: bool = False,
+    mix: MixOptions,
+    synthetic: SyntheticCounts,
+    run: RunOptions,
+    train: TrainOptions,
+) -> int:
+    """Fine-tune a TiRex model on your data.
+
+    Args:
+        data: CSV/Parquet/Arrow file(s) of series
+        output_dir: run folder, e.g. runs/my-run
+        model: base checkpoint: official model.ckpt, rexforge folder, or 'starter'
+        no_auto: fixed defaults instead of settings chosen from the data, and no zero-shot
+            guard (for long continued-pretraining runs such as the starter's stages)
+        mix: training data options
+        synthetic: synthetic series counts
+        run: run options
+        train: training options
+    """
+    base = {"output_dir": output_dir, "data": data, "model": model, "no_auto": no_auto}
+    return run_command("finetune", base, mix, synthetic, run, train)
+
+
+def run_command(command: str, base: dict, mix, synthetic: dict, run, train: dict) -> int:
+    """Run pretrain/finetune from the values of its options (one namespace, as ``run`` and
+    the run record read them)."""
+    counts = {SYNTHETIC_FAMILIES[name].option: n for name, n in synthetic.items()}
+    args = SimpleNamespace(
+        command=command,
+        **base,
+        **dataclasses.asdict(mix),
+        **counts,
+        **dataclasses.asdict(run),
+        **train,
+    )
+    return _run(args)
+
+
+@register_group(TrainOptions)
+def _add_train_options(parser: CommandParser, command: str):
+    """A flag for every ``TrainConfig`` option of ``command``: the field's type, help and
+    default (None where fine-tuning leaves it to train.auto; pretrain's own where it has one)."""
+    fields = [f for f in cli_fields() if command in f.metadata["commands"]]
     hints = typing.get_type_hints(TrainConfig)
-    for f in cli_fields():
-        if command in f.metadata["commands"] and f.metadata["group"] == group:
-            flags = f.metadata["flags"] or ("--" + f.name.replace("_", "-"),)
-            parser.add_argument(*flags, dest=f.name, **_flag_settings(f, hints[f.name], command))
+    for f in fields:
+        parser.hints[f.name] = hints[f.name]
+        parser.spellings[f.name] = Spelling(
+            flags=f.metadata["flags"],
+            help=f.metadata["help"].format(default=_shown_default(f, command)),
+            # A switch train.auto may turn on needs its --no- form to be turned off again.
+            negatable=f.name in AUTO_OPTIONS,
+            default=cli_default(f, command),
+        )
+    names = {f.name for f in fields}
+    skip = {f.name for f in dataclasses.fields(TrainConfig)} - names
+    parser.add_class_arguments(TrainConfig, nested_key=None, as_group=True, skip=skip)
+    return lambda values: TrainOptions(values)
 
 
-def _flag_settings(f: dataclasses.Field, annotation, command: str) -> dict:
-    """argparse keywords of the flag of field ``f`` (type from its annotation)."""
-    default = cli_default(f, command)
-    help_text = f.metadata["help"].format(default=_shown_default(f, command))
-    kind = _without_none(annotation)
-    if kind is bool:
-        # A switch train.auto may turn on needs its --no- form to be turned off again.
-        action = argparse.BooleanOptionalAction if f.name in AUTO_OPTIONS else "store_true"
-        return {"action": action, "default": default, "help": help_text}
-    keywords = {"type": kind, "default": default, "help": help_text}
-    if typing.get_origin(kind) is list:
-        keywords.update(type=typing.get_args(kind)[0], nargs="+")
-    if f.metadata["choices"]:
-        keywords["choices"] = f.metadata["choices"]
-    return keywords
+@register_group(SyntheticCounts)
+def _add_synthetic_counts(parser: CommandParser, command: str):
+    """A series-count flag per registered synthetic family (``data.mix.register_synthetic``)."""
+    group = parser.add_argument_group("synthetic series (counts; 0 = none)")
+    option_of = {family.option: name for name, family in SYNTHETIC_FAMILIES.items()}
+    for option, name in option_of.items():
+        parser.hints[option] = int
+        group.add_argument(f"--{option}", type=int, default=0, help=SYNTHETIC_FAMILIES[name].help)
+    return lambda values: SyntheticCounts({option_of[k]: n for k, n in values.items()})
 
 
 def cli_default(f: dataclasses.Field, command: str):
@@ -81,116 +209,6 @@ def _shown_default(f: dataclasses.Field, command: str) -> str:
     if isinstance(value, bool):
         return "default " + ("on" if value else "off")
     return f"default {value:g}" if isinstance(value, float) else f"default {value}"
-
-
-def _without_none(annotation):
-    """``X`` for ``X | None``, else the annotation itself."""
-    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
-        (kind,) = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return kind
-    return annotation
-
-
-def _add_model_arguments(model, name: str) -> None:
-    if name == "pretrain":
-        model.add_argument(
-            "--preset", default="tirex-1m", help="architecture preset (default tirex-1m)"
-        )
-        model.add_argument(
-            "--model-config",
-            type=Path,
-            default=None,
-            help="architecture from a JSON/YAML TiRexConfig file (overrides --preset)",
-        )
-    else:
-        model.add_argument(
-            "--model",
-            default="starter",
-            help="base checkpoint: official model.ckpt, rexforge folder, or 'starter' (default)",
-        )
-
-
-def _add_data_arguments(data, name: str) -> None:
-    data.add_argument(
-        "--data",
-        nargs="+",
-        type=Path,
-        default=[] if name == "pretrain" else None,
-        required=name == "finetune",
-        help="CSV/Parquet/Arrow file(s) of series",
-    )
-    data.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
-    data.add_argument("--id-column", default="item_id", help="long layout: series id column")
-    data.add_argument("--timestamp-column", default="timestamp", help="long layout: time column")
-    data.add_argument("--target", default="target", help="long layout: value column to learn")
-    data.add_argument(
-        "--columns", nargs="+", default=None, help="wide layout: the series columns (a b, or a,b)"
-    )
-    # Synthetic series augment fine-tuning (continued pretraining) as well as pretraining.
-    for family in SYNTHETIC_FAMILIES.values():
-        data.add_argument(family.flag, type=int, default=0, help=family.help)
-    data.add_argument(
-        "--synthetic-length", type=int, default=1024, help="length of each synthetic series"
-    )
-    data.add_argument(
-        "--tsmixup",
-        type=int,
-        default=0,
-        help="add this many TSMixup series (convex mixtures of the --data series)",
-    )
-    data.add_argument(
-        "--aggregate",
-        type=int,
-        nargs="+",
-        default=[],
-        metavar="K",
-        help="also train on temporal aggregates of every --data series: the mean of each K "
-        "consecutive steps (3 12: monthly series also as quarterly and yearly ones)",
-    )
-    data.add_argument(
-        "--no-validation",
-        action="store_true",
-        help="do not hold out the last horizon of each series for validation",
-    )
-    if name == "finetune":
-        data.add_argument(
-            "--no-auto",
-            action="store_true",
-            help="fixed defaults instead of settings chosen from the data, and no zero-shot "
-            "guard (for long continued-pretraining runs such as the starter's stages)",
-        )
-    data.add_argument(
-        "--skip-short",
-        action="store_true",
-        help="drop series too short for a training window (logged) instead of failing",
-    )
-
-
-def _add_run_arguments(run) -> None:
-    run.add_argument("--output-dir", type=Path, required=True, help="run folder, e.g. runs/my-run")
-    run.add_argument(
-        "--resume",
-        default="auto",
-        help="'auto' (continue from checkpoints/last.ckpt), a .ckpt path, or 'never'",
-    )
-    run.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto")
-    run.add_argument("--devices", default="1", help="devices per node (int or 'auto')")
-    run.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
-    run.add_argument("--num-nodes", type=int, default=1)
-    run.add_argument("--precision", default=None, help="default 32-true on CPU, bf16-mixed on GPU")
-    run.add_argument(
-        "--keep-checkpoints",
-        type=int,
-        default=3,
-        help="newest step-* checkpoints kept in <output-dir>/checkpoints (-1 = all)",
-    )
-    run.add_argument(
-        "--progress-bar",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="a progress line (steps, loss, val metric, ETA); default: only in a terminal "
-        "outside CI",
-    )
 
 
 def train_options(args) -> dict:
@@ -227,7 +245,7 @@ def data_mix(args) -> DataMix:
     )
 
 
-def run(args) -> int:
+def _run(args) -> int:
     from rexforge.config import TiRexConfig
     from rexforge.train.loop import fit
 

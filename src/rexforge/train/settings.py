@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from rexforge.errors import ConfigError, collect_problems
 
 # Defined here, without torch, so that building the CLI parser imports no torch (``lora`` and
 # ``modes`` use them from here).
-MODES = ("scratch", "full", "freeze", "lora")
+Mode = Literal["scratch", "full", "freeze", "lora"]
+MODES = typing.get_args(Mode)
 # LoRA: the sLSTM gate projections and the feed-forward projections of every block.
 DEFAULT_TARGETS = (
     "blocks.*.slstm_layer.fgate",
@@ -50,24 +52,20 @@ def option(
     default_factory: Any = dataclasses.MISSING,
     flags: tuple[str, ...] = (),
     commands: tuple[str, ...] = BOTH,
-    group: str | None = "training",
-    choices: tuple[str, ...] | None = None,
     pretrain_default: Any = dataclasses.MISSING,
 ) -> Any:
     """A ``TrainConfig`` field that is also a ``rexforge pretrain/finetune`` flag.
 
     help: the flag's help; ``{default}`` in it becomes the default the command shows (a
     fixed value, or "chosen from the data" where ``train.auto`` chooses it). flags: the
-    spellings, when not just ``--<name-with-dashes>``. group: the ``--help`` section (None:
-    the general options). pretrain_default: what ``rexforge pretrain`` uses instead of the
-    field default (a run from scratch wants more steps and a higher lr than a fine-tune).
+    spellings, when not just ``--<name-with-dashes>``. pretrain_default: what ``rexforge
+    pretrain`` uses instead of the field default (a run from scratch wants more steps and a
+    higher lr than a fine-tune). The type and the choices (``Literal``) are the field's.
     """
     metadata = {
         "help": help,
         "flags": flags,
         "commands": commands,
-        "group": group,
-        "choices": choices,
     }
     if pretrain_default is not dataclasses.MISSING:
         metadata["pretrain_default"] = pretrain_default
@@ -88,12 +86,10 @@ def field_default(f: dataclasses.Field) -> Any:
 @dataclass
 class TrainConfig:
     """Every training option. The fields made with ``option`` are also the flags of
-    ``rexforge pretrain/finetune`` (``train.command`` builds them from here); the field order is
-    the ``--help`` order."""
+    ``rexforge pretrain/finetune`` (``cli_parser`` adds them as one option group, through
+    ``train.command``); the field order is the ``--help`` order."""
 
-    mode: str = option(
-        "full", help="which parameters train", commands=FINETUNE, group="model", choices=MODES
-    )
+    mode: Mode = option("full", help="which parameters train", commands=FINETUNE)
     # Horizon H the run is validated on; training windows use H rounded up to whole patches.
     prediction_length: int = option(
         64,
@@ -175,26 +171,21 @@ class TrainConfig:
     freeze_blocks: int = option(
         0,
         commands=FINETUNE,
-        group="model",
         help="mode freeze: freeze the input embedding and the first K blocks (default: half of "
         "them)",
     )
     head_only: bool = option(
         False,
         commands=FINETUNE,
-        group="model",
         help="mode freeze: train only out_norm and the output head",
     )
     lora_rank: int = option(
-        LORA_RANK, commands=FINETUNE, group="model", help="mode lora: adapter rank (default: auto)"
+        LORA_RANK, commands=FINETUNE, help="mode lora: adapter rank (default: auto)"
     )
-    lora_alpha: float = option(
-        LORA_ALPHA, commands=FINETUNE, group="model", help="mode lora: scaling alpha"
-    )
+    lora_alpha: float = option(LORA_ALPHA, commands=FINETUNE, help="mode lora: scaling alpha")
     lora_targets: list[str] = option(
         default_factory=lambda: list(DEFAULT_TARGETS),
         commands=FINETUNE,
-        group="model",
         help="mode lora: glob patterns of adapted module names",
     )
     seed: int = option(
@@ -208,7 +199,6 @@ class TrainConfig:
     # after a compilation per window shape (~1 min), worth it for long runs.
     kernel: str = option(
         "auto",
-        group="model",
         help="sLSTM kernel for training: auto (cpu_fused), torch_ref, cpu_compiled (compiles "
         "once per window shape, ~1 min; fastest for long CPU runs)",
     )
@@ -220,7 +210,6 @@ class TrainConfig:
     # tirex-35m (benchmarks/bench_train.py). The kernel setting then applies to validation only.
     compile: bool = option(
         False,
-        group=None,
         help="torch.compile the whole model and loss for training (the first step compiles: "
         "~1-4 min by model size; faster steps after, most for small models)",
     )
