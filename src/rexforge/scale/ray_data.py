@@ -25,10 +25,13 @@ import pandas as pd
 from rexforge.errors import InputError
 from rexforge.scale.batching import (
     BATCH_COLUMN,
+    ForecastBatches,
     batch_keys,
     check_batch_size,
     sorted_item_ids,
 )
+
+__all__ = ["ForecastBatches", "forecast_dataset"]
 
 
 def require_ray():
@@ -41,67 +44,6 @@ def require_ray():
             "forecasting on Ray needs ray[data]: pip install 'rexforge[ray]'"
         ) from None
     return ray
-
-
-class ForecastBatches:
-    """``forecast_df`` as a Ray Data UDF: ``dataset.map_batches(ForecastBatches, fn_constructor_
-    kwargs={...}, batch_format="pandas", concurrency=N)``.
-
-    Every batch it is given must hold whole series (all rows of each item in it): a plain
-    ``map_batches`` cuts blocks anywhere, so group first (``forecast_dataset`` does). Returns
-    ``forecast_df``'s long frame for the batch: id, timestamp, mean, quantile columns.
-
-    model: what ``rexforge.load_model`` takes (path, ``"starter"``, hub id); loaded in
-        ``__init__``, i.e. once per worker. numerics, kernel: ``load_model``'s.
-    num_threads: torch threads of the worker (None: leave torch's default).
-    forecast_options: passed to ``forecast_df`` (``batch_size``, ``on_bad``,
-        ``resample_strategy``).
-    """
-
-    def __init__(
-        self,
-        model: str = "starter",
-        prediction_length: int = 24,
-        *,
-        id_column: str = "item_id",
-        timestamp_column: str = "timestamp",
-        target: str = "target",
-        numerics: str = "bf16",
-        kernel: str = "auto",
-        num_threads: int | None = 1,
-        **forecast_options: Any,
-    ):
-        import torch
-
-        import rexforge
-
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
-        self.forecaster = rexforge.load_model(model, kernel=kernel, numerics=numerics)
-        self.prediction_length = prediction_length
-        self.columns = {"id_column": id_column, "timestamp_column": timestamp_column}
-        self.target = target
-        self.forecast_options = forecast_options
-
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        if BATCH_COLUMN not in batch.columns:
-            return self._forecast(batch)
-        # Rows keyed by ``forecast_dataset``: one forecast_df call per forecast batch, so that
-        # each forward pass holds exactly that batch's series (a block may hold several).
-        groups = batch.groupby(BATCH_COLUMN, sort=True)
-        return pd.concat(
-            [self._forecast(rows.drop(columns=[BATCH_COLUMN])) for _, rows in groups],
-            ignore_index=True,
-        )
-
-    def _forecast(self, rows: pd.DataFrame) -> pd.DataFrame:
-        return self.forecaster.forecast_df(
-            rows,
-            self.prediction_length,
-            target=self.target,
-            **self.columns,
-            **self.forecast_options,
-        )
 
 
 def forecast_dataset(
