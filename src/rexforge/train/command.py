@@ -176,7 +176,6 @@ def _add_run_arguments(run) -> None:
     run.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto")
     run.add_argument("--devices", default="1", help="devices per node (int or 'auto')")
     run.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
-    run.add_argument("--num-nodes", type=int, default=1)
     run.add_argument("--precision", default=None, help="default 32-true on CPU, bf16-mixed on GPU")
     run.add_argument(
         "--keep-checkpoints",
@@ -268,7 +267,6 @@ def run(args) -> int:
         accelerator=args.accelerator,
         devices=devices,
         strategy=args.strategy,
-        num_nodes=args.num_nodes,
         precision=args.precision,
         data_description=description,
         progress_bar=args.progress_bar,
