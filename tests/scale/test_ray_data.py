@@ -52,6 +52,9 @@ def test_udf_forecasts_each_keyed_batch_apart(table):
         [model.forecast_df(part, H, **names) for part in (first, third)], ignore_index=True
     )
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    # An empty partition of the shuffle gives no rows, with forecast_df's columns.
+    empty = udf(block.iloc[:0])
+    assert list(empty.columns) == list(expected.columns) and len(empty) == 0
 
 
 @pytest.mark.slow

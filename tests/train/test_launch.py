@@ -83,3 +83,22 @@ def test_rank_rows_split_the_global_batch():
     assert rank_rows(8, 0, 1) == slice(0, 8)
     with pytest.raises(ValueError, match="does not split"):
         rank_rows(9, 0, 2)
+
+
+def test_cli_num_nodes_checked_against_torchrun(tmp_path, monkeypatch, capsys):
+    # `--num-nodes` comes from the TrainConfig field; a launch it does not match ends in one
+    # error line before any training.
+    from rexforge.cli import main
+
+    for name, value in {**TORCHRUN, "LOCAL_WORLD_SIZE": "1", "WORLD_SIZE": "4"}.items():
+        monkeypatch.setenv(name, value)
+    argv = ["pretrain", "--preset", "tirex-test", "--synthetic", "2", "--max-steps", "1"]
+    argv += ["--num-nodes", "2", "--output-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: torchrun started 4 processes in all (WORLD_SIZE), but --num-nodes 2 x "
+        "--devices 1 = 2: set --num-nodes to the number of machines and --devices to the "
+        "processes on each"
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()

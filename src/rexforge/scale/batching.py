@@ -101,6 +101,8 @@ class ForecastBatches:
         self.forecast_options = forecast_options
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        if len(batch) == 0:  # an empty partition of a shuffle: no rows, forecast_df's columns
+            return self._no_forecasts(batch)
         if BATCH_COLUMN not in batch.columns:
             return self._forecast(batch)
         # Rows keyed by ``forecast_dataset``: one forecast_df call per forecast batch, so that
@@ -119,3 +121,16 @@ class ForecastBatches:
             **self.columns,
             **self.forecast_options,
         )
+
+    def _no_forecasts(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from rexforge.forecast.frames import quantile_column
+
+        time = self.columns["timestamp_column"]
+        columns = {
+            self.columns["id_column"]: pd.Series([], dtype=object),
+            time: batch[time].iloc[:0] if time in batch.columns else pd.Series([], dtype=object),
+            "mean": pd.Series([], dtype=np.float32),
+        }
+        for level in self.forecaster.quantiles:
+            columns[quantile_column(level)] = pd.Series([], dtype=np.float32)
+        return pd.DataFrame({k: v.reset_index(drop=True) for k, v in columns.items()})

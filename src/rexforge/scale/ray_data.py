@@ -1,6 +1,6 @@
 """Batch forecasting on Ray Data (the ``ray`` extra).
 
-``ForecastBatches`` is ``forecast_df`` as a ``map_batches`` / ``map_groups`` UDF: a callable
+``ForecastBatches`` is ``forecast_df`` as a ``map_batches`` UDF: a callable
 class, so Ray builds it once per worker (actor) and the model is loaded once there, not per
 batch. ``forecast_dataset`` forecasts a Ray Dataset of long rows (id, timestamp, target):
 
