@@ -36,6 +36,8 @@ HEADER_PACKAGES = (
     "onnx",
     "onnxruntime",
     "onnxscript",
+    "ray",
+    "pyspark",
 )
 
 # CPU features that decide which kernels torch, oneDNN and MKL can use (x86 "flags", Arm

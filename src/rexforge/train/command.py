@@ -68,7 +68,6 @@ class RunOptions:
         accelerator: cpu, gpu, auto
         devices: devices per node (an integer or 'auto')
         strategy: auto, ddp, ddp_spawn, ...
-        num_nodes: machines of a distributed run
         precision: default 32-true on CPU, bf16-mixed on GPU
         keep_checkpoints: newest step-* checkpoints kept in <output-dir>/checkpoints (-1 = all)
         progress_bar: a progress line (steps, loss, val metric, ETA); default: only in a
@@ -79,7 +78,6 @@ class RunOptions:
     accelerator: str = "cpu"
     devices: str = "1"
     strategy: str = "auto"
-    num_nodes: int = 1
     precision: str | None = None
     keep_checkpoints: int = 3
     progress_bar: bool | None = None
@@ -286,7 +284,6 @@ def _run(args) -> int:
         accelerator=args.accelerator,
         devices=devices,
         strategy=args.strategy,
-        num_nodes=args.num_nodes,
         precision=args.precision,
         data_description=description,
         progress_bar=args.progress_bar,

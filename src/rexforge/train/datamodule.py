@@ -1,9 +1,13 @@
 """Training and validation windows as a ``LightningDataModule`` whose position is checkpointed.
 
-Training: an endless ``WindowDataset`` (random windows, weighted by each series' window count),
-one independent stream per distributed rank. Its position is a pure function of the number of
-micro-batches trained (``micro_step * batch_size``), which the checkpoint stores, so resuming
-from ``last.ckpt`` continues with exactly the next batch an unbroken run would have drawn.
+Training: an endless ``WindowDataset`` (random windows, weighted by each series' window count).
+In a distributed run of W processes every rank draws the same *global* batch of
+``batch_size * W`` windows and trains on its own ``batch_size`` rows of it (``rank_rows``), so
+W processes train on exactly the windows one process with batch ``batch_size * W`` would (the
+rows cost little to draw next to the forward pass of one's own). The stream's position is a
+pure function of the number of micro-batches trained (``micro_step * global batch``), which
+the checkpoint stores, so resuming from ``last.ckpt`` continues with exactly the next batch an
+unbroken run would have drawn.
 
 Validation: the last ``prediction_length`` steps of every series, forecast from the
 ``context_length`` steps before them.
@@ -81,10 +85,11 @@ class WindowDataModule(L.LightningDataModule):
         self._resume_micro_step = 0
 
     def train_dataloader(self) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        stream = WindowDataset(self.sampler, seed=self.seed, batch_size=self.batch_size, rank=rank)
-        stream.load_state_dict({"epoch": 0, "drawn": self._resume_micro_step * self.batch_size})
-        return DataLoader(stream, batch_size=self.batch_size, num_workers=self.num_workers)
+        world = self.trainer.world_size if self.trainer is not None else 1
+        batch = self.batch_size * world  # the global batch, which every rank draws
+        stream = WindowDataset(self.sampler, seed=self.seed, batch_size=batch)
+        stream.load_state_dict({"epoch": 0, "drawn": self._resume_micro_step * batch})
+        return DataLoader(stream, batch_size=batch, num_workers=self.num_workers)
 
     def val_dataloader(self):
         if self.val_windows is None:
@@ -97,3 +102,12 @@ class WindowDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict) -> None:
         self._resume_micro_step = int(state.get("micro_step", 0))
+
+
+def rank_rows(global_batch: int, rank: int, world_size: int) -> slice:
+    """The rows of a global batch of ``global_batch`` windows that ``rank`` of ``world_size``
+    trains on: contiguous, ``global_batch // world_size`` each."""
+    if global_batch % world_size:
+        raise ValueError(f"a global batch of {global_batch} does not split over {world_size} ranks")
+    share = global_batch // world_size
+    return slice(rank * share, (rank + 1) * share)

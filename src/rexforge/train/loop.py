@@ -177,7 +177,6 @@ def fit(
     accelerator: str = "cpu",
     devices: int | str = 1,
     strategy: str = "auto",
-    num_nodes: int = 1,
     precision: str | None = None,
     keep_checkpoints: int = 3,
     data_description: str = "",
@@ -192,7 +191,12 @@ def fit(
 
     model: checkpoint path / ``"starter"`` / preset name / ``TiRexConfig`` (scratch) /
         ``TiRexForecaster``. train_series: ``TimeSeries`` or 1-D arrays (NaN = missing).
-    options: any ``TrainConfig`` field (``prediction_length``, ``max_steps``, ``lr``, ...).
+    options: any ``TrainConfig`` field (``prediction_length``, ``max_steps``, ``lr``,
+        ``num_nodes``, ...).
+    accelerator, devices, strategy: Lightning's. A multi-process run started by torchrun,
+        srun or by hand (``MASTER_ADDR``, ``NODE_RANK``, ``LOCAL_RANK``, ...) passes its
+        environment to Lightning; ``train.launch`` first checks that ``num_nodes`` x ``devices``
+        is the number of processes it started.
     validation: hold out the last ``prediction_length`` steps of each series (val loss,
         WQL, MASE, best checkpoint, early stopping).
     resume: ``"auto"`` (continue from ``checkpoints/last.ckpt`` when present), a ``.ckpt``
@@ -215,12 +219,14 @@ def fit(
     stays), and ``TrainingInterrupted`` (a ``KeyboardInterrupt``) after Ctrl-C, once
     ``last.ckpt`` holds the last finished step.
     """
+    from rexforge.train.launch import check_launch
     from rexforge.train.progress import quiet_lightning
 
     guarded = auto and validation and mode != "scratch"
     settings, config, base_state, provenance, chosen = _resolve_settings(
         model, train_series, mode, options, guarded
     )
+    check_launch(settings.num_nodes, devices)
     sampler, val, n_series = _windows(
         train_series, settings, config.input_patch_size, validation, skip_short
     )
@@ -233,7 +239,7 @@ def fit(
         "accelerator": accelerator,
         "devices": devices,
         "strategy": strategy,
-        "num_nodes": num_nodes,
+        "num_nodes": settings.num_nodes,
         "precision": precision or ("32-true" if accelerator == "cpu" else "bf16-mixed"),
     }
     _write_run_config(run_dir, config, settings, data_description, trainer_options, validation)

@@ -16,6 +16,7 @@ import torch
 from rexforge.config import TiRexConfig
 from rexforge.io.checkpoint import load_state_dict_strict
 from rexforge.model.tirex import TiRexModel
+from rexforge.train.datamodule import rank_rows
 from rexforge.train.lora import lora_state_dict
 from rexforge.train.modes import apply_mode
 from rexforge.train.objective import MaskingConfig, tokens_loss, window_loss, window_tokens
@@ -60,8 +61,10 @@ class TiRexTrainingModule(L.LightningModule):
 
     # -- training ------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int):
-        # Seeded by (seed, rank, micro-batch): independent of resume and worker count.
-        key = (self.settings.seed * 1_000_003 + self.global_rank) * 1_000_000_007 + self.micro_step
+        # batch: the global batch, which every rank draws (datamodule). Its masks are seeded by
+        # (seed, micro-batch) alone, so every rank masks it as one process would; independent
+        # of resume and worker count.
+        key = self.settings.seed * 1_000_003 * 1_000_000_007 + self.micro_step
         gen = torch.Generator().manual_seed(key % (2**63))
         self.micro_step += 1
         tokens, targets = window_tokens(
@@ -71,7 +74,8 @@ class TiRexTrainingModule(L.LightningModule):
             masking=self.masking,
             generator=gen,
         )  # random draws and data-dependent cuts stay eager; the rest may be compiled
-        loss = self.training_loss(tokens, targets)
+        tokens, targets, weight = self._own_rows(tokens, targets)
+        loss = self.training_loss(tokens, targets)  # this rank's mean
         if not torch.isfinite(loss):
             # Skip this update (returning None) and stop: the weights stay the last good ones.
             self.nonfinite_step = self.global_step
@@ -84,9 +88,23 @@ class TiRexTrainingModule(L.LightningModule):
                 self.nonfinite_batch,
             )
             return None
-        self.log("train_loss", loss, prog_bar=True, batch_size=batch["context"].shape[0])
+        self.log("train_loss", loss, prog_bar=True, batch_size=tokens.shape[0])
         self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
-        return loss
+        return loss if weight is None else loss * weight
+
+    def _own_rows(self, tokens: torch.Tensor, targets: torch.Tensor):
+        """This rank's rows of the global batch, and the weight of its mean loss (None: one
+        process). DDP averages the ranks' gradients; weighting each rank's mean by
+        W x (its valid targets) / (the batch's) makes that average the gradient of the global
+        batch's mean loss, as in one process, also when NaN targets are spread unevenly."""
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world == 1:
+            return tokens, targets, None
+        rows = rank_rows(tokens.shape[0], self.global_rank, world)
+        valid_all = (~torch.isnan(targets)).sum().clamp(min=1)
+        tokens, targets = tokens[rows], targets[rows]
+        weight = world * (~torch.isnan(targets)).sum() / valid_all
+        return tokens, targets, weight
 
     def training_loss(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``tokens_loss``, through ``torch.compile`` when the ``compile`` setting is on."""

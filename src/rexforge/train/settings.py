@@ -232,6 +232,16 @@ class TrainConfig:
         "0 = never)",
     )
     num_workers: int = option(0, help="data-loader worker processes")
+    # Machines of a distributed run, each running --devices processes (Lightning's num_nodes):
+    # start one `rexforge pretrain/finetune` per process with torchrun or srun, which set the
+    # ranks (train.launch checks that they match). batch_size stays per process: an optimizer
+    # step trains batch_size x devices x num_nodes windows, the same ones as one process with
+    # that batch (the datamodule draws the global batch, each rank keeps its rows).
+    num_nodes: int = option(
+        1,
+        help="machines of a distributed run, each with --devices processes (launch one "
+        "process per device with torchrun or srun); batch-size is per process",
+    )
     # Filled in by ``fit``: where the starting weights came from, and whether they are (or
     # descend from) NXAI's, so that a training checkpoint read as a model keeps the notice.
     base_checkpoint: str | None = None
@@ -254,6 +264,7 @@ class TrainConfig:
             "mask_max_run",
             "lora_rank",
             "val_every_n_steps",
+            "num_nodes",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
