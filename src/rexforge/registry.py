@@ -46,6 +46,9 @@ class ModelFamily:
         but no forecaster yet.
     describe: optional ``describe(config) -> [(label, text), ...]``: the rows on the
         architecture that ``rexforge info`` prints.
+    training: the family's training hooks (a ``rexforge.train.family.TrainingFamily``
+        subclass), or its dotted path; None for a family that cannot train yet. The one
+        training loop asks them for everything that differs between families.
     """
 
     name: str
@@ -56,6 +59,7 @@ class ModelFamily:
     detect: Callable[[dict], bool]
     forecaster: type | str | None
     describe: Callable[[Any], list[tuple[str, str]]] | None = field(default=None)
+    training: type | str | None = field(default=None)
 
     @property
     def forecaster_class(self) -> type:
@@ -64,8 +68,21 @@ class ModelFamily:
             raise ConfigError(f"model family '{self.name}' has no forecaster yet")
         if not isinstance(self.forecaster, str):
             return self.forecaster
-        module_name, _, class_name = self.forecaster.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)
+        return _import_dotted(self.forecaster)
+
+    @property
+    def training_hooks(self) -> Any:
+        """An instance of the family's training hooks (imported now if registered by path)."""
+        if self.training is None:
+            raise ConfigError(f"model family '{self.name}' cannot be trained yet")
+        hooks = self.training if not isinstance(self.training, str) else None
+        return (hooks or _import_dotted(self.training))()
+
+
+def _import_dotted(path: str) -> Any:
+    """``"pkg.module:Name"`` -> the object."""
+    module_name, _, name = path.partition(":")
+    return getattr(importlib.import_module(module_name), name)
 
 
 _FAMILIES: dict[str, ModelFamily] = {}

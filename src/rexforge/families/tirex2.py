@@ -109,5 +109,6 @@ TIREX2 = register_family(
         detect=is_tirex2,
         forecaster="rexforge.forecast.tirex2_api:TiRex2Forecaster",
         describe=describe_tirex2,
+        training="rexforge.train.tirex2_family:TiRex2Training",
     )
 )

@@ -96,7 +96,8 @@ def _warn_context_mismatch(ckpt: Checkpoint) -> None:
     recurrent state, so such a model forecasts short series from a state it never trained in.
     Only files that hold the training context twice can disagree; exports now hold it once."""
     trained = _recorded_training_context(ckpt.metadata)
-    if type(trained) is int and trained != ckpt.config.train_ctx_len:
+    padded_to = getattr(ckpt.config, "train_ctx_len", None)  # TiRex's; TiRex-2 stores one copy
+    if type(trained) is int and padded_to is not None and trained != padded_to:
         logger.warning(
             "%s trained on %d-step contexts but pads/cuts to train_ctx_len %d, which can cost "
             "accuracy; set train_ctx_len to %d in its config.json (or the model.ckpt "
@@ -201,7 +202,17 @@ def _read_family_folder(folder: Path, weights: Path, data: dict, family) -> Chec
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights} is not a readable safetensors file: {exc}") from None
     state_dict = family.checkpoint_filter(state_dict, config)
-    return Checkpoint(config, state_dict, dict(data.get("metadata") or {}), str(folder))
+    meta = dict(data.get("metadata") or {})
+    # A folder that rexforge trained keeps its provenance beside the official config.json
+    # (which the reference loader allows no extra keys in); a folder with neither is a release.
+    from rexforge.io.tirex2_export import read_provenance
+
+    provenance = read_provenance(folder)
+    if provenance is not None:
+        meta = {**meta, **provenance}
+    elif not meta:
+        meta = nxai_metadata(True)
+    return Checkpoint(config, state_dict, meta, str(folder))
 
 
 # -- writing --------------------------------------------------------------------------------
