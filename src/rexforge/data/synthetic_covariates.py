@@ -28,8 +28,14 @@ from rexforge.data.streams import stream_rng
 _PERIODS = (7, 12, 24)
 
 
-def covariate_driven(rng: np.random.Generator, length: int) -> tuple[np.ndarray, dict]:
-    """One draw: rows [3, length] (target, past covariate, future covariate) and its effects."""
+def covariate_driven(
+    rng: np.random.Generator, length: int, *, signs: str = "random"
+) -> tuple[np.ndarray, dict]:
+    """One draw: rows [3, length] (target, past covariate, future covariate) and its effects.
+
+    signs: ``"random"`` (each effect's sign drawn: the model must read it from the context,
+    what pretraining teaches) or ``"positive"`` (one domain where a covariate always pushes the
+    target up, as promotions do sales: what a fine-tune can learn as a rule)."""
     steps = np.arange(length)
     period = int(rng.choice(_PERIODS))
     phase = rng.uniform(0, 2 * np.pi)
@@ -39,8 +45,11 @@ def covariate_driven(rng: np.random.Generator, length: int) -> tuple[np.ndarray,
     events = rng.random() < 0.5
     future = _events(rng, length) if events else _ar1(rng, length, rng.uniform(0.7, 0.95))
     lag = int(rng.integers(1, 5))
-    past_effect = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 2.0)
-    future_effect = rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 5.0)
+    past_sign, future_sign = rng.choice([-1.0, 1.0], size=2)
+    if signs == "positive":
+        past_sign = future_sign = 1.0
+    past_effect = past_sign * rng.uniform(0.5, 2.0)
+    future_effect = future_sign * rng.uniform(2.0, 5.0)
     lagged = np.concatenate([np.zeros(lag), past[:-lag]])
     level, scale = rng.uniform(-20.0, 100.0), np.exp(rng.uniform(-1.0, 3.0))
     target = level + scale * (base + past_effect * lagged + future_effect * future)
@@ -77,9 +86,11 @@ def _events(rng: np.random.Generator, length: int) -> np.ndarray:
 STREAM = 6
 
 
-def iter_covariate_driven(seed: int, length: int = 1024) -> Iterator[VariateSeries]:
+def iter_covariate_driven(
+    seed: int, length: int = 1024, *, signs: str = "random"
+) -> Iterator[VariateSeries]:
     """Endless ``VariateSeries`` ``"covariate-<i>"``; draw i uses the generator keyed
     ``(seed, 0, STREAM, i)``, so a draw does not depend on how many came before."""
     for i in itertools.count():
-        rows, info = covariate_driven(stream_rng(seed, 0, STREAM, i), length)
+        rows, info = covariate_driven(stream_rng(seed, 0, STREAM, i), length, signs=signs)
         yield VariateSeries(f"covariate-{i}", rows[:1], rows[1:2], rows[2:3], meta=info)

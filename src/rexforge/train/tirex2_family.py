@@ -6,6 +6,11 @@ pinball loss of the targets' quantiles over the next H steps, the forecast the m
 in units of each target's context scale (the model's own scaler: a loss that does not depend
 on the series' level or size). Targets only: covariates are inputs, never scored.
 
+Only the forecast window is scored. Scoring the context positions too (each forecasting the
+next context patch, as TiRex trains; leak-free, since targets run forwards only) was measured
+on tirex2-test, 200 steps from scratch on positive-effect covariate-driven series: scaled MAE
+with covariates 0.768 vs 0.742 for the forecast window alone, at 1.4x the step time; so no.
+
 Masking: the future of every target is masked (all NaN) as at inference, and contiguous patch
 masking (``train.masking``, the TiRex paper's augmentation, ``--mask-max-start-prob``) hides
 random runs of the targets' context patches, so the model learns to forecast across gaps and to
