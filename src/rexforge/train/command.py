@@ -94,7 +94,9 @@ def _without_none(annotation):
 def _add_model_arguments(model, name: str) -> None:
     if name == "pretrain":
         model.add_argument(
-            "--preset", default="tirex-1m", help="architecture preset (default tirex-1m)"
+            "--preset",
+            default="tirex-1m",
+            help="architecture preset of any family (default tirex-1m; tirex2-test, ...)",
         )
         model.add_argument(
             "--model-config",
@@ -122,7 +124,18 @@ def _add_data_arguments(data, name: str) -> None:
     data.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
     data.add_argument("--id-column", default="item_id", help="long layout: series id column")
     data.add_argument("--timestamp-column", default="timestamp", help="long layout: time column")
-    data.add_argument("--target", default="target", help="long layout: value column to learn")
+    data.add_argument(
+        "--target",
+        default="target",
+        help="long layout: value column(s) to learn (a,b: several targets, TiRex-2 models)",
+    )
+    for kind, known in (("past", "up to now"), ("future", "ahead as well")):
+        data.add_argument(
+            f"--{kind}-covariates",
+            nargs="+",
+            default=None,
+            help=f"long layout, TiRex-2 models: input columns known {known} (a b, or a,b)",
+        )
     data.add_argument(
         "--columns", nargs="+", default=None, help="wide layout: the series columns (a b, or a,b)"
     )
@@ -219,6 +232,8 @@ def data_mix(args) -> DataMix:
         timestamp_column=args.timestamp_column,
         target=args.target,
         columns=args.columns,
+        past_covariates=getattr(args, "past_covariates", None),
+        future_covariates=getattr(args, "future_covariates", None),
         synthetic=counts,
         synthetic_length=args.synthetic_length,
         tsmixup=getattr(args, "tsmixup", 0) or 0,
@@ -229,6 +244,7 @@ def data_mix(args) -> DataMix:
 
 def run(args) -> int:
     from rexforge.config import TiRexConfig
+    from rexforge.registry import resolve_config
     from rexforge.train.loop import fit
 
     if args.keep_checkpoints < -1:
@@ -240,7 +256,7 @@ def run(args) -> int:
         base = (
             TiRexConfig.from_file(args.model_config)
             if args.model_config
-            else TiRexConfig.from_name(args.preset)
+            else resolve_config(args.preset)[1]
         )
     else:
         mode, base = args.mode, args.model
