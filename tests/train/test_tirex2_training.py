@@ -386,3 +386,8 @@ def test_univariate_series_train_tirex2_too(tmp_path):
 def test_variate_series_refuses_mismatched_covariates():
     with pytest.raises(rexforge.InputError, match="past_covariates have 5 steps"):
         VariateSeries("a", np.zeros(6), np.zeros(5))
+
+
+def test_a_tirex_model_refuses_series_with_covariates(tmp_path):
+    with pytest.raises(rexforge.InputError, match="train a TiRex-2 model"):
+        fit("tirex-test", items(2), output_dir=tmp_path / "t", mode="scratch", **FAST)

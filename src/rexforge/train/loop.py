@@ -134,8 +134,17 @@ def as_arrays(series: Sequence) -> tuple[list[np.ndarray], list[str]]:
     """TimeSeries or 1-D arrays -> (float64 arrays, names); non-finite values are refused."""
     if len(series) == 0:
         raise InputError("no training series given")
+    from rexforge.data.multivariate import VariateSeries
+
     arrays, names, bad = [], [], []
     for i, s in enumerate(series):
+        if isinstance(s, VariateSeries):
+            if s.rows().shape[0] > 1:
+                raise InputError(
+                    f"series {s.item_id} has covariates or several targets, which a TiRex "
+                    "model cannot take: train a TiRex-2 model on it"
+                )
+            s = TimeSeries(s.item_id, s.target[0])
         name = s.item_id if isinstance(s, TimeSeries) else f"#{i}"
         x = np.asarray(s.target if isinstance(s, TimeSeries) else s, dtype=np.float64).reshape(-1)
         if np.isinf(x).any():
