@@ -701,6 +701,8 @@ def _check_resume_matches(path, config, settings, run_dir: Path, resume) -> int:
     saved_config = _saved_config(saved["model_config"], config, settings)
     # A setting the checkpoint lacks did not exist when it was saved: it trained as the default.
     old_settings = {**TrainConfig().to_dict(), **saved["train_config"]}
+    if old_settings.get("lora_targets") == list(training_family(config).lora_targets):
+        old_settings["lora_targets"] = None  # saved before None meant the family's default
     new_settings = settings.to_dict()
     changed = [
         key
