@@ -26,7 +26,7 @@ def _help(command: str, capsys) -> str:
         ("evaluate", ["--windows WINDOWS rolling windows per series (type: int, default: 1)"]),
         ("evaluate", ["--season SEASON, --season-length SEASON", "auto_ets"]),
         ("pretrain", ["--max-steps MAX_STEPS optimizer steps (default 20000)", "default: 20000"]),
-        ("pretrain", ["--preset PRESET architecture preset (type: str, default: tirex-1m)"]),
+        ("pretrain", ["--preset PRESET architecture preset of any family", "default: tirex-1m"]),
         ("finetune", ["--horizon HORIZON, --prediction-length HORIZON", "default: 64"]),
         ("finetune", ["--mode {scratch,full,freeze,lora}", "default: full", "--seasonal-synth"]),
         ("finetune", ["--lr LR peak learning rate (default: chosen from the data)"]),

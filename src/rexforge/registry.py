@@ -49,6 +49,9 @@ class ModelFamily:
     write_folder: optional ``write_folder(path, checkpoint) -> path``: saves a
         ``rexforge.io.checkpoint.Checkpoint`` of this family in its official layout; None
         uses ``rexforge.io.checkpoint``'s TiRex writers.
+    training: the family's training hooks (a ``rexforge.train.family.TrainingFamily``
+        subclass), or its dotted path; None for a family that cannot train yet. The one
+        training loop asks them for everything that differs between families.
     """
 
     name: str
@@ -60,6 +63,7 @@ class ModelFamily:
     forecaster: type | str | None
     describe: Callable[[Any], list[tuple[str, str]]] | None = field(default=None)
     write_folder: Callable[[Any, Any], Any] | None = field(default=None)
+    training: type | str | None = field(default=None)
 
     @property
     def forecaster_class(self) -> type:
@@ -68,8 +72,21 @@ class ModelFamily:
             raise ConfigError(f"model family '{self.name}' has no forecaster yet")
         if not isinstance(self.forecaster, str):
             return self.forecaster
-        module_name, _, class_name = self.forecaster.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)
+        return _import_dotted(self.forecaster)
+
+    @property
+    def training_hooks(self) -> Any:
+        """An instance of the family's training hooks (imported now if registered by path)."""
+        if self.training is None:
+            raise ConfigError(f"model family '{self.name}' cannot be trained yet")
+        hooks = self.training if not isinstance(self.training, str) else None
+        return (hooks or _import_dotted(self.training))()
+
+
+def _import_dotted(path: str) -> Any:
+    """``"pkg.module:Name"`` -> the object."""
+    module_name, _, name = path.partition(":")
+    return getattr(importlib.import_module(module_name), name)
 
 
 _FAMILIES: dict[str, ModelFamily] = {}

@@ -51,6 +51,7 @@ def test_every_command_line_family_is_registered_with_its_option():
         "trend": "trend_synth",
         "cycle": "cycle_synth",
         "stable": "stable_synth",
+        "covariate": "covariate_synth",
     }
 
 

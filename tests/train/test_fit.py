@@ -164,9 +164,9 @@ def test_resume_refuses_changed_settings_naming_them(tmp_path):
 
 
 def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
-    import rexforge.train.module as module
+    import rexforge.train.objective as objective
 
-    real = module.tokens_loss
+    real = objective.tokens_loss
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -174,7 +174,7 @@ def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr(module, "tokens_loss", flaky)
+    monkeypatch.setattr(objective, "tokens_loss", flaky)  # the TiRex hooks' loss
     with pytest.raises(InputError, match="non-finite at step 2"):
         fit(
             "tirex-test",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from rexforge.errors import InputError
 
 if TYPE_CHECKING:  # series imports pandas, which the command-line parser does without
+    from rexforge.data.multivariate import VariateSeries
     from rexforge.data.series import TimeSeries
 
 # TSMixup crops its sources to a common length of at least this many steps.
@@ -140,6 +141,20 @@ def _stable_season(seed: int, length: int) -> Iterator[TimeSeries]:
     return iter_stable_season(seed)
 
 
+@register_synthetic(
+    "covariate",
+    label="covariate-driven synthetic",
+    lengths=None,
+    option="covariate_synth",
+    help="add this many synthetic series driven by a past and a known-future covariate with "
+    "known effects (TiRex-2 models: they train on the covariates)",
+)
+def _covariate_driven(seed: int, length: int) -> Iterator[VariateSeries]:
+    from rexforge.data.synthetic_covariates import iter_covariate_driven
+
+    return iter_covariate_driven(seed, length)
+
+
 @dataclass
 class DataMix:
     """What to train on, as plain values.
@@ -147,6 +162,9 @@ class DataMix:
     files: CSV/Parquet/Arrow files of real series, read with ``load_series`` and the layout
         options below (``target`` is the long layout's value column, ``columns`` the wide
         layout's series columns: ``a b`` or ``a,b``).
+    past_covariates / future_covariates: columns of a long table that are inputs known up to
+        now / known ahead (TiRex-2 models); with them, or several ``target`` columns (``a,b``),
+        each item is read as one ``VariateSeries`` (``data.multivariate``).
     synthetic: series count per synthetic family (``SYNTHETIC_FAMILIES`` names).
     synthetic_length: length of families without their own lengths (KernelSynth).
     tsmixup: mixtures of the real series of at least 128 steps.
@@ -160,6 +178,8 @@ class DataMix:
     timestamp_column: str = "timestamp"
     target: str = "target"
     columns: list[str] | str | None = None
+    past_covariates: list[str] | str | None = None
+    future_covariates: list[str] | str | None = None
     synthetic: dict[str, int] = field(default_factory=dict)
     synthetic_length: int = 1024
     tsmixup: int = 0
@@ -185,12 +205,16 @@ def build_training_series(mix: DataMix) -> tuple[list[TimeSeries], str]:
     """The mix's series, in a fixed order (files, aggregates, synthetic families in registry
     order, TSMixup), and a one-line description of where they came from."""
     mix.check_counts()
+    from rexforge.data.series import TimeSeries
+
     series, parts = _read_files(mix)
-    # Only real series are mixed, and only those long enough for TSMixup's shortest crop.
-    real = [s.target for s in series if len(s) >= TSMIXUP_MIN_LENGTH]
+    # Only real univariate series are mixed, and only those long enough for TSMixup's
+    # shortest crop.
+    univariate = [s for s in series if isinstance(s, TimeSeries)]
+    real = [s.target for s in univariate if len(s) >= TSMIXUP_MIN_LENGTH]
     factors = mix.aggregate or []
     if factors:
-        aggregates = aggregated_series(series, factors)
+        aggregates = aggregated_series(univariate, factors)
         series += aggregates
         parts.append(
             f"temporal aggregates ({len(aggregates)} series: means over "
@@ -213,11 +237,25 @@ def build_training_series(mix: DataMix) -> tuple[list[TimeSeries], str]:
     return series, "; ".join(parts)
 
 
-def _read_files(mix: DataMix) -> tuple[list[TimeSeries], list[str]]:
+def _read_files(mix: DataMix) -> tuple[list, list[str]]:
     from rexforge.data.sources import column_names, load_series
 
     series, parts = [], []
+    multivariate = bool(
+        column_names(mix.past_covariates)
+        or column_names(mix.future_covariates)
+        or len(column_names(mix.target) or []) > 1
+    )
     for path in mix.files or []:
+        if multivariate:
+            loaded = _read_variate_file(path, mix)
+            series += loaded
+            parts.append(
+                f"{path} ({len(loaded)} items, target {mix.target!r}, past covariates "
+                f"{column_names(mix.past_covariates) or []}, future covariates "
+                f"{column_names(mix.future_covariates) or []})"
+            )
+            continue
         loaded = load_series(
             path,
             layout=mix.layout,
@@ -231,6 +269,21 @@ def _read_files(mix: DataMix) -> tuple[list[TimeSeries], list[str]]:
         series += loaded
         parts.append(f"{path} ({len(loaded)} series, target {mix.target!r})")
     return series, parts
+
+
+def _read_variate_file(path, mix: DataMix) -> list[VariateSeries]:
+    from rexforge.data.multivariate import read_variate_series
+
+    if mix.layout == "wide":
+        raise InputError("covariates and several targets need a long table (--layout long)")
+    return read_variate_series(
+        path,
+        id_column=mix.id_column,
+        timestamp_column=mix.timestamp_column,
+        target=mix.target,
+        past_covariates=mix.past_covariates,
+        future_covariates=mix.future_covariates,
+    )
 
 
 def _tsmixup(real: Sequence, count: int, seed: int) -> list[TimeSeries]:

@@ -484,6 +484,7 @@ _STREAMS = {
     "cycle": 3,
     "tsmixup": 4,
     "stable": 5,
+    "covariate": 6,  # data.synthetic_covariates
 }
 
 

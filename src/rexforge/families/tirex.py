@@ -85,5 +85,6 @@ TIREX = register_family(
         detect=is_tirex,
         forecaster="rexforge.forecast.api:TiRexForecaster",
         describe=describe_tirex,
+        training="rexforge.train.tirex_family:TiRexTraining",
     )
 )

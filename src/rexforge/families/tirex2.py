@@ -117,5 +117,6 @@ TIREX2 = register_family(
         forecaster="rexforge.forecast.tirex2_api:TiRex2Forecaster",
         describe=describe_tirex2,
         write_folder=write_tirex2_folder,
+        training="rexforge.train.tirex2_family:TiRex2Training",
     )
 )

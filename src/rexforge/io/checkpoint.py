@@ -96,7 +96,8 @@ def _warn_context_mismatch(ckpt: Checkpoint) -> None:
     recurrent state, so such a model forecasts short series from a state it never trained in.
     Only files that hold the training context twice can disagree; exports now hold it once."""
     trained = _recorded_training_context(ckpt.metadata)
-    if type(trained) is int and trained != ckpt.config.train_ctx_len:
+    padded_to = getattr(ckpt.config, "train_ctx_len", None)  # TiRex's; TiRex-2 stores one copy
+    if type(trained) is int and padded_to is not None and trained != padded_to:
         logger.warning(
             "%s trained on %d-step contexts but pads/cuts to train_ctx_len %d, which can cost "
             "accuracy; set train_ctx_len to %d in its config.json (or the model.ckpt "
@@ -251,6 +252,19 @@ def _family_writer(ckpt: Checkpoint):
     from rexforge.registry import family_of
 
     return family_of(ckpt.config).write_folder
+
+
+def distinct_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies of ``tensors``, a tensor reached under several names kept under
+    the first of them in sorted order only (safetensors refuses shared storage)."""
+    seen, out = set(), {}
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        key = (tensor.data_ptr(), tuple(tensor.shape), tensor.dtype)
+        if key not in seen:
+            seen.add(key)
+            out[name] = tensor.detach().cpu().contiguous()
+    return out
 
 
 def write_official(path: str | Path, ckpt: Checkpoint) -> Path:

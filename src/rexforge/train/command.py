@@ -37,7 +37,10 @@ class MixOptions:
             series); auto tells them apart
         id_column: long layout: series id column
         timestamp_column: long layout: time column
-        target: long layout: value column to learn
+        target: long layout: value column(s) to learn (a,b: several targets, TiRex-2 models)
+        past_covariates: long layout, TiRex-2 models: input columns known up to now (a b, or
+            a,b)
+        future_covariates: long layout, TiRex-2 models: input columns known ahead as well
         columns: wide layout: the series columns (a b, or a,b)
         synthetic_length: length of each synthetic series
         tsmixup: add this many TSMixup series (convex mixtures of the --data series)
@@ -51,6 +54,8 @@ class MixOptions:
     id_column: str = "item_id"
     timestamp_column: str = "timestamp"
     target: str = "target"
+    past_covariates: list[str] | None = None
+    future_covariates: list[str] | None = None
     columns: list[str] | None = None
     synthetic_length: int = 1024
     tsmixup: int = 0
@@ -99,7 +104,7 @@ def pretrain(
     Args:
         output_dir: run folder, e.g. runs/my-run
         data: CSV/Parquet/Arrow file(s) of series
-        preset: architecture preset
+        preset: architecture preset of any family (tirex-1m, tirex2-test, ...)
         model_config: architecture from a JSON/YAML TiRexConfig file (overrides --preset)
         mix: training data options
         synthetic: synthetic series counts
@@ -235,6 +240,8 @@ def data_mix(args) -> DataMix:
         timestamp_column=args.timestamp_column,
         target=args.target,
         columns=args.columns,
+        past_covariates=getattr(args, "past_covariates", None),
+        future_covariates=getattr(args, "future_covariates", None),
         synthetic=counts,
         synthetic_length=args.synthetic_length,
         tsmixup=getattr(args, "tsmixup", 0) or 0,
@@ -245,6 +252,7 @@ def data_mix(args) -> DataMix:
 
 def _run(args) -> int:
     from rexforge.config import TiRexConfig
+    from rexforge.registry import resolve_config
     from rexforge.train.loop import fit
 
     if args.keep_checkpoints < -1:
@@ -256,7 +264,7 @@ def _run(args) -> int:
         base = (
             TiRexConfig.from_file(args.model_config)
             if args.model_config
-            else TiRexConfig.from_name(args.preset)
+            else resolve_config(args.preset)[1]
         )
     else:
         mode, base = args.mode, args.model

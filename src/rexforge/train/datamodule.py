@@ -15,7 +15,7 @@ Validation: the last ``prediction_length`` steps of every series, forecast from 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import numpy as np
@@ -75,9 +75,18 @@ class WindowDataModule(L.LightningDataModule):
         batch_size: int,
         seed: int,
         num_workers: int = 0,
+        make_stream: Callable | None = None,
+        collate: Callable | None = None,
+        val_collate: Callable | None = None,
     ):
+        """make_stream: ``(*, seed, batch_size) -> IterableDataset`` (default: a
+        ``WindowDataset`` of ``sampler``); collate / val_collate: the loaders' collate
+        functions (a family whose batches are not tensors of one shape has its own)."""
         super().__init__()
         self.sampler = sampler
+        self.make_stream = make_stream
+        self.collate = collate
+        self.val_collate = val_collate
         self.val_windows = val_windows
         self.batch_size = batch_size
         self.seed = seed
@@ -87,14 +96,24 @@ class WindowDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         world = self.trainer.world_size if self.trainer is not None else 1
         batch = self.batch_size * world  # the global batch, which every rank draws
-        stream = WindowDataset(self.sampler, seed=self.seed, batch_size=batch)
+        if self.make_stream is None:
+            stream = WindowDataset(self.sampler, seed=self.seed, batch_size=batch)
+        else:
+            stream = self.make_stream(seed=self.seed, batch_size=batch)
         stream.load_state_dict({"epoch": 0, "drawn": self._resume_micro_step * batch})
-        return DataLoader(stream, batch_size=batch, num_workers=self.num_workers)
+        return DataLoader(
+            stream, batch_size=batch, num_workers=self.num_workers, collate_fn=self.collate
+        )
 
     def val_dataloader(self):
         if self.val_windows is None:
             return []
-        return DataLoader(self.val_windows, batch_size=self.batch_size, shuffle=False)
+        return DataLoader(
+            self.val_windows,
+            batch_size=self.batch_size,
+            shuffle=False,
+            collate_fn=self.val_collate,
+        )
 
     def state_dict(self) -> dict:
         module = self.trainer.lightning_module if self.trainer is not None else None

@@ -1,11 +1,17 @@
-"""``fit`` (``from rexforge.train import fit``): the one training loop of every mode and command.
+"""``fit`` (``from rexforge.train import fit``): the one training loop of every mode, command
+and model family (TiRex, TiRex-2: what differs between them are the family's training hooks,
+``train.family``).
 
     fit(base, series, mode=...) ->
         runs/<name>/config.yaml         resolved options (model, train, data, trainer)
         runs/<name>/metrics.csv         CSVLogger (plus tb/ when tensorboard is installed)
         runs/<name>/checkpoints/        Lightning .ckpt: step-*, last.ckpt, best.ckpt
-        runs/<name>/final/              config.json + model.safetensors (+ NOTICE) and the
-                                        official-layout model.ckpt; adapter.safetensors for LoRA
+        runs/<name>/final/              the family's export: TiRex a rexforge folder
+                                        (config.json + model.safetensors + NOTICE) and the
+                                        official model.ckpt; TiRex-2 the official folder
+                                        (config.json + model.safetensors, rexforge's
+                                        metadata in the weights' header [+ NOTICE]);
+                                        adapter.safetensors for LoRA
 
 The base model is never modified: training works on a fresh network loaded from the base
 weights, and the result is a new forecaster loaded from ``final/`` (Chronos' ``fit``).
@@ -23,14 +29,13 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rexforge.config import TiRexConfig
 from rexforge.data.series import TimeSeries
 from rexforge.errors import CheckpointError, ConfigError, InputError, TrainingInterrupted
 from rexforge.io.atomic import atomic_write_bytes, atomic_write_text, sha256_file
@@ -38,9 +43,9 @@ from rexforge.io.checkpoint import (
     Checkpoint,
     read_checkpoint,
     state_dict_digest,
-    write_export,
 )
 from rexforge.io.hub import resolve_model_source
+from rexforge.train.family import training_family
 from rexforge.train.guard import (
     METRICS,
     FinetuneReport,
@@ -60,7 +65,7 @@ class FitResult:
     last_checkpoint: Path | None
     best_checkpoint: Path | None
     metrics: dict[str, float] = field(default_factory=dict)
-    forecaster: Any = None  # TiRexForecaster loaded from final_dir
+    forecaster: Any = None  # the family's forecaster, loaded from final_dir
     report: Any = None  # train.guard.FinetuneReport of a guarded fine-tune, else None
 
     @property
@@ -69,21 +74,21 @@ class FitResult:
 
 
 # -- inputs ----------------------------------------------------------------------------------
-def resolve_base(model: Any, mode: str) -> tuple[TiRexConfig, dict | None, dict[str, Any]]:
-    """``model`` (checkpoint path, ``"starter"``, preset name, ``TiRexConfig`` or forecaster) ->
-    (config, base state dict or None, provenance metadata)."""
-    from rexforge.forecast.api import TiRexForecaster
+def resolve_base(model: Any, mode: str) -> tuple[Any, dict | None, dict[str, Any]]:
+    """``model`` (checkpoint path or folder, ``"starter"``, preset name, a config of any
+    registered family, or a forecaster) -> (config, base state dict or None, provenance)."""
     from rexforge.registry import list_models, resolve_config
 
-    if isinstance(model, TiRexConfig) or (
+    if _is_config(model) or (
         isinstance(model, str) and model in list_models() and not Path(model).exists()
     ):
-        config = model if isinstance(model, TiRexConfig) else resolve_config(model)[1]
+        config = model if _is_config(model) else resolve_config(model)[1]
         if mode != "scratch":
             raise ConfigError(f"mode {mode!r} needs base weights (a checkpoint), got only a config")
         return config, None, {"base_checkpoint": None, "derived_from_nxai_weights": False}
-    if isinstance(model, TiRexForecaster):
-        ckpt = model.to_checkpoint()
+    if _is_forecaster(model):
+        state = {k: v.detach().cpu() for k, v in model.model.state_dict().items()}
+        ckpt = Checkpoint(model.config, state, dict(model.metadata), model.source)
         sha = state_dict_digest(ckpt.state_dict)
     else:
         path = resolve_model_source(model)  # "starter" or a hub id -> its local path
@@ -101,6 +106,23 @@ def resolve_base(model: Any, mode: str) -> tuple[TiRexConfig, dict | None, dict[
     return ckpt.config, (None if mode == "scratch" else ckpt.state_dict), meta
 
 
+def _is_config(model: Any) -> bool:
+    from rexforge.registry import family_of
+
+    if isinstance(model, str | Path | dict) or _is_forecaster(model):
+        return False
+    try:
+        family_of(model)
+    except ConfigError:
+        return False
+    return True
+
+
+def _is_forecaster(model: Any) -> bool:
+    """A loaded forecaster of any family (a network, its config and its metadata)."""
+    return all(hasattr(model, name) for name in ("model", "config", "metadata", "source"))
+
+
 def _file_sha(path: Path) -> str:
     if path.is_dir():
         for name in ("model.safetensors", "model.ckpt"):
@@ -113,8 +135,17 @@ def as_arrays(series: Sequence) -> tuple[list[np.ndarray], list[str]]:
     """TimeSeries or 1-D arrays -> (float64 arrays, names); non-finite values are refused."""
     if len(series) == 0:
         raise InputError("no training series given")
+    from rexforge.data.multivariate import VariateSeries
+
     arrays, names, bad = [], [], []
     for i, s in enumerate(series):
+        if isinstance(s, VariateSeries):
+            if s.rows().shape[0] > 1:
+                raise InputError(
+                    f"series {s.item_id} has covariates or several targets, which a TiRex "
+                    "model cannot take: train a TiRex-2 model on it"
+                )
+            s = TimeSeries(s.item_id, s.target[0])
         name = s.item_id if isinstance(s, TimeSeries) else f"#{i}"
         x = np.asarray(s.target if isinstance(s, TimeSeries) else s, dtype=np.float64).reshape(-1)
         if np.isinf(x).any():
@@ -189,8 +220,10 @@ def fit(
 ) -> FitResult:
     """Train ``model`` on ``train_series`` and export the result; see the module docstring.
 
-    model: checkpoint path / ``"starter"`` / preset name / ``TiRexConfig`` (scratch) /
-        ``TiRexForecaster``. train_series: ``TimeSeries`` or 1-D arrays (NaN = missing).
+    model: checkpoint path or folder / ``"starter"`` / preset name or config of any family
+        (scratch) / a forecaster. train_series: ``TimeSeries`` or 1-D arrays (NaN = missing);
+        for TiRex-2 also ``VariateSeries`` (``rexforge.data.multivariate``: several targets,
+        past and known-future covariates).
     options: any ``TrainConfig`` field (``prediction_length``, ``max_steps``, ``lr``,
         ``num_nodes``, ...).
     accelerator, devices, strategy: Lightning's. A multi-process run started by torchrun,
@@ -227,14 +260,13 @@ def fit(
         model, train_series, mode, options, guarded
     )
     check_launch(settings.num_nodes, devices)
-    sampler, val, n_series = _windows(
-        train_series, settings, config.input_patch_size, validation, skip_short
-    )
+    hooks = training_family(config)
+    windows = hooks.windows(train_series, settings, config, validation, skip_short)
     run_dir = Path(output_dir)
     ckpt_path = _prepare_run_folder(run_dir, resume, config, settings)
     if on_start is not None:
         on_start(settings)
-    module, data = _build_module(settings, config, base_state, sampler, val, n_series)
+    module, data = _build_module(settings, config, base_state, windows)
     trainer_options = {
         "accelerator": accelerator,
         "devices": devices,
@@ -253,7 +285,7 @@ def fit(
             trainer, module, data, ckpt_path, on_interrupt, run_dir, base_state, guarded
         )
     result = _export(
-        trainer, module, settings, config, provenance, data_description, run_dir, metrics
+        trainer, module, settings, config, provenance, data_description, run_dir, metrics, hooks
     )
     if report is not None:
         seconds = time.perf_counter() - started
@@ -288,29 +320,32 @@ def _prepare_run_folder(run_dir: Path, resume, config, settings: TrainConfig) ->
     return ckpt_path
 
 
-def _build_module(settings: TrainConfig, config, base_state, sampler, val, n_series: int):
+def _build_module(settings: TrainConfig, config, base_state, windows):
     """(training module, data module), seeded: the same seed builds the same run."""
     import lightning as L
 
     from rexforge.train.datamodule import WindowDataModule
-    from rexforge.train.module import TiRexTrainingModule
+    from rexforge.train.module import TrainingModule
 
     L.seed_everything(settings.seed, workers=True, verbose=False)
-    module = TiRexTrainingModule(config.to_dict(), settings.to_dict(), base_state)
+    module = TrainingModule(config.to_dict(), settings.to_dict(), base_state)
     logger.info(
         "mode %s: %d trainable / %d frozen parameters; %d training windows in %d series",
         settings.mode,
         module.param_counts["trainable"],
         module.param_counts["frozen"],
-        sampler.num_windows,
-        n_series,
+        windows.sampler.num_windows,
+        windows.num_series,
     )
     data = WindowDataModule(
-        sampler,
-        val,
+        windows.sampler,
+        windows.validation,
         batch_size=settings.batch_size,
         seed=settings.seed,
         num_workers=settings.num_workers,
+        make_stream=windows.make_stream,
+        collate=windows.collate,
+        val_collate=windows.val_collate,
     )
     return module, data
 
@@ -347,17 +382,17 @@ def _file_report(report, result: FitResult, seconds: float, settings, chosen, is
     result.report = report
 
 
-def _auto_settings(train_series, settings: TrainConfig, config: TiRexConfig, options: dict):
+def _auto_settings(train_series, settings: TrainConfig, config, options: dict):
     """``settings`` with the options the caller left out chosen by ``train.auto``."""
     from rexforge.train.auto import choose_settings
 
-    lengths = [len(x) for x in as_arrays(train_series)[0]]
+    hooks = training_family(config)
     chosen = choose_settings(
         settings.mode,
-        lengths,
+        hooks.series_lengths(train_series),
         settings.prediction_length,
-        num_blocks=config.block_kwargs.num_blocks,
-        patch_size=config.input_patch_size,
+        num_blocks=hooks.num_blocks(config),
+        patch_size=hooks.patch_size(config),
         explicit={k: v for k, v in options.items() if v is not None},
     )
     if chosen.values:
@@ -380,7 +415,7 @@ def _guard(trainer, module, data, zero_shot_tail, base_state, run_dir: Path):
     """Load the best checkpoint into ``module`` and score it; when it does not beat
     ``zero_shot``, return a fresh module holding the base weights instead (LoRA adapters at
     zero add nothing). Returns (module to export, report)."""
-    from rexforge.train.module import TiRexTrainingModule
+    from rexforge.train.module import TrainingModule
 
     best = run_dir / "checkpoints" / "best.ckpt"
     best_step = None
@@ -399,66 +434,31 @@ def _guard(trainer, module, data, zero_shot_tail, base_state, run_dir: Path):
     if keep_fine_tuned(zero_shot, tuned, upper):
         return module, report
     report.kept = "base"
-    base = TiRexTrainingModule(
-        dict(module.hparams.model_config), module.settings.to_dict(), base_state
-    )
+    base = TrainingModule(dict(module.hparams.model_config), module.settings.to_dict(), base_state)
     return base, report
 
 
-def _resolve_model(model, settings: TrainConfig) -> tuple[TiRexConfig, dict | None, dict]:
-    """The base's config (train_ctx_len set to the training context), weights and provenance;
-    fills the provenance and the context length into ``settings``. The one writer of a
-    trained model's train_ctx_len; exports store it once, in the model config."""
+def _resolve_model(model, settings: TrainConfig) -> tuple[Any, dict | None, dict]:
+    """The base's config (its context set to the training context by the family's hooks),
+    weights and provenance; fills the provenance and the context length into ``settings``.
+    The one writer of a trained model's context; exports store it once, in the model config."""
     config, base_state, provenance = resolve_base(model, settings.mode)
+    hooks = training_family(config)
     settings.base_checkpoint = provenance.get("base_checkpoint")
     settings.base_sha256 = provenance.get("base_sha256")
     settings.derived_from_nxai_weights = bool(provenance.get("derived_from_nxai_weights"))
     settings.rollout = provenance.get("default_rollout", "exact")
-    P = config.input_patch_size
-    settings.context_length = round_up(settings.context_length or config.train_ctx_len, P)
-    if config.train_ctx_len != settings.context_length:
-        # Forecasting pads (NaN) or cuts every context to train_ctx_len, and the sLSTM state
-        # moves on every padded patch too: the model must forecast with the padding it trains
-        # with. (The starter, trained on 512-step windows but exported with 1024, scored 5%
-        # worse in MASE on Tourism until its train_ctx_len was set to 512.)
+    P = hooks.patch_size(config)
+    default = hooks.default_context(config)
+    settings.context_length = round_up(settings.context_length or default, P)
+    if default != settings.context_length:
         logger.info(
-            "train_ctx_len %d -> %d: the trained model pads or cuts contexts to the length it "
+            "model context %d -> %d: the trained model pads or cuts contexts to the length it "
             "trains on (--context-length)",
-            config.train_ctx_len,
+            default,
             settings.context_length,
         )
-        config = replace(config, train_ctx_len=settings.context_length)
-    return config, base_state, provenance
-
-
-def _windows(train_series, settings: TrainConfig, patch_size: int, validation, skip_short):
-    """(training window sampler, validation windows or None, number of series used)."""
-    from rexforge.data.sampler import WindowSampler
-    from rexforge.train.auto import validation_windows_per_series
-    from rexforge.train.datamodule import HoldoutWindows
-
-    train_future = round_up(settings.prediction_length, patch_size)
-    arrays, names = as_arrays(train_series)
-    H = settings.prediction_length
-    arrays, names = check_lengths(
-        arrays, names, H, train_future, validation, skip_short, settings.partial_future
-    )
-    lengths = [len(x) for x in arrays]
-    held_out = validation_windows_per_series(lengths, H, settings.validation_windows or 1)
-    train_arrays = [x[: len(x) - k * H] for x, k in zip(arrays, held_out)] if validation else arrays
-    sampler = WindowSampler(
-        train_arrays,
-        settings.context_length,
-        train_future,
-        partial_future=settings.partial_future,
-        series_weight_power=settings.series_weight_power,
-    )
-    val = (
-        HoldoutWindows(arrays, settings.context_length, H, train_future, held_out)
-        if validation
-        else None
-    )
-    return sampler, val, len(arrays)
+    return hooks.training_config(config, settings), base_state, provenance
 
 
 def _trainer(
@@ -605,10 +605,11 @@ def _train(trainer, module, data, ckpt_path, on_interrupt, run_dir: Path) -> Non
 
 
 def _export(
-    trainer, module, settings, config, provenance, data_description, run_dir: Path, metrics
+    trainer, module, settings, config, provenance, data_description, run_dir: Path, metrics, hooks
 ):
-    """Write ``final/`` (rank zero) and return the run's ``FitResult``."""
+    """Write ``final/`` (rank zero, in the family's layout) and return the run's ``FitResult``."""
     from rexforge.forecast.api import load_model
+    from rexforge.io.checkpoint import distinct_tensors
     from rexforge.train.lora import lora_state_dict, merge_lora
 
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -619,7 +620,7 @@ def _export(
         if settings.mode == "lora":
             from safetensors.torch import save
 
-            adapters = {k: v.contiguous() for k, v in lora_state_dict(trained).items()}
+            adapters = distinct_tensors(lora_state_dict(trained))
             atomic_write_bytes(final_dir / "adapter.safetensors", save(adapters))
             merge_lora(trained)
         metadata = {
@@ -631,7 +632,7 @@ def _export(
             "metrics": metrics,
         }
         state = {k: v.detach().clone() for k, v in trained.state_dict().items()}
-        official = write_export(final_dir, Checkpoint(config, state, metadata))
+        official = hooks.export(final_dir, config, state, metadata)
         logger.info("exported %s (official file: %s)", final_dir, official)
     forecaster = load_model(final_dir) if (final_dir / "config.json").exists() else None
     return FitResult(
@@ -703,23 +704,24 @@ def _check_resume_matches(path, config, settings, run_dir: Path, resume) -> int:
             f"cannot resume from {path}: not a rexforge training checkpoint (no model_config "
             "and train_config); to start from a model's weights, fine-tune it with --model"
         )
-    # train_ctx_len follows --context-length (see fit), so runs saved before it did resume.
-    saved_config = replace(
-        TiRexConfig.from_dict(saved["model_config"]), train_ctx_len=config.train_ctx_len
-    )
+    # The context follows --context-length (see fit), so runs saved before it did resume.
+    saved_config = _saved_config(saved["model_config"], config, settings)
     # A setting the checkpoint lacks did not exist when it was saved: it trained as the default.
     old_settings = {**TrainConfig().to_dict(), **saved["train_config"]}
+    if old_settings.get("lora_targets") == list(training_family(config).lora_targets):
+        old_settings["lora_targets"] = None  # saved before None meant the family's default
     new_settings = settings.to_dict()
     changed = [
         key
         for key in new_settings
         if key not in RESUMABLE_CHANGES and old_settings.get(key) != new_settings[key]
     ]
-    if not changed and saved_config.to_dict() == config.to_dict():
+    same_model = saved_config is not None and saved_config.to_dict() == config.to_dict()
+    if not changed and same_model:
         return int(checkpoint.get("global_step", 0))
     was = ", ".join(f"{key} {old_settings.get(key)!r}" for key in changed)
     asks = ", ".join(f"{key} {new_settings[key]!r}" for key in changed)
-    if saved_config.to_dict() != config.to_dict():
+    if not same_model:
         was, asks = ", ".join(filter(None, ["another model config", was])), asks or "this one"
     if resume == "auto":
         raise CheckpointError(
@@ -729,6 +731,21 @@ def _check_resume_matches(path, config, settings, run_dir: Path, resume) -> int:
     raise CheckpointError(
         f"cannot resume from {path}: it was trained with {was}; this command asks {asks}"
     )
+
+
+def _saved_config(model_config: dict, config, settings: TrainConfig):
+    """The config a checkpoint was trained with, its context set as this run sets it (None:
+    a config no registered family reads, which then differs from any)."""
+    from rexforge.registry import family_of
+
+    try:
+        family = family_of(model_config)
+        saved = family.config_class.from_dict(model_config)
+    except ConfigError:
+        return None
+    if type(saved) is not type(config):
+        return None
+    return family.training_hooks.training_config(saved, settings)
 
 
 def _write_run_config(run_dir, config, settings, data_description, trainer_options, validation):

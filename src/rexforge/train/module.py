@@ -1,8 +1,11 @@
-"""The LightningModule: a thin shell around ``TiRexModel`` + ``window_loss``.
+"""The LightningModule: a thin shell around a family's network and its training hooks.
 
 It builds the network from plain dicts (``save_hyperparameters``), so a Lightning checkpoint
-rebuilds it; it owns no data logic beyond a counter of micro-batches, which seeds contiguous
-patch masking (a pure function of the step: a resumed run masks exactly as an unbroken one).
+rebuilds it; the family (TiRex, TiRex-2) is the one its model config belongs to
+(``rexforge.registry``), and everything that differs between families comes from that
+family's hooks (``train.family``). It owns no data logic beyond a counter of micro-batches,
+which seeds contiguous patch masking (a pure function of the step: a resumed run masks
+exactly as an unbroken one).
 """
 
 from __future__ import annotations
@@ -13,20 +16,19 @@ import lightning as L
 import numpy as np
 import torch
 
-from rexforge.config import TiRexConfig
 from rexforge.io.checkpoint import load_state_dict_strict
-from rexforge.model.tirex import TiRexModel
-from rexforge.train.datamodule import rank_rows
+from rexforge.registry import family_of
+from rexforge.train.family import RankShare
 from rexforge.train.lora import lora_state_dict
 from rexforge.train.modes import apply_mode
-from rexforge.train.objective import MaskingConfig, tokens_loss, window_loss, window_tokens
+from rexforge.train.objective import MaskingConfig
 from rexforge.train.settings import TrainConfig, lr_factor
 
 logger = logging.getLogger(__name__)
 
 
-class TiRexTrainingModule(L.LightningModule):
-    """model_config: ``TiRexConfig.to_dict()``; train_config: ``TrainConfig.to_dict()``;
+class TrainingModule(L.LightningModule):
+    """model_config: the family config's ``to_dict()``; train_config: ``TrainConfig.to_dict()``;
     base_state_dict: starting weights (None for ``scratch``), loaded before the mode applies."""
 
     def __init__(self, model_config: dict, train_config: dict, base_state_dict: dict | None = None):
@@ -34,9 +36,9 @@ class TiRexTrainingModule(L.LightningModule):
         self.save_hyperparameters(ignore=["base_state_dict"])
         self.settings = TrainConfig.from_dict(train_config).validate()  # resolves defaults
         s = self.settings
-        self.model = TiRexModel(
-            TiRexConfig.from_dict(model_config), kernel=s.kernel, numerics="fp32"
-        )
+        family = family_of(model_config)
+        self.hooks = family.training_hooks
+        self.model = self.hooks.build(family.config_class.from_dict(model_config), s)
         if base_state_dict is not None:
             load_state_dict_strict(self.model, base_state_dict, s.base_checkpoint or "base weights")
         self.param_counts = apply_mode(
@@ -56,26 +58,22 @@ class TiRexTrainingModule(L.LightningModule):
         # LoRA checkpoints hold only the adapters; the base comes from base_checkpoint again.
         self.strict_loading = s.mode != "lora"
         self._val_outputs: list[dict[str, np.ndarray]] = []
-        self._compiled_loss = None  # built on the first training step when settings.compile
+        self._loss = None  # the family's loss function, built on the first training step
         self.val_unit_losses: np.ndarray | None = None  # [N] of the last validation, see below
 
     # -- training ------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int):
+    def training_step(self, batch, batch_idx: int):
         # batch: the global batch, which every rank draws (datamodule). Its masks are seeded by
         # (seed, micro-batch) alone, so every rank masks it as one process would; independent
         # of resume and worker count.
         key = self.settings.seed * 1_000_003 * 1_000_000_007 + self.micro_step
         gen = torch.Generator().manual_seed(key % (2**63))
         self.micro_step += 1
-        tokens, targets = window_tokens(
-            batch["context"],
-            batch["future"],
-            self.model.config.input_patch_size,
-            masking=self.masking,
-            generator=gen,
-        )  # random draws and data-dependent cuts stay eager; the rest may be compiled
-        tokens, targets, weight = self._own_rows(tokens, targets)
-        loss = self.training_loss(tokens, targets)  # this rank's mean
+        if self._loss is None:  # (with settings.compile, the first call compiles)
+            self._loss = self.hooks.loss_function(self.model, self.settings)
+        world = self.trainer.world_size if self._trainer is not None else 1
+        share = RankShare(self.global_rank, world) if world > 1 else None
+        loss, weight = self._loss(batch, self.masking, gen, share)  # this rank's mean
         if not torch.isfinite(loss):
             # Skip this update (returning None) and stop: the weights stay the last good ones.
             self.nonfinite_step = self.global_step
@@ -88,55 +86,22 @@ class TiRexTrainingModule(L.LightningModule):
                 self.nonfinite_batch,
             )
             return None
-        self.log("train_loss", loss, prog_bar=True, batch_size=tokens.shape[0])
+        size = self.hooks.batch_size_of(batch) // world  # this rank's windows
+        self.log("train_loss", loss, prog_bar=True, batch_size=size)
         self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
         return loss if weight is None else loss * weight
 
-    def _own_rows(self, tokens: torch.Tensor, targets: torch.Tensor):
-        """This rank's rows of the global batch, and the weight of its mean loss (None: one
-        process). DDP averages the ranks' gradients; weighting each rank's mean by
-        W x (its valid targets) / (the batch's) makes that average the gradient of the global
-        batch's mean loss, as in one process, also when NaN targets are spread unevenly."""
-        world = self.trainer.world_size if self._trainer is not None else 1
-        if world == 1:
-            return tokens, targets, None
-        rows = rank_rows(tokens.shape[0], self.global_rank, world)
-        valid_all = (~torch.isnan(targets)).sum().clamp(min=1)
-        tokens, targets = tokens[rows], targets[rows]
-        weight = world * (~torch.isnan(targets)).sum() / valid_all
-        return tokens, targets, weight
-
-    def training_loss(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``tokens_loss``, through ``torch.compile`` when the ``compile`` setting is on."""
-        if not self.settings.compile:
-            return tokens_loss(self.model, tokens, targets)
-        if self._compiled_loss is None:
-            import functools
-
-            from rexforge.kernels.reference import slstm_torch_ref
-
-            # The reference recurrence: plain tensor ops that Inductor unrolls and fuses.
-            self._compiled_loss = torch.compile(
-                functools.partial(tokens_loss, self.model, kernel=slstm_torch_ref), dynamic=False
-            )
-        return self._compiled_loss(tokens, targets)
-
     # -- validation: loss on the held-out windows, plus WQL/MASE of real rollouts ----------
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int):
-        from rexforge.forecast.engine import PadStateCache, forecast_quantiles
-
-        B = batch["context"].shape[0]
-        loss = window_loss(self.model, batch["context"], batch["future"])
-        self.log("val_loss", loss, prog_bar=True, batch_size=B, sync_dist=True)
+    def validation_step(self, batch, batch_idx: int):
         H = self.settings.prediction_length
-        q = forecast_quantiles(
-            self.model, batch["context"], H, PadStateCache(), rollout=self.settings.rollout
-        )  # [B, H, Q]
+        out = self.hooks.validation_forecasts(self.model, batch, H, self.settings.rollout)
+        N = out.y.shape[0]
+        self.log("val_loss", out.loss, prog_bar=True, batch_size=N, sync_dist=True)
         self._val_outputs.append(
             {
-                "y": batch["future"][:, :H].double().cpu().numpy(),
-                "q": q.double().cpu().numpy(),
-                "scale": batch["mase_scale"].double().cpu().numpy(),
+                "y": out.y.double().cpu().numpy(),  # [N, H]
+                "q": out.q.double().cpu().numpy(),  # [N, H, Q]
+                "scale": out.scale.double().cpu().numpy(),  # [N]
             }
         )
 
@@ -207,3 +172,7 @@ class TiRexTrainingModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.micro_step = int(checkpoint.get("rexforge", {}).get("micro_step", 0))
+
+
+# The name of the class before TiRex-2 trained through it (scripts and tests patch it).
+TiRexTrainingModule = TrainingModule

@@ -23,7 +23,8 @@ from rexforge.errors import ConfigError, collect_problems
 # ``modes`` use them from here).
 Mode = Literal["scratch", "full", "freeze", "lora"]
 MODES = typing.get_args(Mode)
-# LoRA: the sLSTM gate projections and the feed-forward projections of every block.
+# LoRA on TiRex: the sLSTM gate projections and the feed-forward projections of every block
+# (each family's default: ``train.family.TrainingFamily.lora_targets``).
 DEFAULT_TARGETS = (
     "blocks.*.slstm_layer.fgate",
     "blocks.*.slstm_layer.igate",
@@ -183,10 +184,12 @@ class TrainConfig:
         LORA_RANK, commands=FINETUNE, help="mode lora: adapter rank (default: auto)"
     )
     lora_alpha: float = option(LORA_ALPHA, commands=FINETUNE, help="mode lora: scaling alpha")
-    lora_targets: list[str] = option(
-        default_factory=lambda: list(DEFAULT_TARGETS),
+    # None: the model family's projections (TiRex: sLSTM gates and feed-forward; TiRex-2:
+    # mLSTM/sLSTM gates and projections, attention, feed-forward).
+    lora_targets: list[str] | None = option(
+        None,
         commands=FINETUNE,
-        help="mode lora: glob patterns of adapted module names",
+        help="mode lora: glob patterns of adapted module names (default: the family's projections)",
     )
     seed: int = option(
         0,
