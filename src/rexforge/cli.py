@@ -42,10 +42,10 @@ COMMANDS: dict[str, Command] = {
         "rexforge.eval.command", "evaluate", "backtest models and baselines, write a report"
     ),
     "pretrain": Command(
-        "rexforge.train.command", "pretrain", "pretrain a TiRex model from scratch"
+        "rexforge.train.command", "pretrain", "pretrain a TiRex or TiRex-2 model from scratch"
     ),
     "finetune": Command(
-        "rexforge.train.command", "finetune", "fine-tune a TiRex model on your data"
+        "rexforge.train.command", "finetune", "fine-tune a TiRex or TiRex-2 model on your data"
     ),
     "export": Command(
         "rexforge.io.export_command",

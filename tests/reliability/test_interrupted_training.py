@@ -270,16 +270,16 @@ def test_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(tmp_path, da
 def test_nonfinite_loss_names_step_and_batch_and_keeps_the_last_good_checkpoint(
     tmp_path, data_csv, monkeypatch
 ):
-    import rexforge.train.module as module
+    import rexforge.train.objective as objective  # TiRex's loss, looked up on the first step
 
-    real, calls = module.tokens_loss, {"n": 0}
+    real, calls = objective.tokens_loss, {"n": 0}
 
     def diverging(*args, **kwargs):
         calls["n"] += 1
         loss = real(*args, **kwargs)
         return loss + float("inf") if calls["n"] == 5 else loss  # the 5th batch: index 4
 
-    monkeypatch.setattr(module, "tokens_loss", diverging)
+    monkeypatch.setattr(objective, "tokens_loss", diverging)
     out = tmp_path / "nan"
     with pytest.raises(InputError) as info:
         fit("tirex-test", load_series(data_csv), output_dir=out, **OPTIONS)

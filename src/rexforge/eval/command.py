@@ -92,32 +92,37 @@ def evaluate(
     """
     args = SimpleNamespace(**locals())  # first: the parameters only
 
-    from rexforge.eval.backtest import backtest
-    from rexforge.eval.covariates import backtest_covariates
-
     items = _load_covariate_items(args)  # None without covariate options
     series, horizon, season, label = _resolve(args, items)
     forecasters = _build_forecasters(args, season)
-    run_backtest = backtest if items is None else backtest_covariates
-    results = []
-    for name, forecaster in forecasters:
-        start = time.perf_counter()
-        result = run_backtest(
-            forecaster,
-            series if items is None else items,
-            horizon,
-            windows=windows,
-            stride=stride,
-            context_length=truncate_context,
-            season=season,
-            batch_size=batch_size,
-            name=name,
-        )
-        elapsed = time.perf_counter() - start
-        log.info("%s: %d series x %d window(s) in %.1f s", name, len(series), windows, elapsed)
-        results.append(result)
+    results = [
+        _backtest(args, name, forecaster, series, items, horizon, season)
+        for name, forecaster in forecasters
+    ]
     _report(args, results, series, horizon, season, label)
     return 0
+
+
+def _backtest(args, name: str, forecaster, series: list, items, horizon: int, season: int):
+    """One forecaster's backtest (``backtest_covariates`` where the file has covariates)."""
+    from rexforge.eval.backtest import backtest
+    from rexforge.eval.covariates import backtest_covariates
+
+    start = time.perf_counter()
+    result = (backtest if items is None else backtest_covariates)(
+        forecaster,
+        series if items is None else items,
+        horizon,
+        windows=args.windows,
+        stride=args.stride,
+        context_length=args.truncate_context,
+        season=season,
+        batch_size=args.batch_size,
+        name=name,
+    )
+    elapsed = time.perf_counter() - start
+    log.info("%s: %d series x %d window(s) in %.1f s", name, len(series), args.windows, elapsed)
+    return result
 
 
 def _split(text: str | None) -> list[str]:

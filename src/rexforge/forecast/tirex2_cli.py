@@ -61,35 +61,9 @@ def forecast_table_file(
     """
     from rexforge.data.sources import read_table
     from rexforge.forecast.command import write_forecast
-    from rexforge.forecast.tirex2_api import TiRex2Forecaster
 
-    if unsupported:
-        raise InputError(
-            f"{', '.join(unsupported)} cannot be combined with several targets or covariates "
-            "(a long table forecast with TiRex-2)"
-        )
-    if not isinstance(model, TiRex2Forecaster):
-        raise InputError(
-            "--target with several columns, --past-covariates, --future-covariates and "
-            f"--future-data need a model that takes covariates (TiRex-2); {model.source or 'this'}"
-            f" is a {type(model.model).__name__}"
-        )
-    if rollout not in (None, "median"):
-        raise InputError(
-            f"--rollout {rollout} applies to TiRex models; TiRex-2 has --rollout median"
-        )
-    cap = model.config.future_len
-    if horizon > cap and rollout is None:
-        raise InputError(
-            f"this TiRex-2 model forecasts at most {cap} steps per pass, got --horizon {horizon}; "
-            "add --rollout median to forecast further (the median is fed back as context)"
-        )
     futures = _names(future_covariates)
-    if futures and future_data is None:
-        raise InputError(
-            f"--future-covariates {','.join(futures)} need their values over the forecast "
-            "steps: give them in --future-data FILE"
-        )
+    _check_request(model, horizon, rollout, futures, future_data, unsupported)
     df = read_table(data)
     future_df = None if future_data is None else read_table(future_data)
     id_column = _key_column(df, id_column, DEFAULT_ID, "--id-column")
@@ -123,6 +97,38 @@ def forecast_table_file(
         )
         logger.info("wrote fan chart to %s", plot)
     return frame
+
+
+def _check_request(model, horizon: int, rollout, futures, future_data, unsupported) -> None:
+    """One ``InputError`` for options that cannot go together, before any file is read."""
+    from rexforge.forecast.tirex2_api import TiRex2Forecaster
+
+    if unsupported:
+        raise InputError(
+            f"{', '.join(unsupported)} cannot be combined with several targets or covariates "
+            "(a long table forecast with TiRex-2)"
+        )
+    if not isinstance(model, TiRex2Forecaster):
+        raise InputError(
+            "--target with several columns, --past-covariates, --future-covariates and "
+            f"--future-data need a model that takes covariates (TiRex-2); {model.source or 'this'}"
+            f" is a {type(model.model).__name__}"
+        )
+    if rollout not in (None, "median"):
+        raise InputError(
+            f"--rollout {rollout} applies to TiRex models; TiRex-2 has --rollout median"
+        )
+    cap = model.config.future_len
+    if horizon > cap and rollout is None:
+        raise InputError(
+            f"this TiRex-2 model forecasts at most {cap} steps per pass, got --horizon {horizon}; "
+            "add --rollout median to forecast further (the median is fed back as context)"
+        )
+    if futures and future_data is None:
+        raise InputError(
+            f"--future-covariates {','.join(futures)} need their values over the forecast "
+            "steps: give them in --future-data FILE"
+        )
 
 
 def _names(text: str | None) -> list[str]:

@@ -99,7 +99,7 @@ def pretrain(
     run: RunOptions,
     train: TrainOptions,
 ) -> int:
-    """Pretrain a TiRex model from scratch.
+    """Pretrain a TiRex or TiRex-2 model from scratch.
 
     Args:
         output_dir: run folder, e.g. runs/my-run
@@ -126,7 +126,7 @@ def finetune(
     run: RunOptions,
     train: TrainOptions,
 ) -> int:
-    """Fine-tune a TiRex model on your data.
+    """Fine-tune a TiRex or TiRex-2 model on your data.
 
     Args:
         data: CSV/Parquet/Arrow file(s) of series

@@ -222,35 +222,21 @@ def fit(
 
     model: checkpoint path or folder / ``"starter"`` / preset name or config of any family
         (scratch) / a forecaster. train_series: ``TimeSeries`` or 1-D arrays (NaN = missing);
-        for TiRex-2 also ``VariateSeries`` (``rexforge.data.multivariate``: several targets,
-        past and known-future covariates).
-    options: any ``TrainConfig`` field (``prediction_length``, ``max_steps``, ``lr``,
-        ``num_nodes``, ...).
-    accelerator, devices, strategy: Lightning's. A multi-process run started by torchrun,
-        srun or by hand (``MASTER_ADDR``, ``NODE_RANK``, ``LOCAL_RANK``, ...) passes its
-        environment to Lightning; ``train.launch`` first checks that ``num_nodes`` x ``devices``
-        is the number of processes it started.
-    validation: hold out the last ``prediction_length`` steps of each series (val loss,
-        WQL, MASE, best checkpoint, early stopping).
-    resume: ``"auto"`` (continue from ``checkpoints/last.ckpt`` when present), a ``.ckpt``
-        path, or None (start over). A checkpoint trained with other settings is refused,
-        naming them.
-    precision: Lightning precision; default ``"32-true"`` on CPU, ``"bf16-mixed"`` on GPU.
-    progress_bar: a progress line (steps, loss, val metric, ETA); None = only in a terminal.
-    command_record: saved as ``command.yaml`` beside ``config.yaml`` once the inputs and the
-        resume check have passed (the CLI's resolved options), never for a run that did not
-        start.
-    on_start: called with the resolved settings once the inputs and the resume check have
-        passed (the CLI prints what will run there, so that a refused run says nothing).
-    auto: fine-tuning modes (full, freeze, lora) choose the options the caller left out from
-        the data (``train.auto``), and run the zero-shot guard (``train.guard``): the base is
-        scored on the held-out tail first, the best checkpoint is kept, and if it does not beat
-        zero-shot, ``final/`` is the base model. Every such run writes finetune_report.md/.json.
-    Returns a ``FitResult`` whose ``forecaster`` is loaded from ``final/``.
-    Raises ``InputError`` (data, divergence), ``ConfigError`` (options), ``CheckpointError``
-    (unreadable or mismatched checkpoint, disk full while saving: the previous checkpoint
-    stays), and ``TrainingInterrupted`` (a ``KeyboardInterrupt``) after Ctrl-C, once
-    ``last.ckpt`` holds the last finished step.
+        for TiRex-2 also ``VariateSeries`` (several targets, covariates).
+    options: any ``TrainConfig`` field (``prediction_length``, ``max_steps``, ``num_nodes``...).
+    accelerator, devices, strategy, precision: Lightning's (precision: 32-true on CPU,
+        bf16-mixed on GPU). A multi-process run started by torchrun, srun or by hand passes
+        its environment to Lightning once ``train.launch`` has checked its size.
+    validation: hold out each series' last horizon. resume: ``"auto"`` (``last.ckpt`` when
+        present), a ``.ckpt`` path, or None; a checkpoint of other settings is refused.
+    command_record / on_start: saved as ``command.yaml`` / called with the settings once the
+        inputs and the resume check have passed (never for a run that did not start).
+    auto: fine-tuning modes choose the options left out from the data (``train.auto``) and
+        run the zero-shot guard (``train.guard``): if the best checkpoint does not beat the base
+        on the held-out tail, ``final/`` is the base. Such runs write finetune_report.md/.json.
+    Returns a ``FitResult`` whose ``forecaster`` is loaded from ``final/``. Raises
+    ``InputError`` (data, divergence), ``ConfigError``, ``CheckpointError`` (the previous
+    checkpoint stays) and, after Ctrl-C, ``TrainingInterrupted`` once ``last.ckpt`` is saved.
     """
     from rexforge.train.launch import check_launch
     from rexforge.train.progress import quiet_lightning
