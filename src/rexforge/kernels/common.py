@@ -78,6 +78,11 @@ def check_numerics(numerics: str, allowed: tuple[str, ...] = KERNEL_NUMERICS) ->
         raise ValueError(f"numerics must be one of {allowed}, got {numerics!r}")
 
 
+def needs_grad(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd will record a kernel call on these inputs (None entries allowed)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def initial_state(batch: int, width: int, like: torch.Tensor) -> torch.Tensor:
     return torch.zeros(4, batch, width, dtype=torch.float32, device=like.device)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rexforge.kernels.common import check_numerics, maybe_round, round_bf16_
+from rexforge.kernels.common import check_numerics, maybe_round, needs_grad, round_bf16_
 
 
 def _forward(wx, state, R, b, numerics):
@@ -208,10 +208,8 @@ def slstm_fused_cpu(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """sLSTM recurrence; see ``kernels.common`` for the signature and layout."""
     check_numerics(numerics)
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (wx, state, recurrent_kernel, bias)
-    )
-    if needs_grad:
+    grad = needs_grad(wx, state, recurrent_kernel, bias)
+    if grad:
         return _FusedSLSTM.apply(wx, state, recurrent_kernel, bias, numerics)
     return _forward_inference(wx, state, recurrent_kernel, bias, numerics)
 

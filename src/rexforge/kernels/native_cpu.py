@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from rexforge.kernels.common import check_numerics
+from rexforge.kernels.common import check_numerics, needs_grad
 from rexforge.kernels.fused_cpu import slstm_fused_cpu
 
 # One step of the cell for every (head, series): reads the input projections wx [NH, B, 4, DH],
@@ -191,10 +191,8 @@ def slstm_native_cpu(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """sLSTM recurrence; see ``kernels.common`` for the signature and layout."""
     check_numerics(numerics)
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (wx, state, recurrent_kernel, bias)
-    )
-    if numerics != "fp32" or needs_grad or wx.device.type != "cpu":
+    grad = needs_grad(wx, state, recurrent_kernel, bias)
+    if numerics != "fp32" or grad or wx.device.type != "cpu":
         return slstm_fused_cpu(wx, state, recurrent_kernel, bias, numerics)
     return _forward_native(wx, state, recurrent_kernel, bias)
 
