@@ -88,6 +88,17 @@ def test_targets_and_covariates_equal_forecast_df(folder, tmp_path, capsys):
     assert list(got["target"][: HORIZON + 1]) == ["x"] * HORIZON + ["y"]
 
 
+def test_covariate_lists_read_the_same_space_or_comma_separated(folder, tmp_path, capsys):
+    tables(tmp_path)
+    future = ("--future-covariates", "calendar", "--future-data", str(tmp_path / "future.csv"))
+    outputs = []
+    for past in (["promo,calendar"], ["promo", "calendar"]):  # calendar as a past input too
+        args = command(folder, tmp_path, "--target", "x,y", "--past-covariates", *past, *future)
+        assert main(args) == 0, capsys.readouterr().err
+        outputs.append(pd.read_csv(tmp_path / "out.csv"))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
+
+
 def test_plot_has_one_panel_per_variate(folder, tmp_path, monkeypatch):
     tables(tmp_path)
     import rexforge.forecast.plot as plot

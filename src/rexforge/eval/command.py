@@ -50,8 +50,8 @@ def evaluate(
     output_dir: Path | None = None,
     no_plots: bool = False,
     target: str | None = None,
-    past_covariates: str | None = None,
-    future_covariates: str | None = None,
+    past_covariates: list[str] | None = None,
+    future_covariates: list[str] | None = None,
     id_column: str | None = None,
     timestamp_column: str | None = None,
     columns: list[str] | None = None,
@@ -80,7 +80,7 @@ def evaluate(
         output_dir: write tables and plots here
         no_plots: skip plots in --output-dir
         target: file: target column (with covariates: a,b for several)
-        past_covariates: file, long layout: past-only covariate columns (COL or COL,COL), given
+        past_covariates: file, long layout: past-only covariate columns (a b, or a,b), given
             to models that take covariates (TiRex-2); other forecasters use the target alone
         future_covariates: file, long layout: known-future covariate columns; each window's
             model gets their values through the test window, never the test window's target
@@ -125,8 +125,11 @@ def _backtest(args, name: str, forecaster, series: list, items, horizon: int, se
     return result
 
 
-def _split(text: str | None) -> list[str]:
-    return [p.strip() for p in (text or "").split(",") if p.strip()]
+def _split(values: str | list[str] | None) -> list[str]:
+    """Names given as ``a,b``, ``a b`` or a list of either (``column_names``)."""
+    from rexforge.data.sources import column_names
+
+    return column_names(values) or []
 
 
 def _load_data(args) -> tuple[list, int | None, int | None, str]:

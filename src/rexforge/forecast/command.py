@@ -56,8 +56,8 @@ def forecast(
     batch_size: int = 512,
     context_length: int | None = None,
     rollout: Literal["exact", "stateful", "median"] | None = None,
-    past_covariates: str | None = None,
-    future_covariates: str | None = None,
+    past_covariates: list[str] | None = None,
+    future_covariates: list[str] | None = None,
     future_data: Path | None = None,
     resample_strategy: Literal["frequency"] | None = None,
     numerics: Literal["official", "bf16", "fp32", "fast"] = "bf16",
@@ -86,7 +86,7 @@ def forecast(
             bundled starter. TiRex-2: median forecasts past the model's cap (320 steps) by
             feeding the median back as context
         past_covariates: TiRex-2, long layout: columns known up to the forecast start only
-            (COL or COL,COL); --target may then name several targets (a,b)
+            (a b, or a,b); --target may then name several targets (a,b)
         future_covariates: TiRex-2, long layout: columns known ahead, with their values over
             the forecast steps in --future-data (default with --future-data: the columns it
             shares with --data)
@@ -184,9 +184,8 @@ def _forecast_table(args: SimpleNamespace) -> bool:
     from rexforge.forecast.api import load_model
 
     source = args.source
-    if not tirex2_cli.wants_table_forecast(
-        source.target, args.past_covariates, args.future_covariates, args.future_data
-    ):
+    pasts, futures = _joined(args.past_covariates), _joined(args.future_covariates)
+    if not tirex2_cli.wants_table_forecast(source.target, pasts, futures, args.future_data):
         return False
     given = {
         "stream": args.stream,
@@ -201,8 +200,8 @@ def _forecast_table(args: SimpleNamespace) -> bool:
         args.horizon,
         args.output,
         target=source.target,
-        past_covariates=args.past_covariates,
-        future_covariates=args.future_covariates,
+        past_covariates=pasts,
+        future_covariates=futures,
         future_data=args.future_data,
         id_column=source.id_column,
         timestamp_column=source.timestamp_column,
@@ -216,6 +215,14 @@ def _forecast_table(args: SimpleNamespace) -> bool:
         ],
     )
     return True
+
+
+def _joined(columns: list[str] | None) -> str | None:
+    """Columns given as ``a b`` or ``a,b`` (``column_names``) as one ``a,b`` string."""
+    from rexforge.data.sources import column_names
+
+    names = column_names(columns)
+    return None if names is None else ",".join(names)
 
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
