@@ -160,3 +160,28 @@ def test_help_imports_no_torch_pandas_or_lightning():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    """``rexforge forecast --output - | head -1``: the closed pipe is no traceback. The pipe's
+    read end is closed before the command writes, so every write meets the closed pipe."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import rexforge
+
+    data = Path(rexforge.__file__).parent / "assets" / "sample_data.csv"
+    args = ["forecast", "--data", str(data), "--horizon", "48", "--output", "-"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rexforge.cli", *args], stdout=write_end, stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(write_end)
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
