@@ -22,10 +22,10 @@ def _help(command: str, capsys) -> str:
         ("forecast", ["--batch-size BATCH_SIZE series per forward pass (type: int, default: 512)"]),
         ("forecast", ["--numerics {official,bf16,fp32,fast}", "default: bf16", "--skip-bad"]),
         ("embed", ["--numerics {official,bf16,fp32,fast}", "default: official"]),
-        ("info", ["--json print machine-readable JSON (default: False)"]),
+        ("info", ["--json print machine-readable JSON --"]),  # a switch: no type, no default
         ("evaluate", ["--windows WINDOWS rolling windows per series (type: int, default: 1)"]),
         ("evaluate", ["--season SEASON, --season-length SEASON", "auto_ets"]),
-        ("pretrain", ["--max-steps MAX_STEPS optimizer steps (default 20000)", "default: 20000"]),
+        ("pretrain", ["--max-steps MAX_STEPS optimizer steps (default 20000) (type: int) --"]),
         ("pretrain", ["--preset PRESET architecture preset of any family", "default: tirex-1m"]),
         ("finetune", ["--horizon HORIZON, --prediction-length HORIZON", "default: 64"]),
         ("finetune", ["--mode {scratch,full,freeze,lora}", "default: full", "--seasonal-synth"]),

@@ -48,6 +48,27 @@ class Spelling:
     default: Any = UNSET  # this command's default, where not the field's
 
 
+class HelpFormatter(jsonargparse.DefaultHelpFormatter):
+    """jsonargparse's help with types as a user reads them (``path``, ``int | none`` ->
+    ``int``), none where the metavar already lists the choices or the option is a switch, and
+    no second default where the help text names its own (``(default 20000)``) or it is None."""
+
+    def _get_type_str(self, action: argparse.Action) -> str | None:
+        text = super()._get_type_str(action)
+        if text is None or "Literal[" in text or action.nargs == 0:
+            return None
+        text = re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", text)
+        text = re.sub(r"^Optional\[(.*)\]$", r"\1", text).replace(" | null", "")
+        return text.replace("Path", "path").replace("str", "text")
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action)
+        own_default = "default" in (action.help or "").lower()
+        if action.default in (None, False) or own_default:  # a switch is off unless given
+            text = re.sub(r"(, )?default: %\(default\)s", "", text)
+        return text.replace(" ()", "").replace("(, ", "(")
+
+
 class CommandParser(jsonargparse.ArgumentParser):
     """jsonargparse, with the flags spelled as rexforge spells them and one-line errors."""
 
@@ -58,6 +79,7 @@ class CommandParser(jsonargparse.ArgumentParser):
         self.dest_of: dict[str, str] = {}  # any spelling, as a YAML key -> dest
         self.subcommand_parsers: dict[str, CommandParser] = {}  # the top-level parser's
         self.help_values: dict[str, str] = {}  # {name} in a help text -> what it lists
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, exit_on_error=False, **kwargs)
 
     def add_argument(self, *args, **kwargs):
