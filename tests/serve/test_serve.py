@@ -334,3 +334,33 @@ def test_limits_refuse_nonsense():
         ServeLimits(max_series_per_request=0)
     with pytest.raises(ConfigError, match="max_wait_ms"):
         ServeLimits(max_wait_ms=-1)
+
+
+def test_a_tirex2_model_is_served_through_predict_quantiles():
+    """A second family needs no change to the service: its numbers are its
+    ``predict_quantiles``; TiRex's rollout option and horizons past the cap are 422s."""
+    import torch
+
+    from rexforge.families.tirex2 import TIREX2
+    from rexforge.forecast.tirex2_api import TiRex2Forecaster
+    from rexforge.model.tirex2 import TiRex2Model
+
+    torch.manual_seed(0)
+    config = TIREX2.presets["tirex2-test"]()
+    model = TiRex2Forecaster(TiRex2Model(config))
+    series = example_series(lengths=(48, 70))
+    with ServerThread(create_app(model, TEST_LIMITS)) as url:
+        status, health = call(f"{url}/health")
+        assert status == 200 and health["default_rollout"] is None
+        payload = {"series": [as_json_series(s) for s in series], "prediction_length": 6}
+        status, body = call(f"{url}/forecast", payload)
+        assert status == 200, body
+        quantiles, mean = model.predict_quantiles(series, 6)
+        np.testing.assert_allclose(body["quantiles"], quantiles.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(body["mean"], mean.numpy(), rtol=1e-6)
+        status, body = call(f"{url}/forecast", {**payload, "rollout": "exact"})
+        assert status == 422 and "rollout" in body["error"]
+        too_far = {**payload, "prediction_length": config.future_len + 1}
+        status, body = call(f"{url}/forecast", too_far)
+        assert status == 422 and "at most" in body["error"], body
+        assert call(f"{url}/health")[0] == 200

@@ -105,7 +105,7 @@ def create_app(
             "status": "ok",
             "model": model_name,
             "quantile_levels": list(forecaster.quantiles),
-            "default_rollout": forecaster.default_rollout,
+            "default_rollout": _default_rollout(forecaster),
             # Requests per forward pass tells how much batching is happening under load.
             "forward_passes": batcher.forward_passes,
             "requests_served": batcher.requests_served,
@@ -141,10 +141,19 @@ def forecast_function(forecaster) -> ForecastFunction:
     """The batcher's forecast: ``forecaster.forecast``, then the requested levels as
     ``predict_quantiles`` computes them (linear between the trained levels)."""
 
+    from rexforge.eval.forecasters import ModelView
+
+    # TiRex's forecast takes a rollout; another family is served through the verb every
+    # family has (``predict_quantiles``), which refuses a horizon past the model's cap.
+    other_family = ModelView(forecaster) if _default_rollout(forecaster) is None else None
+
     def run(series: list[np.ndarray], key: ForecastKey) -> tuple[np.ndarray, np.ndarray]:
-        quantiles, mean = forecaster.forecast(
-            series, key.prediction_length, output_type="numpy", rollout=key.rollout
-        )
+        if other_family is not None:
+            quantiles, mean = other_family.forecast(series, key.prediction_length)
+        else:
+            quantiles, mean = forecaster.forecast(
+                series, key.prediction_length, output_type="numpy", rollout=key.rollout
+            )
         if key.quantile_levels is not None:
             trained = forecaster.quantiles
             levels = key.quantile_levels
@@ -187,12 +196,20 @@ def parse_forecast_request(
             422 if horizon < 1 else 413,
             f"prediction_length must be between 1 and {limits.max_prediction_length}, got {horizon}",
         )
+    default_rollout = _default_rollout(forecaster)
+    if request.rollout is not None and default_rollout is None:
+        raise RequestRejected(422, "rollout: this model has no rollout option (TiRex models do)")
     key = ForecastKey(
         prediction_length=horizon,
-        rollout=request.rollout or forecaster.default_rollout,
+        rollout=request.rollout or default_rollout,
         quantile_levels=_checked_levels(request.quantile_levels, forecaster.quantiles),
     )
     return arrays, key
+
+
+def _default_rollout(forecaster) -> str | None:
+    """A TiRex model's default rollout; None for a family without TiRex's rollouts."""
+    return getattr(forecaster, "default_rollout", None)
 
 
 def _checked_levels(levels: list[float] | None, trained: list[float]) -> tuple[float, ...] | None:

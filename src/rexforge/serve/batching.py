@@ -27,7 +27,7 @@ class ForecastKey:
     """What requests must agree on to be forecast together."""
 
     prediction_length: int
-    rollout: str
+    rollout: str | None  # None: the model has no rollout option
     quantile_levels: tuple[float, ...] | None
 
 
