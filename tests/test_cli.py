@@ -185,3 +185,23 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly():
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+@pytest.mark.parametrize("command", ["embed", "grow"])
+def test_tirex_only_commands_refuse_a_tirex2_model_in_one_line(command, tmp_path, capsys):
+    from pathlib import Path
+
+    import rexforge
+    from tests.io.test_tirex2_folder import random_forecaster
+
+    folder = tmp_path / "tirex2"
+    random_forecaster().save(folder)
+    data = Path(rexforge.__file__).parent / "assets" / "sample_data.csv"
+    args = {
+        "embed": ["embed", "--model", str(folder), "--data", str(data)],
+        "grow": ["grow", str(folder)],
+    }[command]
+    assert main([*args, "--output", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: rexforge {command} works on tirex models; {folder} is a tirex2 model"
+    assert not (tmp_path / "out.csv").exists()

@@ -180,6 +180,14 @@ def family_of(config_or_checkpoint: Any) -> ModelFamily:
     raise ConfigError(f"checkpoint or config is claimed by several model families: {names}")
 
 
+def require_family(config: Any, name: str, what: str, source: str) -> None:
+    """One ``ConfigError`` when ``config`` is not of family ``name``: for the commands that
+    work on one family only (``what``: "rexforge grow"; ``source``: the model as given)."""
+    family = family_of(config)
+    if family.name != name:
+        raise ConfigError(f"{what} works on {name} models; {source} is a {family.name} model")
+
+
 def resolve_config(spec: Any) -> tuple[ModelFamily, Any]:
     """``spec`` (a preset name, a family name, or a config instance) -> (family, config).
 

@@ -55,11 +55,12 @@ def embed(
     report = load_source(data, source)
     if report.problems:
         raise InputError(f"{data}: {format_problems(report.problems)}")
+    from rexforge.registry import require_family
+
+    forecaster = load_model(model, numerics=numerics)
+    require_family(forecaster.config, "tirex", "rexforge embed", model)
     embedding = TiRexEmbedding(
-        device="cpu",
-        data_augmentation=data_augmentation,
-        batch_size=batch_size,
-        model=load_model(model, numerics=numerics),
+        device="cpu", data_augmentation=data_augmentation, batch_size=batch_size, model=forecaster
     )
     vectors = embed_series(embedding, [s.target for s in report.series])  # [N, D]
     _write(output, [s.item_id for s in report.series], vectors)

@@ -22,8 +22,10 @@ def grow(model: str, *, output: Path, factor: int = 2) -> int:
     from rexforge.io.checkpoint import Checkpoint, write_export
     from rexforge.io.export_command import combined_checkpoint
     from rexforge.model.grow import deepen
+    from rexforge.registry import require_family
 
     source = combined_checkpoint([model], None)
+    require_family(source.config, "tirex", "rexforge grow", model)
     config, state = deepen(source.config, source.state_dict, factor)
     metadata = dict(source.metadata)
     metadata["grown_from"] = (
