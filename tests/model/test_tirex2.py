@@ -189,3 +189,26 @@ def test_official_size_matches_the_reference_layout_on_meta(monkeypatch):
     assert {k: v.shape for k, v in ours.state_dict().items()} == {
         k: v.shape for k, v in reference.state_dict().items()
     }
+
+
+# -- fast kernels ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, length", [("test", 70), ("wide", 290)])
+def test_fast_kernels_match_the_reference_kernels(name, length):
+    """The whole network with the "auto" kernels (the fast CPU ones where available) against
+    the same weights on the plain torch references: within 1e-5 of the output's size. Needs
+    no reference package. "wide" runs 73 patches: two mLSTM chunks, one of them short."""
+    config = PARITY_CONFIGS[name]
+    reference = TiRex2Model(config, slstm_kernel="torch_ref", mlstm_kernel="torch_ref").eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in reference.parameters():  # no weight keeps its symmetric initial value
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    fast = TiRex2Model(config).eval()
+    fast.load_state_dict(reference.state_dict())
+    assert fast.kernels["mlstm"] is not reference.kernels["mlstm"]
+    batch = example_batch(length)
+    with torch.no_grad():
+        expected = reference(batch["x"], batch["group_vector"], batch["target_mask"])
+        got = fast(batch["x"], batch["group_vector"], batch["target_mask"])
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item())
