@@ -12,8 +12,9 @@ context + future_len steps, 26 or 74 patches; the forecaster's default pads ever
 
 Per cell: median wall times over ``repeats`` calls after one warm-up call of (a) each
 recurrence kernel alone on the inputs the network gives it in its first block of that kind,
-(b) the whole forecast; the speed-ups; and the largest difference between the two models'
-forecasts relative to each forecast's largest value. The machine's cores may be shared with
+(b) the whole forecast; the speed-ups; the largest difference between the two models'
+forecasts relative to each forecast's largest value; and, for scale, the same difference
+between the reference's forecasts with and without 1e-7 relative noise on its sLSTM outputs. The machine's cores may be shared with
 other processes: the 1-minute load average is written beside every cell.
 """
 
@@ -90,6 +91,28 @@ def kernel_times(reference, fast, data: torch.Tensor, repeats: int) -> dict:
     return times
 
 
+def rounding_sensitivity(reference, data: torch.Tensor, relative: float = 1e-7) -> float:
+    """How far the reference forecasts move (relative to each forecast's largest value) when
+    every sLSTM output gets random relative noise of ``relative``, about one fp32 rounding:
+    the scale against which the fast kernels' deviation is to be read."""
+    model, exact = reference.model, reference.model.kernels["slstm"]
+    gen = torch.Generator().manual_seed(0)
+
+    def noisy(*args, **kwargs):
+        h = exact(*args, **kwargs)
+        return h * (1 + relative * torch.randn(h.shape, generator=gen))
+
+    want = reference.forecast(data, HORIZON, pad_context=False)
+    model.kernels = {**model.kernels, "slstm": noisy}
+    try:
+        got = reference.forecast(data, HORIZON, pad_context=False)
+    finally:
+        model.kernels = {**model.kernels, "slstm": exact}
+    return max(
+        ((g - w).abs().amax() / w.abs().amax().clamp_min(1e-12)).item() for g, w in zip(got, want)
+    )
+
+
 def walks(batch: int, length: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(batch, length, generator=gen).cumsum(-1) + 10.0
@@ -120,6 +143,7 @@ def cell(reference, fast, batch: int, context: int, repeats: int) -> dict:
         "forecast_reference_s": ref_s,
         "forecast_fast_s": fast_s,
         "forecast_max_deviation_relative": deviation,
+        "forecast_deviation_from_1e-7_noise": rounding_sensitivity(reference, data),
         "load_average": [load_before, os.getloadavg()[0]],
     }
 
@@ -135,12 +159,15 @@ def markdown(args, names: dict, rows: list[dict]) -> str:
         f"call; torch threads {torch.get_num_threads()}. Kernel times are one call of each "
         "kernel on the inputs of the network's first block of that kind. The machine's cores "
         f"are shared with other processes: load average (1 min) {min(loads):.2f} to "
-        f"{max(loads):.2f} during the run, so single timings are noisy.",
+        f'{max(loads):.2f} during the run, so single timings are noisy. "same from 1e-7 '
+        "noise\": the reference's forecasts against themselves with every sLSTM output "
+        "perturbed by 1e-7 relative noise (about one fp32 rounding): how much this random-"
+        "weight network amplifies rounding, the scale for the fast kernels' deviation.",
         "",
         "| batch | context | patches | sLSTM ref / fast (ms) | sLSTM speed-up | mLSTM ref / fast (ms) "
         "| mLSTM speed-up | forecast ref / fast (s) | forecast speed-up | max forecast "
-        "deviation (relative) | max kernel error (relative) | load avg |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "deviation (relative) | same from 1e-7 noise | max kernel error (relative) | load avg |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         s, m = r["kernels"]["slstm"], r["kernels"]["mlstm"]
@@ -153,6 +180,7 @@ def markdown(args, names: dict, rows: list[dict]) -> str:
             f"{r['forecast_reference_s']:.3f} / {r['forecast_fast_s']:.3f} | "
             f"{r['forecast_reference_s'] / r['forecast_fast_s']:.2f}x | "
             f"{r['forecast_max_deviation_relative']:.1e} | "
+            f"{r['forecast_deviation_from_1e-7_noise']:.1e} | "
             f"{max(s['max_error_relative'], m['max_error_relative']):.1e} | "
             f"{r['load_average'][0]:.2f}-{r['load_average'][1]:.2f} |"
         )
