@@ -149,7 +149,8 @@ def _register() -> None:
     register_kernel(
         "cpu_native",
         slstm_tirex2_native_cpu,
-        priority=20,
+        # Below the reference: "auto" keeps tirex-2's numbers; numerics="fast" asks for this.
+        priority=-10,
         unavailable_reason=native_unavailable_reason,
         kind="tirex2_slstm",
         description="fp32 inference: one bmm + one compiled C cell per step (built once with cc)",
