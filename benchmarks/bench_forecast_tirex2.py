@@ -77,19 +77,26 @@ def main() -> None:
     parser.add_argument("--preset", default="tirex2-82m")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output-dir", type=Path, default=None)
+    parser.add_argument(
+        "--numerics",
+        default=None,
+        help="rexforge's load_model numerics (fast: the fast recurrence kernels; default: the "
+        "reference kernels)",
+    )
     args = parser.parse_args()
 
     import tirex2
 
     import rexforge
     from rexforge.config_tirex2 import TiRex2Config
+    from rexforge.kernels.registry import kernel_name
 
     config = TiRex2Config.from_name(args.preset, dropout=0.0)
     rows, load = [], [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_official_folder(reference_network(config), config, Path(tmp) / "model")
         reference = tirex2.load_model(str(folder), device="cpu")
-        ours = rexforge.load_model(folder)
+        ours = rexforge.load_model(folder, **({"numerics": args.numerics} if args.numerics else {}))
         for batch in BATCHES:
             for context in CONTEXTS:
                 rows.append(cell(reference, ours, batch, context, args.repeats))
@@ -100,7 +107,8 @@ def main() -> None:
         f"# TiRex-2 forecasting speed: rexforge vs tirex-2 ({args.preset}, CPU)",
         "",
         f"Random weights in the official layout, univariate random walks, horizon {HORIZON}, "
-        f"median of {args.repeats} calls after a warm-up call; torch threads "
+        f"median of {args.repeats} calls after a warm-up call; rexforge kernels "
+        f"{dict((k, kernel_name(f)) for k, f in ours.model.kernels.items())}; torch threads "
         f"{torch.get_num_threads()}. Load average (1 min) from {min(load):.2f} to "
         f"{max(load):.2f} during the run (2 shared cores).",
         "",

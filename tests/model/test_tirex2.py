@@ -189,3 +189,51 @@ def test_official_size_matches_the_reference_layout_on_meta(monkeypatch):
     assert {k: v.shape for k, v in ours.state_dict().items()} == {
         k: v.shape for k, v in reference.state_dict().items()
     }
+
+
+# -- fast kernels ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, length", [("test", 70), ("wide", 290)])
+def test_fast_kernels_match_the_reference_kernels(name, length):
+    """The whole network with the fast CPU kernels (numerics="fast"; the sLSTM's C cell where a
+    C compiler is) against the same weights on the plain torch references: within 1e-5 of the
+    output's size. Needs no reference package. "wide" runs 73 patches: two mLSTM chunks, one
+    of them short."""
+    from rexforge.forecast.tirex2_api import recurrence_kernels
+
+    config = PARITY_CONFIGS[name]
+    reference = TiRex2Model(config, slstm_kernel="torch_ref", mlstm_kernel="torch_ref").eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in reference.parameters():  # no weight keeps its symmetric initial value
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    slstm, mlstm = recurrence_kernels("auto", "fast")
+    fast = TiRex2Model(config, slstm_kernel=slstm, mlstm_kernel=mlstm).eval()
+    fast.load_state_dict(reference.state_dict())
+    assert fast.kernels["mlstm"] is not reference.kernels["mlstm"]
+    batch = example_batch(length)
+    with torch.no_grad():
+        expected = reference(batch["x"], batch["group_vector"], batch["target_mask"])
+        got = fast(batch["x"], batch["group_vector"], batch["target_mask"])
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item())
+
+
+def test_auto_kernels_are_the_references_and_fast_numerics_picks_the_fast_ones():
+    """Drop-in by default: "auto" runs the references (tirex-2's numbers); numerics="fast"
+    takes the fast CPU kernels; a kernel of one recurrence sets that one only."""
+    from rexforge.errors import ConfigError
+    from rexforge.forecast.tirex2_api import recurrence_kernels
+    from rexforge.kernels.registry import get_kernel, kernel_name
+
+    default = TiRex2Model(PARITY_CONFIGS["test"])
+    assert {k: kernel_name(f) for k, f in default.kernels.items()} == {
+        "slstm": "torch_ref",
+        "mlstm": "torch_ref",
+    }
+    slstm, mlstm = recurrence_kernels("auto", "fast")
+    assert mlstm == "cpu_batched" and slstm in ("cpu_native", "auto")
+    assert recurrence_kernels("cpu_batched", None) == ("auto", "cpu_batched")
+    assert recurrence_kernels("torch_ref", "fast") == ("torch_ref", "torch_ref")
+    with pytest.raises(ConfigError, match="unknown TiRex-2 kernel 'nope'"):
+        recurrence_kernels("nope", None)
+    assert get_kernel("auto", kind="tirex2_mlstm") is get_kernel("torch_ref", kind="tirex2_mlstm")

@@ -105,42 +105,52 @@ def _compile_flags() -> list[str]:
 @functools.cache
 def _library() -> ctypes.CDLL:
     """The compiled cell, built on first use (once per machine, compiler and source)."""
-    compiler = _compiler()
-    if compiler is None:
-        raise RuntimeError("no C compiler found (set CC or install gcc)")
-    flags = _compile_flags()
-    libs = ["-lmvec", "-lm"] if platform.system() == "Linux" else ["-lm"]
-    key = hashlib.sha256("\n".join([_CELL_SOURCE, compiler, *flags, _cpu_flags()]).encode())
-    target = _cache_dir() / f"slstm_cell-{key.hexdigest()[:16]}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            _build(compiler, flags, libs, Path(tmp))
-            os.replace(Path(tmp) / "slstm_cell.so", target)  # atomic: racing builders agree
-    lib = ctypes.CDLL(str(target))
+    lib = compiled_library(_CELL_SOURCE, "slstm_cell")
     lib.slstm_cell_step.restype = None
     lib.slstm_cell_step.argtypes = [ctypes.c_void_p] * 7 + [ctypes.c_int64] * 3 + [ctypes.c_int]
     return lib
 
 
-def _build(compiler: str, flags: list[str], libs: list[str], folder: Path) -> None:
+@functools.cache
+def compiled_library(source: str, stem: str) -> ctypes.CDLL:
+    """``source`` (C, no headers beyond libc/libm) compiled once per machine, compiler and
+    source into the user cache as ``<stem>-<hash>.so``, and loaded. Raises RuntimeError
+    without a C compiler or when compiling fails. Also used by ``kernels.tirex2_cpu``."""
+    compiler = _compiler()
+    if compiler is None:
+        raise RuntimeError("no C compiler found (set CC or install gcc)")
+    flags = _compile_flags()
+    libs = ["-lmvec", "-lm"] if platform.system() == "Linux" else ["-lm"]
+    key = hashlib.sha256("\n".join([source, compiler, *flags, _cpu_flags()]).encode())
+    target = _cache_dir() / f"{stem}-{key.hexdigest()[:16]}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            _build(source, stem, compiler, flags, libs, Path(tmp))
+            os.replace(Path(tmp) / f"{stem}.so", target)  # atomic: racing builders agree
+    return ctypes.CDLL(str(target))
+
+
+def _build(
+    source_text: str, stem: str, compiler: str, flags: list[str], libs: list[str], folder: Path
+) -> None:
     """Compile, then link in a separate step: linked with -ffast-math, GCC adds a start-up
     routine (crtfastmath) that sets flush-to-zero for the whole process, which would change
     every other computation's subnormal numbers as soon as this library loads."""
-    source, obj = folder / "slstm_cell.c", folder / "slstm_cell.o"
-    source.write_text(_CELL_SOURCE)
+    source, obj = folder / f"{stem}.c", folder / f"{stem}.o"
+    source.write_text(source_text)
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([compiler, *args], capture_output=True, text=True)
 
     done = run(*flags, "-c", str(source), "-o", str(obj))
     if done.returncode == 0:
-        link = ["-shared", str(obj), "-o", str(folder / "slstm_cell.so")]
+        link = ["-shared", str(obj), "-o", str(folder / f"{stem}.so")]
         done = run(*link, *libs)
         if done.returncode != 0 and "-lmvec" in libs:  # a libc without libmvec: scalar maths
             done = run(*link, "-lm")
     if done.returncode != 0:
-        raise RuntimeError(f"compiling the sLSTM cell failed: {done.stderr.strip()[:300]}")
+        raise RuntimeError(f"compiling {stem} failed: {done.stderr.strip()[:300]}")
 
 
 def _cpu_flags() -> str:

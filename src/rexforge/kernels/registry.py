@@ -2,7 +2,8 @@
 signature.
 
 Kinds: ``"slstm"`` (TiRex's sLSTM; signature in ``kernels.common``; the default everywhere),
-``"tirex2_slstm"`` and ``"tirex2_mlstm"`` (TiRex-2's cells; signatures in ``kernels.tirex2``),
+``"tirex2_slstm"`` and ``"tirex2_mlstm"`` (TiRex-2's cells; signatures in ``kernels.tirex2``,
+fast CPU kernels in ``kernels.tirex2_slstm_cpu`` and ``kernels.tirex2_mlstm_cpu``),
 ``"linear"`` (projections for ``numerics="fast"``; ``kernels.linear``).
 A kind's ``"auto"`` only ever picks among that kind's kernels.
 """
@@ -119,4 +120,6 @@ def _ensure_builtin() -> None:
         linear,
         native_cpu,
         tirex2,
+        tirex2_mlstm_cpu,
+        tirex2_slstm_cpu,
     )
