@@ -64,6 +64,14 @@ def test_unknown_yaml_key_is_one_line_exit_2(tmp_path, capsys):
     assert line == f"error: config file {recipe}: unknown option(s): bogus-key, learning_rate"
 
 
+@pytest.mark.parametrize("key", ["context-length", "context_length"])
+def test_a_deprecated_yaml_key_is_read_in_either_spelling(key, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"{key}: 64\n")
+    kwargs = parse_command(["evaluate", "--config", str(recipe), "--data", "m3-monthly"])[2]
+    assert kwargs["truncate_context"] == 64
+
+
 def test_bad_value_in_yaml_is_one_line_exit_2(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("horizon: soon\n")

@@ -284,12 +284,16 @@ def normalise_config(built: BuiltCommand, path: Path) -> dict:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option names to values")
-    renamed = {**{old.lstrip("-"): new.lstrip("-") for old, new in built.deprecated.items()}}
+
+    def spelled(flag: str) -> str:
+        return flag.lstrip("-").replace("-", "_")
+
+    renamed = {spelled(old): spelled(new) for old, new in built.deprecated.items()}
     dest_of = built.parser.dest_of
     values, unknown = {}, []
     for key, value in data.items():
-        name = str(key)
-        name = renamed.get(name, name).replace("-", "_")
+        name = spelled(str(key))
+        name = renamed.get(name, name)
         dest = dest_of.get(name)
         (values.__setitem__(dest, value) if dest is not None else unknown.append(str(key)))
     if unknown:

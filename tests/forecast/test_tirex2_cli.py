@@ -139,6 +139,8 @@ def test_plot_file_is_written(folder, tmp_path):
         (("--target", "x", "--future-data", "{future}"), HORIZON, None),  # calendar inferred
         (("--target", "x,y", "--horizon", "9"), HORIZON, "add --rollout median"),
         (("--target", "x,y", "--stream"), HORIZON, "--stream cannot be combined"),
+        (("--target", "x,y", "--gaps", "interpolate"), HORIZON, "--gaps interpolate cannot"),
+        (("--target", "x,y", "--resample-strategy", "frequency"), HORIZON, "--resample-strategy"),
     ],
 )
 def test_bad_input_is_one_line(folder, tmp_path, capsys, extra, future_rows, message):

@@ -364,3 +364,17 @@ def test_training_flags_come_from_train_config_fields():
         options = parse_command([*spelled, flag, "12", "--no-partial-future"])[2]["train"]
         assert options["prediction_length"] == 12 and options["partial_future"] is False
         assert options["lora_targets"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["blocks.*.ffn", "blocks.*.slstm_layer.fgate"], ["blocks.*.ffn,blocks.*.slstm_layer.fgate"]],
+)
+def test_lora_targets_read_space_or_comma_separated(flags):
+    from rexforge.cli import parse_command
+    from rexforge.train.settings import TrainConfig
+
+    argv = ["finetune", "--data", "d.csv", "--output-dir", "run", "--lora-targets", *flags]
+    options = parse_command(argv)[2]["train"]
+    settings = TrainConfig.from_dict({k: v for k, v in options.items() if v is not None})
+    assert settings.validate().lora_targets == ["blocks.*.ffn", "blocks.*.slstm_layer.fgate"]

@@ -94,6 +94,11 @@ def test_explicit_options_win_and_feed_dependent_choices():
     # 46,275 windows x 4 / 256 = 724 steps (with the rule's batch of 32 it would be 2000)
     assert chosen.values["max_steps"] == 724 and chosen.values["warmup_steps"] == 72
     assert "max_steps 724 (" in chosen.describe()
+    # Two processes train 2 x 256 windows a step: half the steps for the same 4 passes.
+    two = choose_settings(
+        "full", [5000] * 300, 64, num_blocks=12, explicit={"batch_size": 256}, processes=2
+    )
+    assert two.values["max_steps"] == 362 and "(2 processes)" in two.reasons["max_steps"]
 
 
 # -- the guard inside fit (tirex-test, a few CPU steps) -------------------------------------

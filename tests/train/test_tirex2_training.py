@@ -246,6 +246,11 @@ def test_fine_tune_exports_a_folder_tirex2_loads_with_equal_forecasts(tmp_path, 
     ]
     for want, got in zip(theirs.forecast(series, H), loaded.forecast(series, H)):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
+    if mode != "lora":  # a training checkpoint loads as a model too (LoRA's hold adapters only)
+        last = rexforge.load_model(result.last_checkpoint)
+        assert isinstance(last, TiRex2Forecaster) and last.metadata["mode"] == mode
+        assert "Built with technology from NXAI" in last.metadata["notice"]
+        assert last.metadata["steps"] == 6
 
 
 def test_guard_exports_the_base_when_fine_tuning_cannot_beat_zero_shot(tmp_path, base_folder):

@@ -28,7 +28,7 @@ class SourceOptions:
             series); auto tells them apart
         id_column: long layout: series id column (item_id)
         timestamp_column: long layout: time column (timestamp)
-        target: long layout: target column (target)
+        target: long layout: target column (target); TiRex-2: a,b for several targets
         columns: wide layout: the series columns (a b, or a,b)
         time_column: wide layout: the time column
         gaps: keep missing steps as NaN, or interpolate them
@@ -184,15 +184,18 @@ def _forecast_table(args: SimpleNamespace) -> bool:
     from rexforge.forecast.api import load_model
 
     source = args.source
-    pasts, futures = _joined(args.past_covariates), _joined(args.future_covariates)
+    pasts, futures = args.past_covariates, args.future_covariates  # lists: a b, or a,b
     if not tirex2_cli.wants_table_forecast(source.target, pasts, futures, args.future_data):
         return False
     given = {
         "stream": args.stream,
         "skip_bad": args.skip_bad,
         "context_length": args.context_length,
+        "resample_strategy": args.resample_strategy,
         "columns": source.columns,
         "time_column": source.time_column,
+        "layout wide": source.layout == "wide",
+        "gaps interpolate": source.gaps == "interpolate",
     }
     tirex2_cli.forecast_table_file(
         load_model(args.model, numerics=args.numerics),
@@ -215,14 +218,6 @@ def _forecast_table(args: SimpleNamespace) -> bool:
         ],
     )
     return True
-
-
-def _joined(columns: list[str] | None) -> str | None:
-    """Columns given as ``a b`` or ``a,b`` (``column_names``) as one ``a,b`` string."""
-    from rexforge.data.sources import column_names
-
-    names = column_names(columns)
-    return None if names is None else ",".join(names)
 
 
 PARQUET_SUFFIXES = (".parquet", ".pq")

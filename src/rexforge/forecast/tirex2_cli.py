@@ -39,8 +39,8 @@ def forecast_table_file(
     output: Path,
     *,
     target: str | None = None,
-    past_covariates: str | None = None,
-    future_covariates: str | None = None,
+    past_covariates: str | Sequence[str] | None = None,
+    future_covariates: str | Sequence[str] | None = None,
     future_data: Path | None = None,
     id_column: str | None = None,
     timestamp_column: str | None = None,
@@ -53,7 +53,7 @@ def forecast_table_file(
     ``output`` (``rexforge.forecast.command.write_forecast``) and ``plot``; returns the frame.
 
     model: a loaded model whose ``forecast_df`` takes covariates (a ``TiRex2Forecaster``).
-    target / past_covariates / future_covariates: comma-separated column names; targets
+    target / past_covariates / future_covariates: column names (a,b, or a list); targets
         default to every numeric column that is not an id, timestamp or covariate.
     rollout: None cuts nothing and refuses horizons past the model's cap; ``"median"`` rolls
         out past it (``rexforge.forecast.tirex2_rollout``).
@@ -131,8 +131,11 @@ def _check_request(model, horizon: int, rollout, futures, future_data, unsupport
         )
 
 
-def _names(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
+def _names(columns: str | Sequence[str] | None) -> list[str]:
+    """Columns given as ``a,b``, ``a b`` or a list of either."""
+    from rexforge.data.sources import column_names
+
+    return column_names(columns) or []
 
 
 def _key_column(df: pd.DataFrame, named: str | None, default: str, flag: str) -> str | None:

@@ -366,17 +366,15 @@ def weights_problems(
     return problems
 
 
-def check_weights(config: TiRexConfig, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Refuse weights that do not fit ``config`` (another model's file, an edited config)
-    before anything is built from them. The reference network is built on the ``meta``
-    device: shapes only, no memory, no initialisation cost."""
-    from rexforge.model.tirex import TiRexModel
+def check_weights(config: Any, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights that do not fit ``config`` (any family's; another model's file, an
+    edited config) before anything is built from them. The family's network is built on the
+    ``meta`` device: shapes only, no memory, no initialisation cost."""
+    from rexforge.registry import family_of
 
     with torch.device("meta"):
-        expected = {
-            k: tuple(v.shape)
-            for k, v in TiRexModel(config, kernel="torch_ref").state_dict().items()
-        }
+        network = family_of(config).build(config)
+        expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
     problems = weights_problems(expected, state_dict)
     if problems:
         raise CheckpointError(f"{source}: weights do not match the config: " + "; ".join(problems))

@@ -24,6 +24,7 @@ def info(path: str, *, json: bool = False) -> int:
     # Once per tensor: TiRex-2 reaches some tensors under two names (its alias pairs).
     unique = {id(t): t for t in ckpt.state_dict.values()}.values()
     n_params = sum(int(t.numel()) for t in unique)
+    plan = choose_fast_plan()
     info = {
         "path": str(path),
         "family": family.name,
@@ -31,10 +32,7 @@ def info(path: str, *, json: bool = False) -> int:
         "config": ckpt.config.to_dict(),
         "metadata": ckpt.metadata,
         # What numerics="fast" picks on this machine (detected and measured now).
-        "fast_numerics": {
-            "plan": choose_fast_plan().describe(),
-            "notes": list(choose_fast_plan().notes),
-        },
+        "fast_numerics": {"plan": plan.describe(), "notes": list(plan.notes)},
     }
     if as_json:
         print(_json.dumps(info, indent=2, default=str))

@@ -1,8 +1,9 @@
 """``rexforge export``: write a model in another format, or several checkpoints' average.
 
 Formats: ``onnx`` (NXAI's ``tirex.onnx`` interface), ``folder`` (config.json +
-model.safetensors, plus the official-layout model.ckpt inside it: what a finished run writes)
-and ``official`` (one official-layout ``model.ckpt`` that tirex-ts loads). Without ``--format``
+model.safetensors, plus for TiRex the official-layout model.ckpt inside it: what a finished run
+writes; a TiRex-2 model's folder is its official layout) and ``official`` (one official-layout
+``model.ckpt`` that tirex-ts loads; TiRex only). Without ``--format``
 the output's name decides: ``*.onnx`` -> onnx, ``*.ckpt`` -> official, no suffix -> a folder.
 
 Several models (for example a run's ``checkpoints/step-*.ckpt``) are averaged uniformly into

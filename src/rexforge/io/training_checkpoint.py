@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rexforge.config import TiRexConfig
 from rexforge.errors import CheckpointError, ConfigError
 from rexforge.io.checkpoint import (
     Checkpoint,
@@ -22,6 +21,7 @@ from rexforge.io.checkpoint import (
     state_dict_digest,
 )
 from rexforge.io.official import REXFORGE_META_KEY, torch_load_safely
+from rexforge.registry import family_of
 
 # In a training checkpoint's rexforge entry: sha256 of its whole Lightning state dict (named
 # apart from an official file's state_dict_sha256, which covers the official names).
@@ -81,7 +81,8 @@ def model_from_training_payload(path: Path, obj: dict) -> Checkpoint:
             "weights; load the run's final/ folder (adapters merged) instead"
         )
     try:
-        config = TiRexConfig.from_dict(hp["model_config"])
+        family = family_of(hp["model_config"])
+        config = family.config_class.from_dict(hp["model_config"])
     except ConfigError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     check_weights(config, state_dict, str(path))
@@ -89,7 +90,7 @@ def model_from_training_payload(path: Path, obj: dict) -> Checkpoint:
     if derived is None:  # written before runs recorded it
         derived = _base_derived_from_nxai(train)
     metadata = {
-        **nxai_metadata(bool(derived)),
+        **_family_notice(family.name, bool(derived)),
         "steps": int(obj.get("global_step") or 0),
         "mode": train.get("mode"),
         "base_checkpoint": train.get("base_checkpoint"),
@@ -125,3 +126,12 @@ def _run_data(path: Path) -> Any:
         return (yaml.safe_load(run_config.read_text()) or {}).get("data")
     except (OSError, yaml.YAMLError, AttributeError):
         return None
+
+
+def _family_notice(family: str, derived: bool) -> dict[str, Any]:
+    """The notice metadata a model of ``family`` carries (TiRex-2's own for TiRex-2)."""
+    if family == "tirex2":
+        from rexforge.io.tirex2_folder import tirex2_metadata
+
+        return tirex2_metadata({}, derived)
+    return nxai_metadata(derived)

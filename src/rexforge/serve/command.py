@@ -48,15 +48,10 @@ def serve(
     import uvicorn
 
     from rexforge import load_model
-    from rexforge.forecast.api import TiRexForecaster
     from rexforge.serve.app import create_app
 
     _check_port_free(host, port)
-    forecaster = load_model(model, device=device)
-    if not isinstance(forecaster, TiRexForecaster):
-        raise ConfigError(
-            f"rexforge serve serves TiRex models; {model} is a {type(forecaster).__name__}"
-        )
+    forecaster = load_model(model, device=device)  # any registered family (see serve.app)
     app = create_app(forecaster, limits, model_name=str(model))
     logger.info("serving %s on http://%s:%d (docs at /docs)", model, host, port)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

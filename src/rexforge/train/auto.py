@@ -68,10 +68,12 @@ def choose_settings(
     num_blocks: int,
     patch_size: int = 32,
     explicit: Mapping[str, object] | None = None,
+    processes: int = 1,
 ) -> AutoSettings:
     """The rule above for ``mode`` on series of ``lengths``. ``explicit`` holds the options the
     user set: they are left out, and choices that depend on them (steps on the batch size,
-    warmup on the steps) use the user's values."""
+    warmup on the steps) use the user's values. ``processes``: of a distributed run, whose
+    steps each train ``batch_size`` windows per process."""
     explicit = dict(explicit or {})
     series = len(lengths)
     chosen = AutoSettings()
@@ -99,8 +101,13 @@ def choose_settings(
     batch = 32 if series >= 8 else max(8, 2 ** int(math.log2(4 * max(series, 1))))
     choose("batch_size", batch, f"{series} series")
     batch = int(explicit.get("batch_size", batch))
-    steps = min(2000, max(100, math.ceil(4 * windows / batch)))
-    choose("max_steps", steps, f"~4 passes over {windows} windows of {observations} observations")
+    steps = min(2000, max(100, math.ceil(4 * windows / (batch * processes))))
+    per_step = f" ({processes} processes)" if processes > 1 else ""
+    choose(
+        "max_steps",
+        steps,
+        f"~4 passes over {windows} windows of {observations} observations{per_step}",
+    )
     steps = int(explicit.get("max_steps", steps))
     if mode == "lora":
         choose("lr", 1e-3, "LoRA adapters start at zero")

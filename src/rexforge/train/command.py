@@ -131,7 +131,8 @@ def finetune(
     Args:
         data: CSV/Parquet/Arrow file(s) of series
         output_dir: run folder, e.g. runs/my-run
-        model: base checkpoint: official model.ckpt, rexforge folder, or 'starter'
+        model: base checkpoint: official model.ckpt or folder (TiRex or TiRex-2), rexforge
+            folder, hub id, or 'starter'
         no_auto: fixed defaults instead of settings chosen from the data, and no zero-shot
             guard (for long continued-pretraining runs such as the starter's stages)
         mix: training data options

@@ -63,7 +63,7 @@ class TrainingWindows:
     sampler: Any
     validation: Dataset | None
     num_series: int
-    make_stream: Callable[[int, int], IterableDataset]
+    make_stream: Callable[..., IterableDataset]  # called with seed=, batch_size=
     collate: Callable | None = None
     val_collate: Callable | None = None
 

@@ -243,7 +243,7 @@ def fit(
 
     guarded = auto and validation and mode != "scratch"
     settings, config, base_state, provenance, chosen = _resolve_settings(
-        model, train_series, mode, options, guarded
+        model, train_series, mode, options, guarded, devices
     )
     check_launch(settings.num_nodes, devices)
     hooks = training_family(config)
@@ -280,15 +280,16 @@ def fit(
 
 
 # -- the steps of fit (with _windows, _trainer, _train and _export below) ----------------------
-def _resolve_settings(model, train_series, mode: str, options: dict, guarded: bool):
+def _resolve_settings(model, train_series, mode: str, options: dict, guarded: bool, devices):
     """(settings, base config, base weights or None, provenance, automatic choices or None):
     the caller's options validated, the base resolved, and in a guarded fine-tune the options
-    left out chosen from the data."""
+    left out chosen from the data (for ``devices`` processes on each of the nodes)."""
     settings = TrainConfig.from_dict({"mode": mode, **options}).validate()
     config, base_state, provenance = _resolve_model(model, settings)
     chosen = None
     if guarded:
-        settings, chosen = _auto_settings(train_series, settings, config, options)
+        processes = settings.num_nodes * (devices if isinstance(devices, int) else 1)
+        settings, chosen = _auto_settings(train_series, settings, config, options, processes)
     return settings, config, base_state, provenance, chosen
 
 
@@ -368,7 +369,7 @@ def _file_report(report, result: FitResult, seconds: float, settings, chosen, is
     result.report = report
 
 
-def _auto_settings(train_series, settings: TrainConfig, config, options: dict):
+def _auto_settings(train_series, settings: TrainConfig, config, options: dict, processes: int = 1):
     """``settings`` with the options the caller left out chosen by ``train.auto``."""
     from rexforge.train.auto import choose_settings
 
@@ -380,6 +381,7 @@ def _auto_settings(train_series, settings: TrainConfig, config, options: dict):
         num_blocks=hooks.num_blocks(config),
         patch_size=hooks.patch_size(config),
         explicit={k: v for k, v in options.items() if v is not None},
+        processes=processes,
     )
     if chosen.values:
         logger.info("automatic settings: %s", chosen.describe())

@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from rexforge.errors import ConfigError
 from rexforge.model.slstm import HeadwiseLinear
-from rexforge.train.settings import DEFAULT_TARGETS, LORA_ALPHA, LORA_RANK  # no torch there
+from rexforge.train.settings import LORA_ALPHA, LORA_RANK  # no torch there
 
 
 def _delta(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -60,12 +60,17 @@ def inject_lora(
     model: nn.Module,
     rank: int = LORA_RANK,
     alpha: float = LORA_ALPHA,
-    targets: Sequence[str] = DEFAULT_TARGETS,
+    targets: Sequence[str] | None = None,
     seed: int = 0,
 ) -> list[str]:
-    """Add adapters to every target module in place; returns the adapted module names."""
+    """Add adapters to every target module in place (``targets`` None: the projections of
+    the model's family, ``TrainingFamily.lora_targets``); returns the adapted module names."""
     if rank < 1:
         raise ConfigError(f"lora_rank must be >= 1, got {rank}")
+    if targets is None:
+        from rexforge.train.family import training_family
+
+        targets = training_family(model).lora_targets
     gen = torch.Generator().manual_seed(seed)
     names = find_targets(model, targets)
     for name in names:

@@ -276,6 +276,14 @@ class TrainConfig:
                 )
         if self.warmup_steps is None and isinstance(self.max_steps, int):
             self.warmup_steps = default_warmup_steps(self.max_steps)
+        if self.lora_targets is not None:  # a b, a,b or a list of either, as other lists
+            parts = [
+                str(t)
+                for t in (
+                    [self.lora_targets] if isinstance(self.lora_targets, str) else self.lora_targets
+                )
+            ]
+            self.lora_targets = [p.strip() for t in parts for p in t.split(",") if p.strip()]
         if self.validation_windows is not None and (
             isinstance(self.validation_windows, bool)
             or not isinstance(self.validation_windows, int)
