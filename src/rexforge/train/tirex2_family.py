@@ -27,6 +27,7 @@ from dataclasses import replace
 import torch
 
 from rexforge.errors import ConfigError
+from rexforge.forecast.tirex2_api import recurrence_kernels
 from rexforge.train.family import TrainingFamily, TrainingWindows, ValidationForecasts
 from rexforge.train.loss import pinball_loss
 
@@ -80,6 +81,10 @@ class TiRex2Training(TrainingFamily):
             )
         if settings.compile:
             problems.append("--compile trains TiRex models only")
+        try:
+            recurrence_kernels(settings.kernel, None)
+        except ConfigError as exc:
+            problems.append(f"--kernel: {exc}")
         if problems:
             raise ConfigError("TiRex-2 training: " + "; ".join(problems))
         # The forecaster pads or cuts every context to context_len: the trained model forecasts
@@ -89,7 +94,8 @@ class TiRex2Training(TrainingFamily):
     def build(self, config, settings) -> torch.nn.Module:
         from rexforge.model.tirex2 import TiRex2Model
 
-        return TiRex2Model(config, slstm_kernel=settings.kernel, mlstm_kernel=settings.kernel)
+        slstm, mlstm = recurrence_kernels(settings.kernel, None)
+        return TiRex2Model(config, slstm_kernel=slstm, mlstm_kernel=mlstm)
 
     def reinitialise(self, model, seed: int) -> None:
         with torch.random.fork_rng(devices=[]):
