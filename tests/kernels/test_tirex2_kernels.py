@@ -91,7 +91,7 @@ def test_mlstm_chunk_size_changes_only_the_eps_term():
 
 # -- fast CPU kernels against the references ----------------------------------------------------
 def test_auto_keeps_the_references_and_lists_the_fast_kernels():
-    """"auto" is the reference (tirex-2's numbers); the fast ones are registered below it."""
+    """ "auto" is the reference (tirex-2's numbers); the fast ones are registered below it."""
     for kind in ("tirex2_mlstm", "tirex2_slstm"):
         assert get_kernel("auto", kind=kind) is get_kernel("torch_ref", kind=kind)
     assert get_kernel("cpu_batched", kind="tirex2_mlstm") is mlstm_chunkwise_cpu

@@ -426,12 +426,18 @@ def test_a_tirex_model_refuses_series_with_covariates(tmp_path):
         fit("tirex-test", items(2), output_dir=tmp_path / "t", mode="scratch", **FAST)
 
 
-def test_options_that_train_tirex_only_are_refused_before_the_run(tmp_path, base_folder):
+@pytest.mark.parametrize(
+    "option, says",
+    [
+        ({"kernel": "cpu_fused"}, "unknown TiRex-2 kernel 'cpu_fused'"),
+        ({"compile": True}, "--compile trains TiRex models only"),
+    ],
+)
+def test_options_that_train_tirex_only_are_refused_before_the_run(
+    tmp_path, base_folder, option, says
+):
     from rexforge.errors import ConfigError
 
-    for option, says in ((("kernel", "cpu_fused"), "unknown TiRex-2 kernel 'cpu_fused'"),
-                         (("compile", True), "--compile trains TiRex models only")):  # fmt: skip
-        with pytest.raises(ConfigError, match=says):
-            fit(str(base_folder), items(), output_dir=tmp_path / "run", mode="full",
-                prediction_length=H, max_steps=2, **dict([option]))  # fmt: skip
-        assert not (tmp_path / "run" / "checkpoints").exists()
+    with pytest.raises(ConfigError, match=says):
+        fit(str(base_folder), items(), output_dir=tmp_path / "run", prediction_length=H, **option)
+    assert not (tmp_path / "run" / "checkpoints").exists()
