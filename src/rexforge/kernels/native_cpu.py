@@ -35,19 +35,33 @@ import torch
 from rexforge.kernels.common import check_numerics, needs_grad
 from rexforge.kernels.fused_cpu import slstm_fused_cpu
 
-# One step of the cell for every (head, series): reads the input projections wx [NH, B, 4, DH],
-# the recurrent product ry [NH, B, 4, DH] and the bias [NH, 4, DH]; updates c, n, m
-# [NH, B, DH] in place and writes y [NH, B, DH]. Gate slots (i, f, z, o) as in kernels.common.
-# Every exp argument is <= 0 and every division is by >= 1 or by n > 0, so -ffast-math (which
-# assumes finite values) never meets an infinity.
-_CELL_SOURCE = r"""
+
+def slstm_cell_source(function: str, forget_cap: float | None, normaliser_floor: float | None):
+    """C source of one step of an sLSTM cell for every (head, series), named ``function``:
+    reads the input projections wx [NH, B, 4, DH], the recurrent product ry [NH, B, 4, DH] and
+    the bias [NH, 4, DH]; updates c, n, m [NH, B, DH] in place and writes y [NH, B, DH]. Gate
+    slots (i, f, z, o) as in ``kernels.common``. The families differ in two places: TiRex caps
+    the forget pre-activation (``forget_cap`` 15), TiRex-2 floors n (``normaliser_floor`` 1).
+    Every exp argument is <= 0 and every division is by n > 0 (or >= 1), so -ffast-math (which
+    assumes finite values) never meets an infinity for finite inputs."""
+    f_raw = "w[DH + d] + r[DH + d] + bh[DH + d]"
+    if forget_cap is not None:
+        f_raw = f"fminf({f_raw}, {forget_cap:.1f}f)"
+    n_new = "f_gate * nr[d] + i_gate"
+    if normaliser_floor is not None:
+        n_new = f"fmaxf({n_new}, {normaliser_floor:.1f}f)"
+    return (
+        _CELL_TEMPLATE.replace("FUNCTION", function).replace("F_RAW", f_raw).replace("N_NEW", n_new)
+    )
+
+
+_CELL_TEMPLATE = r"""
 #include <math.h>
 #include <stdint.h>
 
-void slstm_cell_step(const float *restrict wx, const float *restrict ry,
-                     const float *restrict bias, float *restrict c, float *restrict n,
-                     float *restrict m, float *restrict y, int64_t NH, int64_t B, int64_t DH,
-                     int fresh) {
+void FUNCTION(const float *restrict wx, const float *restrict ry, const float *restrict bias,
+              float *restrict c, float *restrict n, float *restrict m, float *restrict y,
+              int64_t NH, int64_t B, int64_t DH, int fresh) {
     for (int64_t h = 0; h < NH; h++) {
         const float *bh = bias + h * 4 * DH;
         for (int64_t b = 0; b < B; b++) {
@@ -58,7 +72,7 @@ void slstm_cell_step(const float *restrict wx, const float *restrict ry,
 #pragma omp simd
             for (int64_t d = 0; d < DH; d++) {
                 float i_raw = w[d] + r[d] + bh[d];
-                float f_raw = fminf(w[DH + d] + r[DH + d] + bh[DH + d], 15.0f);
+                float f_raw = F_RAW;
                 float z_raw = w[2 * DH + d] + r[2 * DH + d] + bh[2 * DH + d];
                 float o_raw = w[3 * DH + d] + r[3 * DH + d] + bh[3 * DH + d];
                 /* logsigmoid(f) = min(f, 0) - log(1 + exp(-|f|)) */
@@ -72,7 +86,7 @@ void slstm_cell_step(const float *restrict wx, const float *restrict ry,
                 float eo = expf(-fabsf(o_raw));
                 float sigmoid_o = (o_raw >= 0.0f ? 1.0f : eo) / (1.0f + eo);
                 float c_new = f_gate * cr[d] + i_gate * tanh_z;
-                float n_new = f_gate * nr[d] + i_gate;
+                float n_new = N_NEW;
                 cr[d] = c_new;
                 nr[d] = n_new;
                 mr[d] = m_new;
@@ -105,7 +119,7 @@ def _compile_flags() -> list[str]:
 @functools.cache
 def _library() -> ctypes.CDLL:
     """The compiled cell, built on first use (once per machine, compiler and source)."""
-    lib = compiled_library(_CELL_SOURCE, "slstm_cell")
+    lib = compiled_library(slstm_cell_source("slstm_cell_step", 15.0, None), "slstm_cell")
     lib.slstm_cell_step.restype = None
     lib.slstm_cell_step.argtypes = [ctypes.c_void_p] * 7 + [ctypes.c_int64] * 3 + [ctypes.c_int]
     return lib
@@ -115,7 +129,7 @@ def _library() -> ctypes.CDLL:
 def compiled_library(source: str, stem: str) -> ctypes.CDLL:
     """``source`` (C, no headers beyond libc/libm) compiled once per machine, compiler and
     source into the user cache as ``<stem>-<hash>.so``, and loaded. Raises RuntimeError
-    without a C compiler or when compiling fails. Also used by ``kernels.tirex2_cpu``."""
+    without a C compiler or when compiling fails. Also used by ``kernels.tirex2_slstm_cpu``."""
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found (set CC or install gcc)")
@@ -164,10 +178,7 @@ def _cpu_flags() -> str:
 @torch.no_grad()
 def _forward_native(wx, state, R, b):
     B, S, G, NH, DH = wx.shape
-    cell = _library().slstm_cell_step
     wx_h = wx.float().permute(1, 3, 0, 2, 4).contiguous()  # [S, NH, B, 4, DH]
-    R_h = R.float().contiguous()  # [NH, DH, 4*DH]
-    b_h = b.float().contiguous()  # (NH, 4, DH)
     cnm = wx_h.new_zeros(3, NH, B, DH)  # (c, n, m), updated in place by the cell
     y = wx_h.new_zeros(NH, B, DH)
     if state is not None:
@@ -176,20 +187,33 @@ def _forward_native(wx, state, R, b):
         y.copy_(head_major[0])
         cnm.copy_(head_major[1:])
     fresh = bool((cnm[1] == 0).all())
+    cell = _library().slstm_cell_step
+    h_all = run_cell_steps(cell, wx_h, R.float().contiguous(), b.float(), cnm, y, fresh)
+    h = h_all.permute(2, 0, 1, 3)  # [B, S, NH, DH]
+    last = h_all[-1] if S else y  # [NH, B, DH]
+    final = torch.cat((last.unsqueeze(0), cnm)).transpose(1, 2).reshape(4, B, NH * DH)
+    return h, final
+
+
+def run_cell_steps(cell, wx_h, R_h, bias, cnm, y, fresh: bool) -> torch.Tensor:
+    """The recurrence, step by step: one ``bmm`` of the last output with the recurrent kernel,
+    then one call of the compiled ``cell``. wx_h [S, NH, B, 4, DH] and R_h [NH, DH, 4*DH]
+    contiguous fp32; cnm [3, NH, B, DH] (c, n, m) is updated in place; y [NH, B, DH] is the
+    output before the first step; ``fresh``: the state is empty (m starts at the first i).
+    Returns every step's output [S, NH, B, DH]."""
+    S, NH, B, G, DH = wx_h.shape
+    bias = bias.contiguous()
     h_all = wx_h.new_empty(S, NH, B, DH)
     ry = wx_h.new_empty(NH, B, G * DH)
     c_ptr, n_ptr, m_ptr = (cnm[k].data_ptr() for k in range(3))
     wx_step, h_step = NH * B * G * DH * 4, NH * B * DH * 4  # bytes per step
-    wx_ptr, h_ptr, ry_ptr, b_ptr = wx_h.data_ptr(), h_all.data_ptr(), ry.data_ptr(), b_h.data_ptr()
+    wx_ptr, h_ptr, ry_ptr = wx_h.data_ptr(), h_all.data_ptr(), ry.data_ptr()
     for t in range(S):
         torch.bmm(y, R_h, out=ry)  # [NH, B, DH] @ [NH, DH, 4*DH]
         y = h_all[t]
-        cell(wx_ptr + t * wx_step, ry_ptr, b_ptr, c_ptr, n_ptr, m_ptr, h_ptr + t * h_step,
-             NH, B, DH, int(fresh))  # fmt: skip
-        fresh = False
-    h = h_all.permute(2, 0, 1, 3)  # [B, S, NH, DH]
-    final = torch.cat((y.unsqueeze(0), cnm)).transpose(1, 2).reshape(4, B, NH * DH)
-    return h, final
+        cell(wx_ptr + t * wx_step, ry_ptr, bias.data_ptr(), c_ptr, n_ptr, m_ptr,
+             h_ptr + t * h_step, NH, B, DH, int(fresh and t == 0))  # fmt: skip
+    return h_all
 
 
 def slstm_native_cpu(
