@@ -161,3 +161,15 @@ def test_info_counts_each_shared_tensor_once(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"parameters   {model.num_parameters():,}" in out
     assert "family       tirex2" in out and "rollout" not in out
+
+
+def test_info_names_the_family_and_what_fast_numerics_picks(tmp_path, capsys):
+    import json
+
+    from rexforge.cli import main
+
+    random_forecaster().save(tmp_path / "m")
+    assert main(["info", str(tmp_path / "m"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["family"] == "tirex2"
+    assert "mLSTM cpu_batched" in info["fast_numerics"]["plan"]

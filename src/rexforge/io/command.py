@@ -15,7 +15,6 @@ def info(path: str, *, json: bool = False) -> int:
     as_json = json  # the flag is --json; the module is needed below
     from rexforge.assets import resolve_starter
     from rexforge.io.checkpoint import read_checkpoint
-    from rexforge.kernels.fast import choose_fast_plan
     from rexforge.registry import family_of
 
     path = resolve_starter(path)
@@ -24,15 +23,13 @@ def info(path: str, *, json: bool = False) -> int:
     # Once per tensor: TiRex-2 reaches some tensors under two names (its alias pairs).
     unique = {id(t): t for t in ckpt.state_dict.values()}.values()
     n_params = sum(int(t.numel()) for t in unique)
-    plan = choose_fast_plan()
     info = {
         "path": str(path),
         "family": family.name,
         "parameters": n_params,
         "config": ckpt.config.to_dict(),
         "metadata": ckpt.metadata,
-        # What numerics="fast" picks on this machine (detected and measured now).
-        "fast_numerics": {"plan": plan.describe(), "notes": list(plan.notes)},
+        "fast_numerics": _fast_numerics(family.name),
     }
     if as_json:
         print(_json.dumps(info, indent=2, default=str))
@@ -57,3 +54,18 @@ def info(path: str, *, json: bool = False) -> int:
         if key in ckpt.metadata:
             print(f"{key:<12} {ckpt.metadata[key]}")
     return 0
+
+
+def _fast_numerics(family: str) -> dict:
+    """What numerics="fast" picks for a model of ``family`` on this machine (TiRex: detected
+    and measured now; TiRex-2: its fast recurrence kernels where available)."""
+    if family == "tirex2":
+        from rexforge.forecast.tirex2_api import recurrence_kernels
+
+        slstm, mlstm = recurrence_kernels("auto", "fast")
+        plan = f"recurrences sLSTM {slstm}, mLSTM {mlstm} (fp32)"
+        return {"plan": plan, "notes": ["auto = the reference kernels (tirex-2's numbers)"]}
+    from rexforge.kernels.fast import choose_fast_plan
+
+    plan = choose_fast_plan()
+    return {"plan": plan.describe(), "notes": list(plan.notes)}
