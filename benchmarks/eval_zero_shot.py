@@ -92,8 +92,10 @@ def parse_model_spec(spec: str) -> tuple[str | None, str]:
 def default_name(path: str) -> str:
     """The folder a model lives in: ``runs/x/final`` -> ``x``, ``/tmp/y/model.ckpt`` -> ``y``,
     ``runs/x/checkpoints/last.ckpt`` -> ``x@last``."""
-    if path == "starter":
-        return "starter"
+    from rexforge.assets import is_starter
+
+    if is_starter(path):
+        return path
     p = Path(path).resolve()
     if p.is_file() and p.parent.name == "checkpoints" and p.parent.parent.name:
         return f"{p.parent.parent.name}@{p.stem}"  # runs/x/checkpoints/step-1.ckpt -> x@step-1
@@ -104,7 +106,9 @@ def default_name(path: str) -> str:
 
 
 def model_file_sha(path: str) -> str | None:
-    p = Path(path)
+    from rexforge.assets import resolve_starter
+
+    p = Path(resolve_starter(path))
     if p.is_dir():
         p = next((p / n for n in ("model.safetensors", "model.ckpt") if (p / n).is_file()), p)
     if not p.is_file():

@@ -80,16 +80,27 @@ def model_from_training_payload(path: Path, obj: dict) -> Checkpoint:
             f"{path} is a LoRA training checkpoint: it holds the adapters without the base "
             "weights; load the run's final/ folder (adapters merged) instead"
         )
-    try:
-        config = TiRexConfig.from_dict(hp["model_config"])
-    except ConfigError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    check_weights(config, state_dict, str(path))
     derived = train.get("derived_from_nxai_weights")
     if derived is None:  # written before runs recorded it
         derived = _base_derived_from_nxai(train)
+    family = _training_family(hp["model_config"])
+    if family is not None and family.name != "tirex":
+        # Another family (TiRex-2): its own config class and notice (added by its writer);
+        # the weights are checked when the network is built (a strict load).
+        try:
+            config = family.config_class.from_dict(hp["model_config"])
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        notice = {"derived_from_nxai_weights": bool(derived)}
+    else:
+        try:
+            config = TiRexConfig.from_dict(hp["model_config"])
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        check_weights(config, state_dict, str(path))
+        notice = nxai_metadata(bool(derived))
     metadata = {
-        **nxai_metadata(bool(derived)),
+        **notice,
         "steps": int(obj.get("global_step") or 0),
         "mode": train.get("mode"),
         "base_checkpoint": train.get("base_checkpoint"),
@@ -98,6 +109,17 @@ def model_from_training_payload(path: Path, obj: dict) -> Checkpoint:
         "data": _run_data(path),
     }
     return Checkpoint(config, state_dict, metadata, str(path))
+
+
+def _training_family(model_config: Any):
+    """The registered family of a training checkpoint's ``model_config`` (None when no single
+    family claims it: it is then read, and refused, as a TiRex config)."""
+    from rexforge.registry import family_of
+
+    try:
+        return family_of(model_config)
+    except ConfigError:
+        return None
 
 
 def _base_derived_from_nxai(train: dict) -> bool:
