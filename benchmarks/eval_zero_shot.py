@@ -120,6 +120,17 @@ def model_file_sha(path: str) -> str | None:
     return digest.hexdigest()
 
 
+def context_of(config) -> int:
+    """The context a model trained on (TiRex: ``train_ctx_len``; TiRex-2: ``context_len``)."""
+    return int(getattr(config, "train_ctx_len", None) or config.context_len)
+
+
+def blocks_of(config) -> int:
+    """Block count of a TiRex (``block_kwargs``) or TiRex-2 (``num_blocks``) config."""
+    kwargs = getattr(config, "block_kwargs", None)
+    return int(kwargs.num_blocks if kwargs is not None else config.num_blocks)
+
+
 def data_fingerprint(data) -> str:
     """sha256 over the series (ids, training and test values), horizon and season."""
     digest = hashlib.sha256(f"{data.name}|{data.horizon}|{data.season}".encode())
@@ -297,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                 "path": path,
                 "sha256": model_file_sha(path),
                 "parameters": forecaster.num_parameters(),
-                "train_ctx_len": forecaster.config.train_ctx_len,
-                "blocks": forecaster.config.block_kwargs.num_blocks,
+                "train_ctx_len": context_of(forecaster.config),
+                "blocks": blocks_of(forecaster.config),
                 "steps": meta.get("steps"),
                 "mode": meta.get("mode"),
                 "training_data": meta.get("data"),

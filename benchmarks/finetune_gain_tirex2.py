@@ -21,7 +21,7 @@ Sets:
 
 * ``etth1``, ``etth2`` (``../shared/data/ett``): target OT (oil temperature), covariates the six
   load features HUFL, HULL, MUFL, MULL, LUFL, LULL; the first 14,400 rows (the standard
-  train/val/test end), horizon 24, 12 windows 240 hours apart, the last ending at row 14,400 (all
+  train/val/test end), horizon 24, 48 windows 60 hours apart, the last ending at row 14,400 (all
   in the standard test part); training part: every row before the first window.
 * ``macrodata`` (statsmodels): target realgdp, covariates realcons, realinv, realgovt, realdpi
   and unemp; quarterly 1959-2009, horizon 4, 8 windows 4 quarters apart at the end; training part:
@@ -125,7 +125,7 @@ def load_set(name: str, data_dir: Path) -> CovSet | str:
         if not path.is_file():
             return f"{path} not found"
         frame = pd.read_csv(path).iloc[:14400].rename(columns={"date": "timestamp"})
-        return CovSet(name, frame, "OT", ETT_COVARIATES, 24, 12, 240, 24, str(path))
+        return CovSet(name, frame, "OT", ETT_COVARIATES, 24, 48, 60, 24, str(path))
     try:
         import statsmodels.api as sm
     except ImportError:
@@ -222,7 +222,11 @@ def one_run(model: str, sha: str, cset: CovSet, condition: str, mode: str, args)
 
 
 def _n(value, fmt: str = ".4g") -> str:
-    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, fmt)
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and np.isnan(value))
+        else format(value, fmt)
+    )
 
 
 def tables(zero: dict, runs: list[dict]) -> tuple[list[str], list[dict]]:
@@ -254,7 +258,9 @@ def tables(zero: dict, runs: list[dict]) -> tuple[list[str], list[dict]]:
             f"{_n(f['coverage_80'], '.2f')} | {_n(ratio)} | {_n(f['wql'] / base)} | "
             f"{r.get('steps')} | {seconds} | {guard} |"
         )
-        verdict.append({"set": r["set"], "condition": r["condition"], "mode": r["mode"], "ratio": ratio})
+        verdict.append(
+            {"set": r["set"], "condition": r["condition"], "mode": r["mode"], "ratio": ratio}
+        )
     return md, verdict
 
 
@@ -267,8 +273,13 @@ def verdict_lines(verdict: list[dict]) -> list[str]:
         f"{len(gained)} set(s){': ' + ', '.join(gained) if gained else ''} "
         f"(target: at least two) -> {'met' if len(gained) >= 2 else 'NOT met'}.",
         f"* Never more than 1% worse than zero-shot (ratio <= {NO_WORSE_TARGET}): "
-        + ("met" if not worse else "NOT met: " + ", ".join(
-            f"{v['set']} {v['condition']} {v['mode']} {v['ratio']:.3f}" for v in worse)) + ".",
+        + (
+            "met"
+            if not worse
+            else "NOT met: "
+            + ", ".join(f"{v['set']} {v['condition']} {v['mode']} {v['ratio']:.3f}" for v in worse)
+        )
+        + ".",
     ]
     return lines
 
@@ -296,20 +307,8 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None) -> int:
-    import torch
-
-    import rexforge
-    from benchmarks.eval_zero_shot import model_file_sha
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    args = parse_args(argv)
-    torch.set_num_threads(1)
-    from rexforge.assets import resolve_starter
-
-    base = rexforge.load_model(args.model)
-    sha = model_file_sha(str(resolve_starter(args.model))) or args.model
-    started = time.perf_counter()
+def run_all(args, base, sha: str) -> tuple[dict, list, dict, dict]:
+    """Zero-shot scores per (set, condition), the fine-tuning rows, skipped sets, sets."""
     zero, runs, skipped, sets = {}, [], {}, {}
     for name in args.sets:
         cset = load_set(name, args.data_dir)
@@ -326,6 +325,10 @@ def main(argv=None) -> int:
                 row = one_run(args.model, sha, cset, cond, mode, args)
                 runs.append({"set": name, "condition": cond, "mode": mode, **row})
                 log.info("%s %s %s: %s", name, cond, mode, row.get("fine_tuned", row.get("error")))
+    return zero, runs, skipped, sets
+
+
+def markdown(args, zero, runs, skipped, sets, seconds: float, threads: int) -> list[str]:
     md_rows, verdict = tables(zero, runs)
     set_lines = [
         f"* `{s.name}` ({s.source}): target {s.target}, covariates {', '.join(s.covariates)}; "
@@ -333,7 +336,7 @@ def main(argv=None) -> int:
         f"training part the first {s.first_cutoff} steps; MASE season {s.season}."
         for s in sets.values()
     ]
-    md = [
+    return [
         f"# Fine-tuning gain, TiRex-2 ({args.model})",
         "",
         *set_lines,
@@ -350,14 +353,34 @@ def main(argv=None) -> int:
         "",
         *(verdict_lines(verdict) if verdict else []),
         "",
-        f"Total {time.perf_counter() - started:.0f} s; torch threads {torch.get_num_threads()}.",
+        f"Total {seconds:.0f} s; torch threads {threads}.",
     ]
+
+
+def main(argv=None) -> int:
+    import torch
+
+    import rexforge
+    from benchmarks.eval_zero_shot import model_file_sha
+    from rexforge.assets import resolve_starter
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    base = rexforge.load_model(args.model)
+    sha = model_file_sha(str(resolve_starter(args.model))) or args.model
+    started = time.perf_counter()
+    zero, runs, skipped, sets = run_all(args, base, sha)
+    seconds = time.perf_counter() - started
+    md = markdown(args, zero, runs, skipped, sets, seconds, torch.get_num_threads())
+    keys = ("target", "covariates", "horizon", "windows", "stride", "first_cutoff")
     payload = {
         "model": args.model,
         "model_sha256": sha,
-        "sets": {k: {"target": s.target, "covariates": s.covariates, "horizon": s.horizon,
-                     "windows": s.windows, "stride": s.stride, "first_cutoff": s.first_cutoff,
-                     "fingerprint": s.fingerprint()} for k, s in sets.items()},
+        "sets": {
+            k: {**{f: getattr(s, f) for f in keys}, "fingerprint": s.fingerprint()}
+            for k, s in sets.items()
+        },
         "skipped": skipped,
         "zero_shot": {f"{k[0]}/{k[1]}": v for k, v in zero.items()},
         "runs": runs,

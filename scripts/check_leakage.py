@@ -79,13 +79,16 @@ def benchmark_series(name: str):
 
 def read_long(path: Path):
     frame = pd.read_csv(path)
-    return [(f"{path.parent.name}:{i}", g["target"].to_numpy(float)) for i, g in frame.groupby("item_id", sort=False)]
+    return [
+        (f"{path.parent.name}:{i}", g["target"].to_numpy(float))
+        for i, g in frame.groupby("item_id", sort=False)
+    ]
 
 
 def check(pretrain: dict[str, list], bench: dict[str, list], window: int) -> dict:
     """For every benchmark and pretraining file: benchmark series found in it, per key."""
     index: dict[str, dict[bytes, set]] = {"exact": defaultdict(set), "scaled": defaultdict(set)}
-    for bname, series in bench.items():
+    for series in bench.values():
         for sid, values in series:
             for kind, keys in window_keys(values, window).items():
                 for key in keys:
@@ -168,12 +171,17 @@ def main(argv=None) -> int:
         *rows,
         "",
         "**Verdict:** "
-        + ("no benchmark series shares a window with the pretraining data." if total == 0 else
-           f"{total} (file, key, benchmark series) matches: see the JSON file for the pairs."),
+        + (
+            "no benchmark series shares a window with the pretraining data."
+            if total == 0
+            else f"{total} (file, key, benchmark series) matches: see the JSON file for the pairs."
+        ),
     ]
     if args.write_filtered is not None:
         md += ["", *write_filtered(args.data, payload["files"], args.write_filtered)]
-    stem = write_result(f"leakage_check-{args.name}", "\n".join(md) + "\n", payload, folder=args.output_dir)
+    stem = write_result(
+        f"leakage_check-{args.name}", "\n".join(md) + "\n", payload, folder=args.output_dir
+    )
     print("\n".join(md))
     print(f"wrote {stem}.md/.json")
     return 0
