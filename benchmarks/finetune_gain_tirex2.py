@@ -307,8 +307,9 @@ def parse_args(argv):
     return args
 
 
-def run_all(args, base, sha: str) -> tuple[dict, list, dict, dict]:
-    """Zero-shot scores per (set, condition), the fine-tuning rows, skipped sets, sets."""
+def run_all(args, base, sha: str, write) -> None:
+    """Zero-shot scores per (set, condition), then the fine-tuning rows; ``write(zero, runs,
+    skipped, sets)`` after every set (a stopped run leaves the finished sets' results)."""
     zero, runs, skipped, sets = {}, [], {}, {}
     for name in args.sets:
         cset = load_set(name, args.data_dir)
@@ -325,7 +326,7 @@ def run_all(args, base, sha: str) -> tuple[dict, list, dict, dict]:
                 row = one_run(args.model, sha, cset, cond, mode, args)
                 runs.append({"set": name, "condition": cond, "mode": mode, **row})
                 log.info("%s %s %s: %s", name, cond, mode, row.get("fine_tuned", row.get("error")))
-    return zero, runs, skipped, sets
+        write(zero, runs, skipped, sets)
 
 
 def markdown(args, zero, runs, skipped, sets, seconds: float, threads: int) -> list[str]:
@@ -370,26 +371,29 @@ def main(argv=None) -> int:
     base = rexforge.load_model(args.model)
     sha = model_file_sha(str(resolve_starter(args.model))) or args.model
     started = time.perf_counter()
-    zero, runs, skipped, sets = run_all(args, base, sha)
-    seconds = time.perf_counter() - started
-    md = markdown(args, zero, runs, skipped, sets, seconds, torch.get_num_threads())
-    keys = ("target", "covariates", "horizon", "windows", "stride", "first_cutoff")
-    payload = {
-        "model": args.model,
-        "model_sha256": sha,
-        "sets": {
-            k: {**{f: getattr(s, f) for f in keys}, "fingerprint": s.fingerprint()}
-            for k, s in sets.items()
-        },
-        "skipped": skipped,
-        "zero_shot": {f"{k[0]}/{k[1]}": v for k, v in zero.items()},
-        "runs": runs,
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
     bench = "finetune_gain_tirex2" + (f"-{args.name}" if args.name else "")
-    stem = write_result(bench, "\n".join(md) + "\n", payload)
-    print("\n".join(md))
-    print(f"wrote {stem}.md/.json")
+    keys = ("target", "covariates", "horizon", "windows", "stride", "first_cutoff")
+
+    def write(zero, runs, skipped, sets):
+        seconds = time.perf_counter() - started
+        md = markdown(args, zero, runs, skipped, sets, seconds, torch.get_num_threads())
+        payload = {
+            "model": args.model,
+            "model_sha256": sha,
+            "sets": {
+                k: {**{f: getattr(s, f) for f in keys}, "fingerprint": s.fingerprint()}
+                for k, s in sets.items()
+            },
+            "skipped": skipped,
+            "zero_shot": {f"{k[0]}/{k[1]}": v for k, v in zero.items()},
+            "runs": runs,
+            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        stem = write_result(bench, "\n".join(md) + "\n", payload)
+        print("\n".join(md))
+        print(f"wrote {stem}.md/.json")
+
+    run_all(args, base, sha, write)
     return 0
 
 
