@@ -259,7 +259,13 @@ def tables(zero: dict, runs: list[dict]) -> tuple[list[str], list[dict]]:
             f"{r.get('steps')} | {seconds} | {guard} |"
         )
         verdict.append(
-            {"set": r["set"], "condition": r["condition"], "mode": r["mode"], "ratio": ratio}
+            {
+                "set": r["set"],
+                "condition": r["condition"],
+                "mode": r["mode"],
+                "ratio": ratio,
+                "ratio_target_only": f["wql"] / base,
+            }
         )
     return md, verdict
 
@@ -281,6 +287,12 @@ def verdict_lines(verdict: list[dict]) -> list[str]:
         )
         + ".",
     ]
+    strict = sorted({v["set"] for v in with_cov if v["ratio_target_only"] <= WQL_GAIN_TARGET})
+    lines.append(
+        "* Stricter, against the better zero-shot (the target alone): fine-tuned with covariates "
+        f"WQL <= {WQL_GAIN_TARGET} x zero-shot target-only on {len(strict)} set(s)"
+        f"{': ' + ', '.join(strict) if strict else ''}."
+    )
     return lines
 
 
@@ -354,7 +366,9 @@ def markdown(args, zero, runs, skipped, sets, seconds: float, threads: int) -> l
         "",
         *(verdict_lines(verdict) if verdict else []),
         "",
-        f"Total {seconds:.0f} s; torch threads {threads}.",
+        f"Total {seconds:.0f} s; torch threads {threads}; "
+        f"{sum(bool(r.get('cached')) for r in runs)} of {len(runs)} fine-tuning rows read from "
+        "the work folder's cache (their seconds are those of the run that made them).",
     ]
 
 
