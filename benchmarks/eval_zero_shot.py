@@ -92,8 +92,10 @@ def parse_model_spec(spec: str) -> tuple[str | None, str]:
 def default_name(path: str) -> str:
     """The folder a model lives in: ``runs/x/final`` -> ``x``, ``/tmp/y/model.ckpt`` -> ``y``,
     ``runs/x/checkpoints/last.ckpt`` -> ``x@last``."""
-    if path == "starter":
-        return "starter"
+    from rexforge.assets import is_starter
+
+    if is_starter(path):
+        return path
     p = Path(path).resolve()
     if p.is_file() and p.parent.name == "checkpoints" and p.parent.parent.name:
         return f"{p.parent.parent.name}@{p.stem}"  # runs/x/checkpoints/step-1.ckpt -> x@step-1
@@ -104,7 +106,9 @@ def default_name(path: str) -> str:
 
 
 def model_file_sha(path: str) -> str | None:
-    p = Path(path)
+    from rexforge.assets import resolve_starter
+
+    p = Path(resolve_starter(path))
     if p.is_dir():
         p = next((p / n for n in ("model.safetensors", "model.ckpt") if (p / n).is_file()), p)
     if not p.is_file():
@@ -114,6 +118,17 @@ def model_file_sha(path: str) -> str | None:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def context_of(config) -> int:
+    """The context a model trained on (TiRex: ``train_ctx_len``; TiRex-2: ``context_len``)."""
+    return int(getattr(config, "train_ctx_len", None) or config.context_len)
+
+
+def blocks_of(config) -> int:
+    """Block count of a TiRex (``block_kwargs``) or TiRex-2 (``num_blocks``) config."""
+    kwargs = getattr(config, "block_kwargs", None)
+    return int(kwargs.num_blocks if kwargs is not None else config.num_blocks)
 
 
 def data_fingerprint(data) -> str:
@@ -293,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                 "path": path,
                 "sha256": model_file_sha(path),
                 "parameters": forecaster.num_parameters(),
-                "train_ctx_len": forecaster.config.train_ctx_len,
-                "blocks": forecaster.config.block_kwargs.num_blocks,
+                "train_ctx_len": context_of(forecaster.config),
+                "blocks": blocks_of(forecaster.config),
                 "steps": meta.get("steps"),
                 "mode": meta.get("mode"),
                 "training_data": meta.get("data"),

@@ -1,5 +1,7 @@
 """What ``rexforge finetune`` at its automatic defaults gains over zero-shot (issue 18, item 4).
 
+TiRex models on univariate sets; TiRex-2 with and without covariates: ``finetune_gain_tirex2.py``.
+
 For every data set, base model and fine-tuning mode (full, freeze, lora) the benchmark writes the
 training part as a long CSV (``item_id,timestamp,target``) and runs, as a subprocess, exactly
 what a user would type::

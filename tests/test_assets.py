@@ -37,3 +37,30 @@ def test_starter_forecasts_with_the_context_it_was_trained_on():
     model = rexforge.load_model("starter")
     trained_on = model.metadata["train_config"]["v7"]["context_length"]
     assert model.config.train_ctx_len == trained_on == 512
+
+
+def test_starter_tirex2_loads_forecasts_with_covariates_and_carries_the_notice():
+    from rexforge.assets import STARTER_TIREX2_DIR
+    from rexforge.forecast.tirex2_api import TimeseriesType
+
+    model = rexforge.load_model("starter-tirex2")
+    assert (STARTER_TIREX2_DIR / "model.safetensors").stat().st_size <= 20e6
+    assert (STARTER_TIREX2_DIR / "MODEL_CARD.md").is_file()
+    assert model.metadata["notice"].startswith("Built with technology from NXAI")
+    assert model.metadata["derived_from_nxai_weights"] is False
+    assert model.metadata["mode"] == "scratch"
+    rng = np.random.default_rng(0)
+    t = np.arange(200.0)
+    y = 10 + np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(200)
+    past = rng.standard_normal((2, 200))
+    future = np.cos(2 * np.pi * np.arange(224.0) / 24)[None]
+    [f] = model.forecast(
+        [TimeseriesType(target=y[None], past_covariates=past, future_covariates=future)],
+        prediction_length=24,
+    )
+    f = np.asarray(f)
+    assert f.shape == (1, 9, 24) and np.isfinite(f).all()
+    # Target only, from the CLI's name resolution as well: finite, within the history's range.
+    q, mean = model.predict_quantiles([y], prediction_length=24)
+    q, mean = np.asarray(q), np.asarray(mean)
+    assert np.isfinite(q).all() and 8 < mean.mean() < 12

@@ -399,6 +399,17 @@ def test_cli_pretrains_tirex2_test_on_synthetic_covariate_series(tmp_path):
     assert isinstance(model, TiRex2Forecaster)
     assert model.metadata["mode"] == "scratch" and not model.metadata["derived_from_nxai_weights"]
     assert not (tmp_path / "pt" / "final" / "NOTICE").exists()
+    # A step checkpoint of the run reads as a TiRex-2 model (its own config and notice) and
+    # exports as an official folder that forecasts as the run's final/ at that step.
+    step = tmp_path / "pt" / "checkpoints" / "last.ckpt"
+    ckpt = read_checkpoint(step)
+    assert isinstance(ckpt.config, TiRex2Config) and ckpt.metadata["steps"] == 4
+    assert main(["export", str(step), "--output", str(tmp_path / "exported")]) == 0
+    exported = rexforge.load_model(tmp_path / "exported")
+    assert exported.metadata["notice"] == model.metadata["notice"]
+    assert not exported.metadata["derived_from_nxai_weights"]
+    context = [np.sin(np.arange(40) / 3.0)]
+    torch.testing.assert_close(exported.forecast(context, H), model.forecast(context, H))
 
 
 def test_univariate_series_train_tirex2_too(tmp_path):

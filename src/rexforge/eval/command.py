@@ -207,9 +207,10 @@ def _build_forecasters(args, season: int) -> list[tuple[str, object]]:
         if is_baseline(spec):
             forecasters.append((spec.replace("-", "_"), get_baseline(spec, season=season)))
             continue
+        from rexforge.assets import is_starter
         from rexforge.io.hub import is_hub_id
 
-        if spec != "starter" and not Path(spec).exists() and not is_hub_id(spec):
+        if not is_starter(spec) and not Path(spec).exists() and not is_hub_id(spec):
             raise InputError(
                 f"--model {spec!r} is neither an existing path, a hub id nor a known baseline"
             )
