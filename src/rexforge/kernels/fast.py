@@ -128,7 +128,7 @@ def _measure_gemv_rows(gemm: str) -> tuple[int, list[str]]:
                 repeats=9,  # best of 9: a core shared with other processes stalls some runs
             )
             ratio = times[gemm] / times[GEMV_KERNEL]
-            ratios.append(f"{rows}:{ratio:.1f}x")
+            ratios.append(f"{rows}:{ratio:.2g}x")  # 2 significant digits: 0.04x, 1.3x
             if ratio < _GEMV_MIN_SPEEDUP:
                 break
             best_rows = rows
