@@ -198,7 +198,7 @@ def test_fast_kernels_match_the_reference_kernels(name, length):
     C compiler is) against the same weights on the plain torch references: within 1e-5 of the
     output's size. Needs no reference package. "wide" runs 73 patches: two mLSTM chunks, one
     of them short."""
-    from rexforge.forecast.tirex2_api import recurrence_kernels
+    from rexforge.kernels.tirex2 import recurrence_kernels
 
     config = PARITY_CONFIGS[name]
     reference = TiRex2Model(config, slstm_kernel="torch_ref", mlstm_kernel="torch_ref").eval()
@@ -222,8 +222,8 @@ def test_auto_kernels_are_the_references_and_fast_numerics_picks_the_fast_ones()
     """Drop-in by default: "auto" runs the references (tirex-2's numbers); numerics="fast"
     takes the fast CPU kernels; a kernel of one recurrence sets that one only."""
     from rexforge.errors import ConfigError
-    from rexforge.forecast.tirex2_api import recurrence_kernels
     from rexforge.kernels.registry import get_kernel, kernel_name
+    from rexforge.kernels.tirex2 import recurrence_kernels
 
     default = TiRex2Model(PARITY_CONFIGS["test"])
     assert {k: kernel_name(f) for k, f in default.kernels.items()} == {

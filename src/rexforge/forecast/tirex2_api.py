@@ -76,6 +76,7 @@ class TiRex2Forecaster:
         forecasts are tirex-2's; a name registered for one recurrence only sets that one).
         ``numerics="fast"`` with ``kernel="auto"`` takes the fast CPU kernels (fp32, not bit
         for bit the reference's); TiRex's other numerics have no meaning here (fp32)."""
+        from rexforge.kernels.tirex2 import recurrence_kernels
         from rexforge.registry import create_model
 
         slstm, mlstm = recurrence_kernels(kernel, numerics)
@@ -329,31 +330,6 @@ class TiRex2Forecaster:
             known = item.future_covariates[:, : steps + horizon]
             rows.append(F.pad(known, (0, future_len - horizon), value=torch.nan))
         return torch.cat(rows)
-
-
-# The fast CPU kernels of each recurrence, best first (kernels/tirex2_*_cpu.py).
-FAST_KERNELS = {"tirex2_slstm": ("cpu_native",), "tirex2_mlstm": ("cpu_batched",)}
-
-
-def recurrence_kernels(kernel: str, numerics: str | None) -> tuple[str, str]:
-    """(sLSTM kernel, mLSTM kernel) for ``from_checkpoint``'s ``kernel`` and ``numerics``."""
-    from rexforge.kernels.registry import list_kernels
-
-    names = []
-    for kind in ("tirex2_slstm", "tirex2_mlstm"):
-        available = list_kernels(available_only=True, kind=kind)
-        if kernel == "auto" and numerics == "fast":
-            names.append(next((k for k in FAST_KERNELS[kind] if k in available), "auto"))
-        elif kernel != "auto" and kernel not in list_kernels(kind=kind):
-            names.append("auto")  # a kernel of the other recurrence (or unknown: see below)
-        else:
-            names.append(kernel)
-    if kernel != "auto" and names == ["auto", "auto"]:
-        known = sorted(
-            set(list_kernels(kind="tirex2_slstm")) | set(list_kernels(kind="tirex2_mlstm"))
-        )
-        raise ConfigError(f"unknown TiRex-2 kernel {kernel!r}; known: {', '.join(known)}")
-    return names[0], names[1]
 
 
 def _fit_length(rows: torch.Tensor, length: int) -> torch.Tensor:

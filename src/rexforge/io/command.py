@@ -60,7 +60,7 @@ def _fast_numerics(family: str) -> dict:
     """What numerics="fast" picks for a model of ``family`` on this machine (TiRex: detected
     and measured now; TiRex-2: its fast recurrence kernels where available)."""
     if family == "tirex2":
-        from rexforge.forecast.tirex2_api import recurrence_kernels
+        from rexforge.kernels.tirex2 import recurrence_kernels
 
         slstm, mlstm = recurrence_kernels("auto", "fast")
         plan = f"recurrences sLSTM {slstm}, mLSTM {mlstm} (fp32)"

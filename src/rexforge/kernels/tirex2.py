@@ -34,6 +34,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rexforge.errors import ConfigError
+
 
 def slstm_tirex2_torch_ref(
     wx: torch.Tensor, recurrent_kernel: torch.Tensor, bias: torch.Tensor
@@ -139,6 +141,31 @@ def mlstm_chunk(q, k, v, i, log_f, state, eps: float):
     C = decay[..., None, None] * C + k_weighted.transpose(-2, -1) @ v
     n = decay[..., None] * n + k_weighted.sum(dim=-2)
     return h, (C, n, m_next)
+
+
+# The fast CPU kernels of each recurrence, best first (kernels/tirex2_*_cpu.py).
+FAST_KERNELS = {"tirex2_slstm": ("cpu_native",), "tirex2_mlstm": ("cpu_batched",)}
+
+
+def recurrence_kernels(kernel: str, numerics: str | None) -> tuple[str, str]:
+    """(sLSTM kernel, mLSTM kernel) for ``from_checkpoint``'s ``kernel`` and ``numerics``."""
+    from rexforge.kernels.registry import list_kernels
+
+    names = []
+    for kind in ("tirex2_slstm", "tirex2_mlstm"):
+        available = list_kernels(available_only=True, kind=kind)
+        if kernel == "auto" and numerics == "fast":
+            names.append(next((k for k in FAST_KERNELS[kind] if k in available), "auto"))
+        elif kernel != "auto" and kernel not in list_kernels(kind=kind):
+            names.append("auto")  # a kernel of the other recurrence (or unknown: see below)
+        else:
+            names.append(kernel)
+    if kernel != "auto" and names == ["auto", "auto"]:
+        known = sorted(
+            set(list_kernels(kind="tirex2_slstm")) | set(list_kernels(kind="tirex2_mlstm"))
+        )
+        raise ConfigError(f"unknown TiRex-2 kernel {kernel!r}; known: {', '.join(known)}")
+    return names[0], names[1]
 
 
 def _register() -> None:

@@ -17,6 +17,7 @@ The TiRex hooks are ``train.tirex_family``, the TiRex-2 hooks ``train.tirex2_fam
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,9 @@ class ValidationForecasts:
     loss: torch.Tensor
 
 
-class TrainingFamily:
-    """The training hooks of one model family; subclasses fill every method.
+class TrainingFamily(abc.ABC):
+    """The training hooks of one model family; subclasses fill every abstract method (a
+    family missing one cannot be instantiated).
 
     Stateless: the registry makes a fresh instance whenever one is asked for.
     """
@@ -94,52 +96,64 @@ class TrainingFamily:
     lora_targets: tuple[str, ...] = ()
 
     # -- the model -------------------------------------------------------------------------
+    @abc.abstractmethod
     def block_prefix(self, index: int) -> str:
         """Parameter-name prefix of block ``index`` (freeze the first k)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def num_blocks(self, config) -> int:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def patch_size(self, config) -> int:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def default_context(self, config) -> int:
         """The context a run trains on when none is given: the model's own."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def training_config(self, config, settings):
         """``config`` as the trained model stores it (e.g. its context set to the training
         windows'); checks the settings against the architecture (``ConfigError``)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def build(self, config, settings) -> torch.nn.Module:
         """A randomly initialised network in training numerics (fp32)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def reinitialise(self, model: torch.nn.Module, seed: int) -> None:
         """Fresh random weights from ``seed`` (mode scratch)."""
         raise NotImplementedError
 
     # -- data ------------------------------------------------------------------------------
+    @abc.abstractmethod
     def series_lengths(self, train_series: Sequence) -> list[int]:
         """Steps of every training series or item (the automatic settings read them)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def windows(self, train_series, settings, config, validation: bool, skip_short: bool):
         """-> ``TrainingWindows``: training windows and the held-out tail (never trained on)."""
         raise NotImplementedError
 
     # -- objective -------------------------------------------------------------------------
+    @abc.abstractmethod
     def loss_function(self, model: torch.nn.Module, settings) -> Callable:
         """``loss(batch, masking, generator, share) -> (loss, weight)`` for training batches:
         the mean loss of the batch (one process, ``share`` None; weight None), or of this
         rank's share of the global batch and the weight of that mean (``RankShare``)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def validation_forecasts(self, model, batch, horizon: int, rollout: str) -> ValidationForecasts:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def batch_size_of(self, batch) -> int:
         """Windows in a training batch (a global one in a distributed run)."""
         raise NotImplementedError

@@ -27,7 +27,7 @@ from dataclasses import replace
 import torch
 
 from rexforge.errors import ConfigError
-from rexforge.forecast.tirex2_api import recurrence_kernels
+from rexforge.kernels.tirex2 import recurrence_kernels
 from rexforge.train.family import TrainingFamily, TrainingWindows, ValidationForecasts
 from rexforge.train.loss import pinball_loss
 
