@@ -156,7 +156,24 @@ def test_the_rollout_defaults_to_the_models_own(model):
     np.testing.assert_array_equal(q_exact[:, :32], q_stateful[:, :32])  # the first patch
 
     starter = load_model("starter")
-    assert starter.default_rollout == "stateful"
+    assert starter.default_rollout == "median"
     q_default, _ = starter.forecast(ctx, 70, output_type="numpy")
-    q_stateful, _ = starter.forecast(ctx, 70, output_type="numpy", rollout="stateful")
-    np.testing.assert_array_equal(q_default, q_stateful)
+    q_median, _ = starter.forecast(ctx, 70, output_type="numpy", rollout="median")
+    np.testing.assert_array_equal(q_default, q_median)
+
+
+def test_the_median_rollout_feeds_each_patchs_median_back(model):
+    ctx = make_context([200, 150, 90], seed=5)
+    q, mean = model.forecast(ctx, 80, output_type="numpy", rollout="median")
+    assert q.shape == (3, 80, 9)
+    np.testing.assert_array_equal(mean, q[:, :, 4])
+    # Patch 1 is the one-patch forecast; patch k+1 is the one-patch forecast of the context
+    # extended by the medians of patches 1..k, as if they had been observed.
+    first, _ = model.forecast(ctx, 32, output_type="numpy")
+    np.testing.assert_array_equal(q[:, :32], first)
+    for stop, length in ((32, 32), (64, 16)):
+        grown = [np.concatenate([c, q[i, :stop, 4]]) for i, c in enumerate(ctx)]
+        step, _ = model.forecast(grown, length, output_type="numpy")
+        np.testing.assert_allclose(q[:, stop : stop + length], step, rtol=1e-5, atol=1e-5)
+    exact, _ = model.forecast(ctx, 80, output_type="numpy", rollout="exact")
+    assert not np.allclose(q[:, 32:], exact[:, 32:])

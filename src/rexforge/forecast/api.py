@@ -88,8 +88,9 @@ class TiRexForecaster:
         """The rollout ``forecast`` uses when none is given: the checkpoint's
         ``default_rollout`` metadata, else ``"exact"`` (the official behaviour). A model
         trained on one-patch futures only, such as the bundled starter, never saw the masked
-        patches the exact rollout feeds it, and forecasts later patches better statefully
-        (benchmarks/long_horizon.py); official checkpoints keep the official rollout."""
+        patches the exact rollout feeds it, and forecasts later patches better from its own
+        median fed back (benchmarks/long_horizon.py); official checkpoints keep the official
+        rollout."""
         rollout = self.metadata.get("default_rollout", "exact")
         return rollout if rollout in ROLLOUTS else "exact"
 
@@ -122,7 +123,7 @@ class TiRexForecaster:
         max_accelerated_rollout_steps: int = 1,
         output_device: str = "cpu",
         resample_strategy: str | None = None,
-        rollout: Literal["exact", "stateful"] | None = None,
+        rollout: Literal["exact", "stateful", "median"] | None = None,
     ):
         """Quantile forecasts for each series of ``context``.
 
@@ -137,8 +138,9 @@ class TiRexForecaster:
         rollout: how horizons over one patch are computed (see
             ``rexforge.forecast.engine.forecast_quantiles``): ``"exact"`` reruns the model for
             every further patch as the official code does; ``"stateful"`` carries the recurrent
-            state forward, O(context + horizon), with slightly different forecasts. None: the
-            model's ``default_rollout``.
+            state forward, O(context + horizon), with slightly different forecasts;
+            ``"median"`` feeds each patch's median back as context (continuous forecasts, but
+            later patches' bands are too narrow). None: the model's ``default_rollout``.
         Returns ``(quantiles [B, H, Q], mean [B, H])`` as torch tensors or numpy arrays, or
         with ``output_type="gluonts"`` a list of GluonTS ``QuantileForecast``; with
         ``yield_per_batch`` an iterator of such results, one per batch.

@@ -81,10 +81,10 @@ def forecast(
             it; the model cuts longer contexts to the length it was trained on)
         rollout: horizons over one patch (32 steps): exact reruns the model on the context
             plus each forecast patch, as NXAI's code does; stateful carries the recurrent state
-            forward (faster for long horizons, slightly different forecasts). Default: the
-            model's own (`rexforge info`): exact for official checkpoints, stateful for the
-            bundled starter. TiRex-2: median forecasts past the model's cap (320 steps) by
-            feeding the median back as context
+            forward (faster for long horizons, slightly different forecasts); median feeds each
+            patch's median back as context. Default: the model's own (`rexforge info`): exact
+            for official checkpoints, median for the bundled starter. TiRex-2: median forecasts
+            past the model's cap (320 steps) the same way
         past_covariates: TiRex-2, long layout: columns known up to the forecast start only
             (a b, or a,b); --target may then name several targets (a,b)
         future_covariates: TiRex-2, long layout: columns known ahead, with their values over

@@ -161,7 +161,7 @@ def _next_patches_whole_window(model: TiRexModel, window: torch.Tensor, new_patc
     return PatchForecast(unscale(flat, scale), result.states, scale)
 
 
-ROLLOUTS = ("exact", "stateful")
+ROLLOUTS = ("exact", "stateful", "median")
 
 
 @torch.no_grad()
@@ -188,12 +188,20 @@ def forecast_quantiles(
       (and, for series longer than the window, by the re-cut and re-scaling).
       ``patches_per_step`` has no effect here: feeding k masked tokens at once or one at a time
       gives the same states, so the stateful result is that of every ``patches_per_step``.
+    * ``"median"``: forecast one patch, append its median to the context as if observed,
+      forecast the next patch from that, and so on: O(horizon x context), like ``"exact"``.
+      The model only ever sees observed contexts, so a model trained on one-patch futures stays
+      in the inputs it knows; but each later patch is conditioned on one path (the median), so
+      its quantile band leaves out the uncertainty of the patches before it and is too narrow.
+      TiRex-2's forecaster feeds its median back past its horizon cap the same way.
     """
     if rollout not in ROLLOUTS:
         raise ValueError(f"rollout must be one of {ROLLOUTS}, got {rollout!r}")
     context = context.float()
     if rollout == "exact":
         return _rerun_rollout(model, context, prediction_length, cache, patches_per_step)
+    if rollout == "median":
+        return _median_rollout(model, context, prediction_length, cache)
     P = model.config.input_patch_size
     remaining = math.ceil(prediction_length / P)
     first = forecast_next_patches(model, context, cache, 1)
@@ -225,5 +233,17 @@ def _rerun_rollout(model, context, prediction_length, cache, patches_per_step) -
                 device=context.device,
             )
             context = torch.cat((context, nan_patch), dim=1)
+    quantiles = torch.cat(pieces, dim=-1)[..., :prediction_length]  # [B, Q, H]
+    return quantiles.transpose(1, 2).contiguous()  # [B, H, Q]
+
+
+def _median_rollout(model, context, prediction_length, cache) -> torch.Tensor:
+    P = model.config.input_patch_size
+    median = model.config.median_index
+    pieces = []  # each [B, Q, P]
+    for _ in range(math.ceil(prediction_length / P)):
+        patch = forecast_next_patches(model, context, cache, new_patches=1).quantiles
+        pieces.append(patch)
+        context = torch.cat((context, patch[:, median]), dim=1)
     quantiles = torch.cat(pieces, dim=-1)[..., :prediction_length]  # [B, Q, H]
     return quantiles.transpose(1, 2).contiguous()  # [B, H, Q]
