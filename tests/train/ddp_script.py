@@ -1,6 +1,7 @@
 """Run by test_ddp.py in a fresh interpreter: ``python ddp_script.py DEVICES BATCH OUT``."""
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -14,6 +15,23 @@ def series(n=4, length=300, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(length)
     return [np.sin(t / (5 + i)) + 0.02 * t + 0.1 * rng.standard_normal(length) for i in range(n)]
+
+
+if os.environ.get("REXFORGE_TEST_NAN_ON_RANK"):
+    # Module level, so that spawned workers (which import this file) poison their loss too:
+    # the loss of rank REXFORGE_TEST_NAN_ON_RANK becomes NaN at its third micro-batch.
+    import rexforge.train.objective as objective
+
+    _real, _calls = objective.tokens_loss, {"n": 0}
+
+    def _poisoned(*args, **kwargs):
+        loss = _real(*args, **kwargs)
+        _calls["n"] += 1
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        bad = _calls["n"] == 3 and rank == int(os.environ["REXFORGE_TEST_NAN_ON_RANK"])
+        return loss * float("nan") if bad else loss
+
+    objective.tokens_loss = _poisoned
 
 
 if __name__ == "__main__":

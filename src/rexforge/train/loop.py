@@ -582,11 +582,13 @@ def _train(trainer, module, data, ckpt_path, on_interrupt, run_dir: Path) -> Non
 
     if on_interrupt.saved_step is not None:
         raise _interrupted(on_interrupt.saved_step, last)
-    if module.nonfinite_step is not None:
+    diverged = trainer.callback_metrics.get("nonfinite_step")
+    if diverged is not None:
+        batch = int(trainer.callback_metrics["nonfinite_batch"])
         kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved"
         raise InputError(
-            f"training diverged: the loss became non-finite at step {module.nonfinite_step} "
-            f"(batch {module.nonfinite_batch} of the training stream); {kept}; "
+            f"training diverged: the loss became non-finite at step {int(diverged)} "
+            f"(batch {batch} of the training stream); {kept}; "
             "try a lower --lr or check the data for extreme values"
         )
     trainer.save_checkpoint(last, weights_only=False)

@@ -53,8 +53,6 @@ class TrainingModule(L.LightningModule):
         )
         self.masking = MaskingConfig.from_settings(s)
         self.micro_step = 0  # micro-batches trained so far (checkpointed)
-        self.nonfinite_step: int | None = None  # optimizer step whose loss was NaN/inf
-        self.nonfinite_batch: int | None = None  # its micro-batch index in the training stream
         # LoRA checkpoints hold only the adapters; the base comes from base_checkpoint again.
         self.strict_loading = s.mode != "lora"
         self._val_outputs: list[dict[str, np.ndarray]] = []
@@ -74,22 +72,47 @@ class TrainingModule(L.LightningModule):
         world = self.trainer.world_size if self._trainer is not None else 1
         share = RankShare(self.global_rank, world) if world > 1 else None
         loss, weight = self._loss(batch, self.masking, gen, share)  # this rank's mean
-        if not torch.isfinite(loss):
-            # Skip this update (returning None) and stop: the weights stay the last good ones.
-            self.nonfinite_step = self.global_step
-            self.nonfinite_batch = self.micro_step - 1
+        if not self._finite_everywhere(loss, world):
+            # Skip this update and stop: the weights stay the last good ones. The step is read
+            # back by the caller from callback_metrics, which also travel back from spawned
+            # workers.
+            step, micro_batch = self.global_step, self.micro_step - 1
             self.trainer.should_stop = True
-            logger.error(
-                "loss is %s at step %d (batch %d); stopping",
-                loss.item(),
-                self.global_step,
-                self.nonfinite_batch,
-            )
-            return None
+            self.trainer.callback_metrics["nonfinite_step"] = torch.tensor(step)
+            self.trainer.callback_metrics["nonfinite_batch"] = torch.tensor(micro_batch)
+            if torch.isfinite(loss):
+                logger.error("the loss is non-finite on another rank at step %d; stopping", step)
+            else:
+                where = f" on rank {self.global_rank} of {world}" if world > 1 else ""
+                logger.error(
+                    "loss is %s%s at step %d (batch %d); stopping",
+                    loss.item(),
+                    where,
+                    step,
+                    micro_batch,
+                )
+            return None if world == 1 else self._no_update()
         size = self.hooks.batch_size_of(batch) // world  # this rank's windows
         self.log("train_loss", loss, prog_bar=True, batch_size=size)
         self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
         return loss if weight is None else loss * weight
+
+    def _finite_everywhere(self, loss: torch.Tensor, world: int) -> bool:
+        """Whether the loss is finite on every rank. All ranks must skip the update together:
+        a rank that skipped alone would leave the others waiting in the gradient all-reduce."""
+        finite = torch.isfinite(loss.detach()).float()
+        if world > 1:
+            finite = self.all_gather(finite).min()
+        return bool(finite > 0)
+
+    def _no_update(self) -> torch.Tensor:
+        """A zero loss for every rank of a distributed run to step on, in place of the skipped
+        update (Lightning refuses None there): zero gradients at learning rate zero leave the
+        weights as they were, and the run stops after this step."""
+        for group in self.optimizers().param_groups:
+            group["lr"] = 0.0
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        return torch.stack([p.sum() for p in trainable]).sum() * 0.0
 
     # -- validation: loss on the held-out windows, plus WQL/MASE of real rollouts ----------
     def validation_step(self, batch, batch_idx: int):
