@@ -52,6 +52,9 @@ class ModelFamily:
     training: the family's training hooks (a ``rexforge.train.family.TrainingFamily``
         subclass), or its dotted path; None for a family that cannot train yet. The one
         training loop asks them for everything that differs between families.
+    notice_metadata: ``notice_metadata(derived_from_nxai_weights) -> dict``, or its dotted
+        path: the licence and notice metadata a model of this family carries; None gives
+        TiRex's (``rexforge.io.checkpoint.nxai_metadata``).
     """
 
     name: str
@@ -64,6 +67,7 @@ class ModelFamily:
     describe: Callable[[Any], list[tuple[str, str]]] | None = field(default=None)
     write_folder: Callable[[Any, Any], Any] | None = field(default=None)
     training: type | str | None = field(default=None)
+    notice_metadata: Callable[[bool], dict] | str | None = field(default=None)
 
     @property
     def forecaster_class(self) -> type:
@@ -81,6 +85,15 @@ class ModelFamily:
             raise ConfigError(f"model family '{self.name}' cannot be trained yet")
         hooks = self.training if not isinstance(self.training, str) else None
         return (hooks or _import_dotted(self.training))()
+
+    def notice(self, derived_from_nxai_weights: bool) -> dict:
+        """The licence and notice metadata of a model of this family."""
+        if self.notice_metadata is None:
+            from rexforge.io.checkpoint import nxai_metadata
+
+            return nxai_metadata(derived_from_nxai_weights)
+        make = self.notice_metadata
+        return (_import_dotted(make) if isinstance(make, str) else make)(derived_from_nxai_weights)
 
 
 def _import_dotted(path: str) -> Any:

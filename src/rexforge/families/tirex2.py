@@ -118,5 +118,6 @@ TIREX2 = register_family(
         describe=describe_tirex2,
         write_folder=write_tirex2_folder,
         training="rexforge.train.tirex2_family:TiRex2Training",
+        notice_metadata="rexforge.io.tirex2_folder:tirex2_notice",
     )
 )

@@ -67,6 +67,11 @@ def tirex2_metadata(metadata: dict[str, Any], derived_from_nxai_weights: bool) -
     }
 
 
+def tirex2_notice(derived_from_nxai_weights: bool) -> dict[str, Any]:
+    """The notice metadata of a TiRex-2 model (the family registry's ``notice_metadata``)."""
+    return tirex2_metadata({}, derived_from_nxai_weights)
+
+
 def write_official_folder(folder: str | Path, ckpt) -> Path:
     """Write ``ckpt`` (a ``Checkpoint`` whose config is a ``TiRex2Config``) as an official
     TiRex-2 folder; returns the folder. Weights are written first and ``config.json`` last,

@@ -16,7 +16,6 @@ from rexforge.errors import CheckpointError, ConfigError
 from rexforge.io.checkpoint import (
     Checkpoint,
     check_weights,
-    nxai_metadata,
     read_checkpoint,
     state_dict_digest,
 )
@@ -90,7 +89,7 @@ def model_from_training_payload(path: Path, obj: dict) -> Checkpoint:
     if derived is None:  # written before runs recorded it
         derived = _base_derived_from_nxai(train)
     metadata = {
-        **_family_notice(family.name, bool(derived)),
+        **family.notice(bool(derived)),
         "steps": int(obj.get("global_step") or 0),
         "mode": train.get("mode"),
         "base_checkpoint": train.get("base_checkpoint"),
@@ -126,12 +125,3 @@ def _run_data(path: Path) -> Any:
         return (yaml.safe_load(run_config.read_text()) or {}).get("data")
     except (OSError, yaml.YAMLError, AttributeError):
         return None
-
-
-def _family_notice(family: str, derived: bool) -> dict[str, Any]:
-    """The notice metadata a model of ``family`` carries (TiRex-2's own for TiRex-2)."""
-    if family == "tirex2":
-        from rexforge.io.tirex2_folder import tirex2_metadata
-
-        return tirex2_metadata({}, derived)
-    return nxai_metadata(derived)
