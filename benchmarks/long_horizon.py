@@ -226,16 +226,21 @@ def _later_gmean(r: dict, rollout: str) -> float:
     return float(np.exp(np.mean(np.log(ratios)))) if ratios else float("nan")
 
 
+def _table_head(text_columns: list[str], number_columns: list[str]) -> list[str]:
+    """A markdown header: left-aligned text columns, then right-aligned number columns."""
+    names = " | ".join(text_columns + number_columns)
+    return [f"| {names} |", "|" + "---|" * len(text_columns) + "---:|" * len(number_columns)]
+
+
 def _verdict(results: list[dict]) -> list[str]:
     """Data-driven answer to "which rollout should be a model's default?"."""
     rows = [
         "## Rollouts beyond the first patch\n",
-        "| set | "
-        + " | ".join(f"WQL ratio patches 2+ ({r})" for r in ROLLOUTS)
-        + " | "
-        + " | ".join(f"jump p90 ({r})" for r in ROLLOUTS)
-        + " |",
-        "|---|" + "---:|" * (2 * len(ROLLOUTS)),
+        *_table_head(
+            ["set"],
+            [f"WQL ratio patches 2+ ({r})" for r in ROLLOUTS]
+            + [f"jump p90 ({r})" for r in ROLLOUTS],
+        ),
     ]
     wql_wins = dict.fromkeys(ROLLOUTS, 0)
     jump_wins = dict.fromkeys(ROLLOUTS, 0)
@@ -311,12 +316,9 @@ def _md(results: list[dict], args) -> str:
         out += [
             f"## {r['set']}: {r['note']}\n",
             f"{r['series']} series, season {r['season']}, forecast seconds {r['seconds']}.\n",
-            "| patch | steps | "
-            + " | ".join(f"{n} WQL" for n in labels)
-            + " | "
-            + " | ".join(f"{n} MASE" for n in labels)
-            + " |",
-            "|---:|---|" + "---:|" * (2 * len(names)),
+            *_table_head(
+                ["patch", "steps"], [f"{n} WQL" for n in labels] + [f"{n} MASE" for n in labels]
+            ),
         ]
         for p in r["patches"]:
             out.append(
