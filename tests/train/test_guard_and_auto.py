@@ -136,6 +136,30 @@ def test_a_fine_tune_that_cannot_beat_zero_shot_exports_the_base(tmp_path, tiny_
     assert "final/ is the base model" in (run.run_dir / "finetune_report.md").read_text()
 
 
+def test_the_guard_compares_with_the_base_at_its_own_context(tmp_path, tiny_ckpt):
+    from rexforge.io.checkpoint import read_checkpoint
+    from rexforge.train import fit
+
+    # Fine-tuning with a shorter context than the base's (256) must not handicap zero-shot:
+    # the guard scores the base as it forecasts untouched, and a kept base keeps its context.
+    reports = {}
+    for context in (256, 64):
+        run = fit(
+            tiny_ckpt,
+            sine_series(),
+            output_dir=tmp_path / f"ctx{context}",
+            mode="full",
+            max_steps=2,
+            lr=2.0,
+            val_every_n_steps=2,
+            **{**GUARDED, "context_length": context},
+        )
+        reports[context] = run.report
+        assert run.report.kept == "base"
+        assert read_checkpoint(run.final_dir).config.train_ctx_len == 256
+    assert reports[64].zero_shot == reports[256].zero_shot
+
+
 def test_a_fine_tune_that_helps_is_kept_with_its_best_checkpoint(tmp_path, tiny_ckpt):
     from rexforge import load_model
     from rexforge.train import fit

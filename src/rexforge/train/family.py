@@ -137,8 +137,18 @@ class TrainingFamily(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def windows(self, train_series, settings, config, validation: bool, skip_short: bool):
-        """-> ``TrainingWindows``: training windows and the held-out tail (never trained on)."""
+    def windows(
+        self,
+        train_series,
+        settings,
+        config,
+        validation: bool,
+        skip_short: bool,
+        validation_context: int | None = None,
+    ):
+        """-> ``TrainingWindows``: training windows and the held-out tail (never trained on).
+        The tail's contexts have ``validation_context`` steps (default: the training context);
+        each model scored on them cuts them to its own context."""
         raise NotImplementedError
 
     # -- objective -------------------------------------------------------------------------

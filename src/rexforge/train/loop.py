@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -242,12 +242,17 @@ def fit(
     from rexforge.train.progress import quiet_lightning
 
     guarded = auto and validation and mode != "scratch"
-    settings, config, base_state, provenance, chosen = _resolve_settings(
+    settings, config, base_state, provenance, chosen, base_config = _resolve_settings(
         model, train_series, mode, options, guarded, devices
     )
     check_launch(settings.num_nodes, devices)
     hooks = training_family(config)
-    windows = hooks.windows(train_series, settings, config, validation, skip_short)
+    # The guard scores the base as it forecasts without fine-tuning: with its own context.
+    base = _GuardBase(base_config, base_state) if guarded else None
+    tail_context = max(settings.context_length, hooks.default_context(base_config))
+    windows = hooks.windows(
+        train_series, settings, config, validation, skip_short, tail_context if guarded else None
+    )
     run_dir = Path(output_dir)
     ckpt_path = _prepare_run_folder(run_dir, resume, config, settings)
     if on_start is not None:
@@ -268,10 +273,11 @@ def fit(
         )
         started = time.perf_counter()
         module, metrics, report = _train_and_guard(
-            trainer, module, data, ckpt_path, on_interrupt, run_dir, base_state, guarded
+            trainer, module, data, ckpt_path, on_interrupt, run_dir, base
         )
+    exported = base_config if report is not None and report.kept == "base" else config
     result = _export(
-        trainer, module, settings, config, provenance, data_description, run_dir, metrics, hooks
+        trainer, module, settings, exported, provenance, data_description, run_dir, metrics, hooks
     )
     if report is not None:
         seconds = time.perf_counter() - started
@@ -281,16 +287,17 @@ def fit(
 
 # -- the steps of fit (with _windows, _trainer, _train and _export below) ----------------------
 def _resolve_settings(model, train_series, mode: str, options: dict, guarded: bool, devices):
-    """(settings, base config, base weights or None, provenance, automatic choices or None):
-    the caller's options validated, the base resolved, and in a guarded fine-tune the options
-    left out chosen from the data (for ``devices`` processes on each of the nodes)."""
+    """(settings, training config, base weights or None, provenance, automatic choices or
+    None, the base's own config): the caller's options validated, the base resolved, and in a
+    guarded fine-tune the options left out chosen from the data (for ``devices`` processes on
+    each of the nodes)."""
     settings = TrainConfig.from_dict({"mode": mode, **options}).validate()
-    config, base_state, provenance = _resolve_model(model, settings)
+    config, base_state, provenance, base_config = _resolve_model(model, settings)
     chosen = None
     if guarded:
         processes = settings.num_nodes * (devices if isinstance(devices, int) else 1)
         settings, chosen = _auto_settings(train_series, settings, config, options, processes)
-    return settings, config, base_state, provenance, chosen
+    return settings, config, base_state, provenance, chosen, base_config
 
 
 def _prepare_run_folder(run_dir: Path, resume, config, settings: TrainConfig) -> str | None:
@@ -344,15 +351,31 @@ def _write_command_record(run_dir: Path, command_record: dict | None) -> None:
         atomic_write_text(run_dir / "command.yaml", yaml.safe_dump(command_record, sort_keys=False))
 
 
-def _train_and_guard(trainer, module, data, ckpt_path, on_interrupt, run_dir, base_state, guarded):
-    """Train; in a guarded fine-tune, score the base on the held-out tail first and keep the
-    better of it and the best checkpoint. Returns (module to export, metrics, report or None)."""
-    zero_shot = _tail_scores(trainer, module, data) if guarded else None
+class _GuardBase(NamedTuple):
+    """The base model as the guard compares with it: its own config (context included) and
+    weights."""
+
+    config: Any
+    state: dict | None
+
+    def module(self, settings: TrainConfig):
+        from rexforge.train.module import TrainingModule
+
+        return TrainingModule(self.config.to_dict(), settings.to_dict(), self.state)
+
+
+def _train_and_guard(trainer, module, data, ckpt_path, on_interrupt, run_dir, base):
+    """Train; in a guarded fine-tune (``base`` given), score the base on the held-out tail
+    first and keep the better of it and the best checkpoint. Returns (module to export,
+    metrics, report or None)."""
+    zero_shot = None
+    if base is not None:
+        zero_shot = _tail_scores(trainer, base.module(module.settings), data)
     _train(trainer, module, data, ckpt_path, on_interrupt, run_dir)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    if not guarded:
+    if base is None:
         return module, metrics, None
-    module, report = _guard(trainer, module, data, zero_shot, base_state, run_dir)
+    module, report = _guard(trainer, module, data, zero_shot, base, run_dir)
     kept = report.fine_tuned if report.kept == "fine-tuned" else report.zero_shot
     metrics.update({f"val_{k}": v for k, v in kept.items()})  # the exported model's
     return module, metrics, report
@@ -399,12 +422,10 @@ def _tail_scores(trainer, module, data) -> tuple[dict[str, float], np.ndarray | 
     return scores, module.val_unit_losses
 
 
-def _guard(trainer, module, data, zero_shot_tail, base_state, run_dir: Path):
+def _guard(trainer, module, data, zero_shot_tail, base: _GuardBase, run_dir: Path):
     """Load the best checkpoint into ``module`` and score it; when it does not beat
-    ``zero_shot``, return a fresh module holding the base weights instead (LoRA adapters at
-    zero add nothing). Returns (module to export, report)."""
-    from rexforge.train.module import TrainingModule
-
+    ``zero_shot``, return a fresh module holding the base (its weights and context; LoRA
+    adapters at zero add nothing) instead. Returns (module to export, report)."""
     best = run_dir / "checkpoints" / "best.ckpt"
     best_step = None
     if best.exists():
@@ -422,13 +443,13 @@ def _guard(trainer, module, data, zero_shot_tail, base_state, run_dir: Path):
     if keep_fine_tuned(zero_shot, tuned, upper):
         return module, report
     report.kept = "base"
-    base = TrainingModule(dict(module.hparams.model_config), module.settings.to_dict(), base_state)
-    return base, report
+    return base.module(module.settings), report
 
 
-def _resolve_model(model, settings: TrainConfig) -> tuple[Any, dict | None, dict]:
-    """The base's config (its context set to the training context by the family's hooks),
-    weights and provenance; fills the provenance and the context length into ``settings``.
+def _resolve_model(model, settings: TrainConfig) -> tuple[Any, dict | None, dict, Any]:
+    """The base's config with its context set to the training context by the family's hooks,
+    its weights, provenance and own config; fills the provenance and the context length into
+    ``settings``.
     The one writer of a trained model's context; exports store it once, in the model config."""
     config, base_state, provenance = resolve_base(model, settings.mode)
     hooks = training_family(config)
@@ -446,7 +467,7 @@ def _resolve_model(model, settings: TrainConfig) -> tuple[Any, dict | None, dict
             default,
             settings.context_length,
         )
-    return hooks.training_config(config, settings), base_state, provenance
+    return hooks.training_config(config, settings), base_state, provenance, config
 
 
 def _trainer(

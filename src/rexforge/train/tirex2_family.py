@@ -108,7 +108,9 @@ class TiRex2Training(TrainingFamily):
 
         return [len(item) for item in as_items(train_series)]
 
-    def windows(self, train_series, settings, config, validation, skip_short) -> TrainingWindows:
+    def windows(
+        self, train_series, settings, config, validation, skip_short, validation_context=None
+    ) -> TrainingWindows:
         from rexforge.data.sampler import WindowSampler
         from rexforge.train.auto import validation_windows_per_series
         from rexforge.train.loop import check_lengths
@@ -147,7 +149,7 @@ class TiRex2Training(TrainingFamily):
         make_stream = functools.partial(
             _item_stream, ItemWindowDataset, sampler, train_items, layout
         )
-        val = HoldoutItems(items, H, C, held_out) if validation else None
+        val = HoldoutItems(items, H, validation_context or C, held_out) if validation else None
         return TrainingWindows(
             sampler, val, len(items), make_stream, collate_windows, collate_holdout
         )

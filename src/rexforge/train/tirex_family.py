@@ -52,7 +52,9 @@ class TiRexTraining(TrainingFamily):
 
         return [len(x) for x in as_arrays(train_series)[0]]
 
-    def windows(self, train_series, settings, config, validation, skip_short) -> TrainingWindows:
+    def windows(
+        self, train_series, settings, config, validation, skip_short, validation_context=None
+    ) -> TrainingWindows:
         from rexforge.data.sampler import WindowDataset, WindowSampler
         from rexforge.train.auto import validation_windows_per_series
         from rexforge.train.datamodule import HoldoutWindows
@@ -78,7 +80,9 @@ class TiRexTraining(TrainingFamily):
             series_weight_power=settings.series_weight_power,
         )
         val = (
-            HoldoutWindows(arrays, settings.context_length, H, train_future, held_out)
+            HoldoutWindows(
+                arrays, validation_context or settings.context_length, H, train_future, held_out
+            )
             if validation
             else None
         )
@@ -121,7 +125,8 @@ class TiRexTraining(TrainingFamily):
         from rexforge.forecast.engine import PadStateCache, forecast_quantiles
         from rexforge.train.objective import window_loss
 
-        loss = window_loss(model, batch["context"], batch["future"])
+        context = batch["context"][:, -model.config.train_ctx_len :]  # the model's own context
+        loss = window_loss(model, context, batch["future"])
         q = forecast_quantiles(model, batch["context"], horizon, PadStateCache(), rollout=rollout)
         return ValidationForecasts(batch["future"][:, :horizon], q, batch["mase_scale"], loss)
 
