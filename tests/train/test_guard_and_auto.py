@@ -136,7 +136,7 @@ def test_a_fine_tune_that_cannot_beat_zero_shot_exports_the_base(tmp_path, tiny_
     assert "final/ is the base model" in (run.run_dir / "finetune_report.md").read_text()
 
 
-def test_the_guard_compares_with_the_base_at_its_own_context(tmp_path, tiny_ckpt):
+def test_the_guard_compares_with_the_base_at_its_own_context(tmp_path, tiny_ckpt, caplog):
     from rexforge.io.checkpoint import read_checkpoint
     from rexforge.train import fit
 
@@ -156,8 +156,10 @@ def test_the_guard_compares_with_the_base_at_its_own_context(tmp_path, tiny_ckpt
         )
         reports[context] = run.report
         assert run.report.kept == "base"
-        assert read_checkpoint(run.final_dir).config.train_ctx_len == 256
+        final = read_checkpoint(run.final_dir)
+        assert final.config.train_ctx_len == 256 and final.metadata["finetune_kept"] == "base"
     assert reports[64].zero_shot == reports[256].zero_shot
+    assert "trained on 64-step contexts" not in caplog.text  # no context-mismatch warning
 
 
 def test_a_fine_tune_that_helps_is_kept_with_its_best_checkpoint(tmp_path, tiny_ckpt):

@@ -86,6 +86,8 @@ def _recorded_training_context(metadata: dict[str, Any]) -> Any:
     """The ``context_length`` of the training settings in ``metadata`` (None when absent): a
     second copy of the training context, which only files written before exports kept
     ``train_ctx_len`` alone hold (and training checkpoints, whose settings are their own)."""
+    if metadata.get("finetune_kept") == "base":  # the guard exported the base, untrained
+        return None
     train_config = metadata.get("train_config")
     return train_config.get("context_length") if isinstance(train_config, dict) else None
 

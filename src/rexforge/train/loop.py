@@ -275,7 +275,10 @@ def fit(
         module, metrics, report = _train_and_guard(
             trainer, module, data, ckpt_path, on_interrupt, run_dir, base
         )
-    exported = base_config if report is not None and report.kept == "base" else config
+    exported = config
+    if report is not None and report.kept == "base":
+        # final/ is the base, as it was: its own context, and it says so in its metadata.
+        exported, provenance = base_config, {**provenance, "finetune_kept": "base"}
     result = _export(
         trainer, module, settings, exported, provenance, data_description, run_dir, metrics, hooks
     )
