@@ -73,6 +73,30 @@ def test_log_uniform_truncation_reaches_sub_patch_contexts():
     assert ((kept_uniform >= 4) & (kept_uniform < 8)).double().mean() < 0.02
 
 
+def test_shortening_drops_whole_leading_patches_of_every_row_alike():
+    from rexforge.train.objective import MaskingConfig, drop_leading_patches, window_tokens
+
+    context = torch.arange(1.0, 129.0).repeat(3, 1)  # [3, 128]: 4 patches
+    gen = torch.Generator().manual_seed(0)
+    lengths = []
+    for _ in range(400):
+        out = drop_leading_patches(context, 0.5, 32, gen)
+        assert torch.equal(out, context[:, 128 - out.shape[1] :])  # the most recent steps
+        lengths.append(out.shape[1])
+    lengths = torch.tensor(lengths)
+    assert 0.4 < (lengths < 128).float().mean() < 0.6  # about half the batches
+    assert set(lengths.tolist()) == {32, 64, 96, 128}  # at least one patch stays
+    assert drop_leading_patches(context, 1.0, 32, gen).shape[1] < 128
+    assert torch.equal(drop_leading_patches(context, 0.0, 32, gen), context)
+    # window_tokens runs over the shortened context: fewer positions, the same last targets.
+    future = torch.arange(129.0, 161.0).repeat(3, 1)  # [3, 32]
+    shorten = MaskingConfig(max_start_prob=0.0, shorten_prob=1.0)
+    tokens, targets = window_tokens(context, future, 32, masking=shorten, generator=gen)
+    full_tokens, full_targets = window_tokens(context, future, 32)
+    assert full_tokens.shape[1] == 4 and tokens.shape[1] in (1, 2, 3)  # C/P positions
+    assert targets.shape[:2] == tokens.shape[:2] and full_targets.shape[1] == 4
+
+
 def test_truncation_settings_are_validated():
     from rexforge.errors import ConfigError
     from rexforge.train.settings import TrainConfig

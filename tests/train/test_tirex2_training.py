@@ -442,6 +442,8 @@ def test_a_tirex_model_refuses_series_with_covariates(tmp_path):
     [
         ({"kernel": "cpu_fused"}, "unknown TiRex-2 kernel 'cpu_fused'"),
         ({"compile": True}, "--compile trains TiRex models only"),
+        ({"context_shorten_prob": 0.5}, "--context-shorten-prob applies to TiRex training"),
+        ({"context_truncation_prob": 0.3}, "--context-truncation-prob applies to TiRex"),
     ],
 )
 def test_options_that_train_tirex_only_are_refused_before_the_run(

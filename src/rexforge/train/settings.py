@@ -149,6 +149,14 @@ class TrainConfig:
     context_truncation_log_uniform: bool = option(
         False, help="draw truncated context lengths log-uniformly (more very short contexts)"
     )
+    # Share of training batches whose contexts lose a random number of leading patches
+    # (objective.drop_leading_patches; 0 = off).
+    context_shorten_prob: float = option(
+        0.0,
+        help="share of batches whose contexts lose 1..N-1 leading patches (fewer empty patches "
+        "before short series, shorter contexts of long ones): the model learns to forecast at "
+        "any context length, not only the one it trains at (0 = off)",
+    )
     # Share of training windows whose inputs get one-off outliers the targets do not have
     # (objective.inject_outliers; 0 = off).
     context_outlier_prob: float = option(
@@ -324,6 +332,8 @@ class TrainConfig:
             problems.append("--series-weight-power must be in [0, 1]")
         if not 0 <= self.context_truncation_prob <= 1:
             problems.append("--context-truncation-prob must be in [0, 1]")
+        if not 0 <= self.context_shorten_prob <= 1:
+            problems.append("--context-shorten-prob must be in [0, 1]")
         if not 0 <= self.future_mask_prob <= 1:
             problems.append("--future-mask-prob must be in [0, 1]")
         if not 0 <= self.context_outlier_prob <= 1:

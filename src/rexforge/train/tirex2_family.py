@@ -74,6 +74,10 @@ class TiRex2Training(TrainingFamily):
 
     def training_config(self, config, settings):
         problems = []
+        for name in ("context_truncation_prob", "context_outlier_prob", "context_shorten_prob"):
+            if getattr(settings, name) > 0:
+                flag = "--" + name.replace("_", "-")
+                problems.append(f"{flag} applies to TiRex training, not TiRex-2")
         if settings.prediction_length > config.future_len:
             problems.append(
                 f"--horizon {settings.prediction_length} is longer than the model's forecast "
