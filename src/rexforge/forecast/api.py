@@ -138,9 +138,8 @@ class TiRexForecaster:
         rollout: how horizons over one patch are computed (see
             ``rexforge.forecast.engine.forecast_quantiles``): ``"exact"`` reruns the model for
             every further patch as the official code does; ``"stateful"`` carries the recurrent
-            state forward, O(context + horizon), with slightly different forecasts;
-            ``"median"`` feeds each patch's median back as context (continuous forecasts, but
-            later patches' bands are too narrow). None: the model's ``default_rollout``.
+            state forward, O(context + horizon); ``"median"`` feeds each patch's median back
+            (later bands too narrow). None: the model's ``default_rollout``.
         Returns ``(quantiles [B, H, Q], mean [B, H])`` as torch tensors or numpy arrays, or
         with ``output_type="gluonts"`` a list of GluonTS ``QuantileForecast``; with
         ``yield_per_batch`` an iterator of such results, one per batch.

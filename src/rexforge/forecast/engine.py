@@ -212,8 +212,7 @@ def forecast_quantiles(
         result = model(tokens, states=states, last_n=1)
         states = result.states
         pieces.append(unscale(result.quantiles[:, 0], scale))  # [B, Q, P]
-    quantiles = torch.cat(pieces, dim=-1)[..., :prediction_length]  # [B, Q, H]
-    return quantiles.transpose(1, 2).contiguous()  # [B, H, Q]
+    return _joined(pieces, prediction_length)
 
 
 def _rerun_rollout(model, context, prediction_length, cache, patches_per_step) -> torch.Tensor:
@@ -233,8 +232,7 @@ def _rerun_rollout(model, context, prediction_length, cache, patches_per_step) -
                 device=context.device,
             )
             context = torch.cat((context, nan_patch), dim=1)
-    quantiles = torch.cat(pieces, dim=-1)[..., :prediction_length]  # [B, Q, H]
-    return quantiles.transpose(1, 2).contiguous()  # [B, H, Q]
+    return _joined(pieces, prediction_length)
 
 
 def _median_rollout(model, context, prediction_length, cache) -> torch.Tensor:
@@ -245,5 +243,10 @@ def _median_rollout(model, context, prediction_length, cache) -> torch.Tensor:
         patch = forecast_next_patches(model, context, cache, new_patches=1).quantiles
         pieces.append(patch)
         context = torch.cat((context, patch[:, median]), dim=1)
+    return _joined(pieces, prediction_length)
+
+
+def _joined(pieces: list[torch.Tensor], prediction_length: int) -> torch.Tensor:
+    """Per-patch quantiles, each [B, Q, P], as one forecast [B, prediction_length, Q]."""
     quantiles = torch.cat(pieces, dim=-1)[..., :prediction_length]  # [B, Q, H]
-    return quantiles.transpose(1, 2).contiguous()  # [B, H, Q]
+    return quantiles.transpose(1, 2).contiguous()

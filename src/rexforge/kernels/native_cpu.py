@@ -28,6 +28,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -232,8 +233,14 @@ def slstm_native_cpu(
 
 
 def unavailable_reason() -> str | None:
+    return load_failure(_library)
+
+
+def load_failure(load: Callable[[], object]) -> str | None:
+    """Why ``load`` (a compiled library's loader) fails here, or None when it loads: a
+    kernel's ``unavailable_reason``. Also used by ``kernels.tirex2_slstm_cpu``."""
     try:
-        _library()
+        load()
     except (RuntimeError, OSError) as error:
         return f"{error}"
     return None

@@ -80,11 +80,9 @@ def slstm_tirex2_native_cpu(
 
 
 def native_unavailable_reason() -> str | None:
-    try:
-        _library()
-    except (RuntimeError, OSError) as error:
-        return f"{error}"
-    return None
+    from rexforge.kernels.native_cpu import load_failure
+
+    return load_failure(_library)
 
 
 def _register() -> None:

@@ -247,24 +247,15 @@ def fit(
     )
     check_launch(settings.num_nodes, devices)
     hooks = training_family(config)
-    # The guard scores the base as it forecasts without fine-tuning: with its own context.
     base = _GuardBase(base_config, base_state) if guarded else None
-    tail_context = max(settings.context_length, hooks.default_context(base_config))
-    windows = hooks.windows(
-        train_series, settings, config, validation, skip_short, tail_context if guarded else None
-    )
+    tail_context = base.tail_context(settings) if base is not None else None
+    windows = hooks.windows(train_series, settings, config, validation, skip_short, tail_context)
     run_dir = Path(output_dir)
     ckpt_path = _prepare_run_folder(run_dir, resume, config, settings)
     if on_start is not None:
         on_start(settings)
     module, data = _build_module(settings, config, base_state, windows)
-    trainer_options = {
-        "accelerator": accelerator,
-        "devices": devices,
-        "strategy": strategy,
-        "num_nodes": settings.num_nodes,
-        "precision": precision or ("32-true" if accelerator == "cpu" else "bf16-mixed"),
-    }
+    trainer_options = _trainer_options(accelerator, devices, strategy, precision, settings)
     _write_run_config(run_dir, config, settings, data_description, trainer_options, validation)
     _write_command_record(run_dir, command_record)
     with quiet_lightning(resuming=ckpt_path is not None):
@@ -275,10 +266,7 @@ def fit(
         module, metrics, report = _train_and_guard(
             trainer, module, data, ckpt_path, on_interrupt, run_dir, base
         )
-    exported = config
-    if report is not None and report.kept == "base":
-        # final/ is the base, as it was: its own context, and it says so in its metadata.
-        exported, provenance = base_config, {**provenance, "finetune_kept": "base"}
+    exported, provenance = _exported_config(report, config, base_config, provenance)
     result = _export(
         trainer, module, settings, exported, provenance, data_description, run_dir, metrics, hooks
     )
@@ -301,6 +289,25 @@ def _resolve_settings(model, train_series, mode: str, options: dict, guarded: bo
         processes = settings.num_nodes * (devices if isinstance(devices, int) else 1)
         settings, chosen = _auto_settings(train_series, settings, config, options, processes)
     return settings, config, base_state, provenance, chosen, base_config
+
+
+def _trainer_options(accelerator, devices, strategy, precision, settings: TrainConfig) -> dict:
+    """Lightning's Trainer arguments of a run (precision: 32-true on CPU, else bf16-mixed)."""
+    return {
+        "accelerator": accelerator,
+        "devices": devices,
+        "strategy": strategy,
+        "num_nodes": settings.num_nodes,
+        "precision": precision or ("32-true" if accelerator == "cpu" else "bf16-mixed"),
+    }
+
+
+def _exported_config(report, config, base_config, provenance: dict) -> tuple[Any, dict]:
+    """(config, provenance) that final/ is written with: the run's, or, when the guard kept the
+    base, the base as it was (its own context), saying so in its metadata."""
+    if report is not None and report.kept == "base":
+        return base_config, {**provenance, "finetune_kept": "base"}
+    return config, provenance
 
 
 def _prepare_run_folder(run_dir: Path, resume, config, settings: TrainConfig) -> str | None:
@@ -360,6 +367,12 @@ class _GuardBase(NamedTuple):
 
     config: Any
     state: dict | None
+
+    def tail_context(self, settings: TrainConfig) -> int:
+        """Steps of the held-out windows: enough for the training context and the base's own,
+        so that the base is scored as it forecasts untouched."""
+        own = training_family(self.config).default_context(self.config)
+        return max(settings.context_length, own)
 
     def module(self, settings: TrainConfig):
         from rexforge.train.module import TrainingModule
