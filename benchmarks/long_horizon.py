@@ -338,6 +338,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--context", type=int, default=2048)
     parser.add_argument("--cap", type=int, default=30, help="most series per set")
+    parser.add_argument(
+        "--name", default=None, help="results name suffix (default: the model folder's name)"
+    )
     args = parser.parse_args()
     if not (args.data / "README.md").is_file():
         print(
@@ -361,7 +364,8 @@ def main() -> None:
             flush=True,
         )
     info = machine_info()
-    suffix = "" if args.model == "starter" else f"-{Path(args.model).stem}"
+    name = args.name or ("" if args.model == "starter" else Path(args.model).stem)
+    suffix = f"-{name}" if name else ""
     base = write_result(
         f"long_horizon{suffix}",
         _md(results, args),
