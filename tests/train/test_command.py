@@ -307,6 +307,13 @@ def test_a_bad_option_is_one_message_before_anything_is_said_to_run(tmp_path, ca
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("--lr") == 1, captured.err
     assert not (tmp_path / "r").exists()
+    assert main([*args, *FAST, "--context-shorten-prob", "1.5"]) == 2
+    captured = capsys.readouterr()
+    assert (
+        captured.err
+        == "error: invalid training options: --context-shorten-prob must be in [0, 1]\n"
+    )
+    assert not (tmp_path / "r").exists()
 
 
 def test_warmup_defaults_to_a_tenth_of_a_short_run():

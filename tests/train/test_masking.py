@@ -88,7 +88,7 @@ def test_shortening_drops_whole_leading_patches_of_every_row_alike():
     assert set(lengths.tolist()) == {32, 64, 96, 128}  # at least one patch stays
     assert drop_leading_patches(context, 1.0, 32, gen).shape[1] < 128
     assert torch.equal(drop_leading_patches(context, 0.0, 32, gen), context)
-    # window_tokens runs over the shortened context: fewer positions, the same last targets.
+    # window_tokens runs over the shortened context: fewer positions, a target for each.
     future = torch.arange(129.0, 161.0).repeat(3, 1)  # [3, 32]
     shorten = MaskingConfig(max_start_prob=0.0, shorten_prob=1.0)
     tokens, targets = window_tokens(context, future, 32, masking=shorten, generator=gen)
