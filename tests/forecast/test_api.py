@@ -5,6 +5,7 @@ import torch
 
 from rexforge import load_model
 from rexforge.errors import InputError
+from rexforge.forecast.engine import mixture_quantiles
 from tests.conftest import make_context
 
 
@@ -156,10 +157,10 @@ def test_the_rollout_defaults_to_the_models_own(model):
     np.testing.assert_array_equal(q_exact[:, :32], q_stateful[:, :32])  # the first patch
 
     starter = load_model("starter")
-    assert starter.default_rollout == "median"
+    assert starter.default_rollout == "paths"
     q_default, _ = starter.forecast(ctx, 70, output_type="numpy")
-    q_median, _ = starter.forecast(ctx, 70, output_type="numpy", rollout="median")
-    np.testing.assert_array_equal(q_default, q_median)
+    q_paths, _ = starter.forecast(ctx, 70, output_type="numpy", rollout="paths")
+    np.testing.assert_array_equal(q_default, q_paths)
 
 
 def test_the_median_rollout_feeds_each_patchs_median_back(model):
@@ -177,3 +178,29 @@ def test_the_median_rollout_feeds_each_patchs_median_back(model):
         np.testing.assert_allclose(q[:, stop : stop + length], step, rtol=1e-5, atol=1e-5)
     exact, _ = model.forecast(ctx, 80, output_type="numpy", rollout="exact")
     assert not np.allclose(q[:, 32:], exact[:, 32:])
+
+
+def test_the_paths_rollout_mixes_forecasts_from_every_quantile_curve(model):
+    ctx = make_context([200, 150, 90], seed=6)
+    q, mean = model.forecast(ctx, 80, output_type="numpy", rollout="paths")
+    assert q.shape == (3, 80, 9) and np.isfinite(q).all()
+    first, _ = model.forecast(ctx, 32, output_type="numpy")
+    np.testing.assert_array_equal(q[:, :32], first)
+    # At patch 2 the 9 paths have appended patch 1's 9 quantile curves, one each, whatever
+    # their order: patch 2 is the mixture of the 9 one-patch forecasts from those contexts.
+    grown = [
+        np.concatenate([c, first[i, :, level]]) for i, c in enumerate(ctx) for level in range(9)
+    ]
+    per_path, _ = model.forecast(grown, 32, output_type="torch")  # [3*9, 32, 9]
+    per_path = per_path.view(3, 9, 32, 9).permute(0, 1, 3, 2)  # [B, paths, Q, P]
+    want = mixture_quantiles(per_path, model.config.quantiles).transpose(1, 2).numpy()
+    np.testing.assert_allclose(q[:, 32:64], want, rtol=1e-5, atol=1e-5)
+    # The mixture's band is wider than the median rollout's, which follows one path.
+    q_median, _ = model.forecast(ctx, 80, output_type="numpy", rollout="median")
+    width = q[:, 32:, 8] - q[:, 32:, 0]
+    assert (width.mean(axis=1) > (q_median[:, 32:, 8] - q_median[:, 32:, 0]).mean(axis=1)).all()
+    # A series' forecast does not depend on the rest of its batch, nor on the run.
+    alone, _ = model.forecast(ctx[1:2], 80, output_type="numpy", rollout="paths")
+    np.testing.assert_allclose(alone[0], q[1], rtol=1e-5, atol=1e-5)
+    again, _ = model.forecast(ctx, 80, output_type="numpy", rollout="paths")
+    np.testing.assert_array_equal(again, q)

@@ -313,7 +313,7 @@ def test_trained_model_forecasts_with_the_context_it_trained_on(tmp_path, tiny_c
 def test_fine_tunes_keep_their_bases_default_rollout(tiny_ckpt):
     from rexforge.train.loop import resolve_base
 
-    assert resolve_base("starter", "lora")[2]["default_rollout"] == "median"
+    assert resolve_base("starter", "lora")[2]["default_rollout"] == "paths"
     assert "default_rollout" not in resolve_base("starter", "scratch")[2]
     assert "default_rollout" not in resolve_base(str(tiny_ckpt), "full")[2]
 

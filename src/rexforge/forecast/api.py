@@ -123,7 +123,7 @@ class TiRexForecaster:
         max_accelerated_rollout_steps: int = 1,
         output_device: str = "cpu",
         resample_strategy: str | None = None,
-        rollout: Literal["exact", "stateful", "median"] | None = None,
+        rollout: Literal["exact", "stateful", "median", "paths"] | None = None,
     ):
         """Quantile forecasts for each series of ``context``.
 
@@ -139,7 +139,9 @@ class TiRexForecaster:
             ``rexforge.forecast.engine.forecast_quantiles``): ``"exact"`` reruns the model for
             every further patch as the official code does; ``"stateful"`` carries the recurrent
             state forward, O(context + horizon); ``"median"`` feeds each patch's median back
-            (later bands too narrow). None: the model's ``default_rollout``.
+            (later bands too narrow); ``"paths"`` feeds back one quantile curve per path along
+            Q paths and mixes them (Q times the cost of ``"median"``). None: the model's
+            ``default_rollout``.
         Returns ``(quantiles [B, H, Q], mean [B, H])`` as torch tensors or numpy arrays, or
         with ``output_type="gluonts"`` a list of GluonTS ``QuantileForecast``; with
         ``yield_per_batch`` an iterator of such results, one per batch.

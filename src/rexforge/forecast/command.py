@@ -55,7 +55,7 @@ def forecast(
     stream: bool = False,
     batch_size: int = 512,
     context_length: int | None = None,
-    rollout: Literal["exact", "stateful", "median"] | None = None,
+    rollout: Literal["exact", "stateful", "median", "paths"] | None = None,
     past_covariates: list[str] | None = None,
     future_covariates: list[str] | None = None,
     future_data: Path | None = None,
@@ -82,7 +82,9 @@ def forecast(
         rollout: horizons over one patch (32 steps): exact reruns the model on the context
             plus each forecast patch, as NXAI's code does; stateful carries the recurrent state
             forward (faster for long horizons, slightly different forecasts); median feeds each
-            patch's median back as context. Default: the model's own (`rexforge info`): exact
+            patch's median back as context; paths feeds back quantile curves along 9 paths
+            and mixes them (wider, better-calibrated later bands; 9x the cost of median).
+            Default: the model's own (`rexforge info`): exact
             for official checkpoints, median for the bundled starter. TiRex-2: median forecasts
             past the model's cap (320 steps) the same way
         past_covariates: TiRex-2, long layout: columns known up to the forecast start only

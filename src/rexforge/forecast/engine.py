@@ -161,7 +161,9 @@ def _next_patches_whole_window(model: TiRexModel, window: torch.Tensor, new_patc
     return PatchForecast(unscale(flat, scale), result.states, scale)
 
 
-ROLLOUTS = ("exact", "stateful", "median")
+ROLLOUTS = ("exact", "stateful", "median", "paths")
+# Fixed, so that a series' forecast never depends on the run or on the rest of its batch.
+_PATH_LEVELS_SEED = 0
 
 
 @torch.no_grad()
@@ -194,6 +196,12 @@ def forecast_quantiles(
       in the inputs it knows; but each later patch is conditioned on one path (the median), so
       its quantile band leaves out the uncertainty of the patches before it and is too narrow.
       TiRex-2's forecaster feeds its median back past its horizon cap the same way.
+    * ``"paths"``: as ``"median"``, but along one path per quantile level (9 for TiRex). At
+      every further patch each path appends one of its own quantile curves, the paths taking
+      the levels between them in a fixed shuffled order, so together they sample the earlier
+      patches' uncertainty. A later patch's quantiles are those of the mixture of the paths'
+      forecasts: the band widens as much as the model's forecast follows the fed-back values.
+      Costs Q times ``"median"``.
     """
     if rollout not in ROLLOUTS:
         raise ValueError(f"rollout must be one of {ROLLOUTS}, got {rollout!r}")
@@ -202,6 +210,8 @@ def forecast_quantiles(
         return _rerun_rollout(model, context, prediction_length, cache, patches_per_step)
     if rollout == "median":
         return _median_rollout(model, context, prediction_length, cache)
+    if rollout == "paths":
+        return _paths_rollout(model, context, prediction_length, cache)
     P = model.config.input_patch_size
     remaining = math.ceil(prediction_length / P)
     first = forecast_next_patches(model, context, cache, 1)
@@ -244,6 +254,78 @@ def _median_rollout(model, context, prediction_length, cache) -> torch.Tensor:
         pieces.append(patch)
         context = torch.cat((context, patch[:, median]), dim=1)
     return _joined(pieces, prediction_length)
+
+
+def _paths_rollout(model, context, prediction_length, cache) -> torch.Tensor:
+    P, Q = model.config.input_patch_size, model.config.num_quantiles
+    if not _evenly_spaced(model.config.quantiles):
+        raise ValueError(
+            "the paths rollout needs quantile levels k / (Q + 1), k = 1..Q (as TiRex's 0.1..0.9); "
+            f"this model has {model.config.quantiles}"
+        )
+    B = context.shape[0]
+    first = forecast_next_patches(model, context, cache, new_patches=1).quantiles  # [B, Q, P]
+    pieces = [first]
+    paths = context.repeat_interleave(Q, dim=0)  # [B*Q, T]: path j of series b at row b*Q + j
+    patch = first.repeat_interleave(Q, dim=0)  # [B*Q, Q, P]
+    generator = torch.Generator().manual_seed(_PATH_LEVELS_SEED)
+    rows = torch.arange(B * Q, device=context.device)
+    for _ in range(1, math.ceil(prediction_length / P)):
+        # Every series' Q paths take the Q levels between them: a stratified draw per patch.
+        levels = torch.randperm(Q, generator=generator).repeat(B).to(context.device)  # [B*Q]
+        paths = torch.cat((paths, patch[rows, levels]), dim=1)
+        patch = forecast_next_patches(model, paths, cache, new_patches=1).quantiles
+        pieces.append(mixture_quantiles(patch.view(B, Q, Q, P), model.config.quantiles))
+    return _joined(pieces, prediction_length)
+
+
+def _evenly_spaced(levels: list[float]) -> bool:
+    Q = len(levels)
+    return all(abs(level - (k + 1) / (Q + 1)) < 1e-6 for k, level in enumerate(levels))
+
+
+def mixture_quantiles(per_path: torch.Tensor, levels: list[float]) -> torch.Tensor:
+    """Quantiles at ``levels`` of an equal-weight mixture of forecasts [B, paths, Q, P] whose
+    quantiles are at ``levels`` (ascending in (0, 1)). Returns [B, Q, P].
+
+    Each path's CDF runs linearly between its quantiles, with the mass below the lowest level
+    on the lowest quantile and the mass above the highest on the highest: so the mixture of
+    identical forecasts is that forecast, and of certain (point) forecasts their empirical
+    distribution. The mixture's CDF is then linear between the pooled quantiles, with jumps at
+    them, and inverting it is exact.
+    """
+    B, paths, Q, P = per_path.shape
+    tau = torch.tensor(levels, dtype=per_path.dtype, device=per_path.device)
+    by_step = per_path.permute(0, 3, 1, 2).contiguous()  # [B, P, paths, Q]
+    knots = by_step.reshape(B, P, paths * Q).sort(dim=-1).values  # [B, P, n]
+    cdf = torch.stack([_path_cdf(by_step[:, :, i].contiguous(), knots, tau) for i in range(paths)])
+    at, below = (c.contiguous() for c in cdf.mean(dim=0).unbind(-1))  # CDF at, just below knots
+    target = tau.expand(B, P, Q).contiguous()
+    j = torch.searchsorted(at, target).clamp(max=paths * Q - 1)  # first knot reaching tau
+    previous = (j - 1).clamp(min=0)
+    x_j, x_prev = knots.gather(-1, j), knots.gather(-1, previous)
+    at_prev, below_j = at.gather(-1, previous), below.gather(-1, j)
+    # Between the knots the CDF climbs linearly from at_prev to below_j; a level it skips over
+    # (below_j < tau) falls on the jump at x_j.
+    rise = (below_j - at_prev).clamp(min=1e-12)
+    between = x_prev + (x_j - x_prev) * ((target - at_prev) / rise).clamp(0, 1)
+    inside = (j > 0) & (below_j >= target)
+    return torch.where(inside, between, x_j).transpose(1, 2)  # [B, Q, P]
+
+
+def _path_cdf(quantiles: torch.Tensor, x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """One path's CDF at x and just below x: quantiles [B, P, Q], x [B, P, n] -> [B, P, n, 2]."""
+    Q = quantiles.shape[-1]
+    values = []
+    for right in (True, False):
+        count = torch.searchsorted(quantiles, x, right=right)  # quantiles <= x (or < x)
+        low = (count - 1).clamp(0, Q - 1)
+        high = count.clamp(max=Q - 1)
+        q_low, q_high = quantiles.gather(-1, low), quantiles.gather(-1, high)
+        share = ((x - q_low) / (q_high - q_low).clamp(min=1e-30)).clamp(0, 1)
+        inner = tau[low] + (tau[high] - tau[low]) * share
+        values.append(torch.where(count == 0, 0.0, torch.where(count == Q, 1.0, inner)))
+    return torch.stack(values, dim=-1)
 
 
 def _joined(pieces: list[torch.Tensor], prediction_length: int) -> torch.Tensor:

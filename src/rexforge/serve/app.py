@@ -2,7 +2,7 @@
 
     GET  /health    -> {"status": "ok", "model": ..., "quantile_levels": [...], ...}
     POST /forecast  {"series": [[...], ...], "prediction_length": H,
-                     "quantile_levels": [...] (optional), "rollout": "exact"|"stateful"|"median"}
+                     "quantile_levels": [...] (optional), "rollout": "exact"|"stateful"|"median"|"paths"}
                     -> {"quantiles": [B][H][Q], "mean": [B][H], "quantile_levels": [...]}
 
 The numbers are those of ``forecaster.forecast(series, H, output_type="numpy")`` (missing
@@ -49,7 +49,7 @@ class ForecastRequest(BaseModel):
         description="levels within the model's trained range (interpolated between trained "
         "levels); default: the model's own levels",
     )
-    rollout: Literal["exact", "stateful", "median"] | None = Field(
+    rollout: Literal["exact", "stateful", "median", "paths"] | None = Field(
         default=None, description="how horizons over one patch are computed; default: the model's"
     )
 
