@@ -76,13 +76,15 @@ def test_tirex_35m_matches_official(full_ckpt):
     against tirex-ts on this CPU.
 
     * "official" runs the official operations and must agree to 1e-5 of each series' std
-      (in practice bit for bit) on every CPU, horizons 32, 96 and 300.
+      (in practice bit for bit) on every CPU, over 192 steps (6 patches; each patch of the
+      exact rollout depends only on the ones before it, so shorter horizons are prefixes).
     * "bf16" emulates the official rounding in fp32. Where torch's bf16 matmul sums like an
       fp32 matmul (avx512_bf16 CPUs) only ~1 in 10^5 recurrent products flips to the
       neighbouring bf16 value (fp32 summation order); on AVX2-only CPUs torch runs another
       bf16 kernel and more flip. 12 blocks x 64 steps amplify flips: measured median / max
       2.5e-3 / 2.0e-2 of the std with avx512_bf16 and 1.6e-2 / 2.8e-2 under the AVX2 cap
-      (benchmarks/parity.py records the spread). The bound, median < 3e-2 and max < 1e-1,
+      (horizons 32, 96 and 300 together; 1.8e-2 / 2.8e-2 over these 192 steps on an AVX2-only
+      CPU; benchmarks/parity.py records the spread). The bound, median < 3e-2 and max < 1e-1,
       holds on both, and still fails a broken cell or gate order (those miss by O(1)).
     * "fp32" skips the rounding: ~5e-2 away, the size of the official path's own bf16 noise.
     """
@@ -92,14 +94,11 @@ def test_tirex_35m_matches_official(full_ckpt):
     assert set(exact.model.state_dict()) == set(off.state_dict())
     fast = load_model(full_ckpt)
     context = make_context([7, 90, 300, 1000, 2500, 64], seed=3, nan_gap_in=2, constant_in=5)
-    devs_exact, devs_fast = [], []
-    for horizon in (32, 96, 300):
-        ref_q, _ = off.forecast(context, prediction_length=horizon)
-        q, _ = exact.forecast(context, prediction_length=horizon)
-        devs_exact.append(relative_deviation(q, ref_q, context))
-        q_fast, _ = fast.forecast(context, prediction_length=horizon)
-        devs_fast.append(relative_deviation(q_fast, ref_q, context))
-    devs_exact, devs_fast = np.concatenate(devs_exact), np.concatenate(devs_fast)
+    ref_q, _ = off.forecast(context, prediction_length=192)
+    q, _ = exact.forecast(context, prediction_length=192)
+    devs_exact = relative_deviation(q, ref_q, context)
+    q_fast, _ = fast.forecast(context, prediction_length=192)
+    devs_fast = relative_deviation(q_fast, ref_q, context)
     print(
         f"official: max {devs_exact.max():.2e}; "
         f"bf16: median {np.median(devs_fast):.2e} max {devs_fast.max():.2e}"

@@ -21,9 +21,14 @@ TOLERANCE = 1e-4  # of each series' std
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_ckpt, tmp_path_factory):
-    path = export_onnx(tiny_ckpt, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-    return onnx_session(path), load_model(tiny_ckpt, numerics="fp32")
+def exported_file(tiny_ckpt, tmp_path_factory):
+    # From a loaded forecaster; the CLI test below exports from a checkpoint path.
+    return export_onnx(load_model(tiny_ckpt), tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def exported(exported_file, tiny_ckpt):
+    return onnx_session(exported_file), load_model(tiny_ckpt, numerics="fp32")
 
 
 def batch_of(batch: int, length: int) -> np.ndarray:
@@ -80,17 +85,17 @@ def test_official_rollout_loop_matches_96_steps(exported, length):
     assert relative_error(ours, reference, context) < TOLERANCE
 
 
-def test_file_describes_itself(exported, tiny_ckpt, tmp_path):
+def test_file_describes_itself(exported_file):
     import onnx
 
-    path = export_onnx(load_model(tiny_ckpt), tmp_path / "from_forecaster.onnx")
-    proto = onnx.load(str(path))
+    proto = onnx.load(str(exported_file))
     props = {p.key: p.value for p in proto.metadata_props}
     assert props["train_ctx_len"] == "256" and props["patch_size"] == "32"
     assert "NXAI" in props["notice"]
     assert [i.name for i in proto.graph.input] == ["context"]
     assert [o.name for o in proto.graph.output] == ["quantiles"]
-    assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left behind
+    # Written atomically: nothing left behind.
+    assert not list(exported_file.parent.glob(".*.tmp"))
 
 
 def test_bad_output_suffix_is_refused(tiny_ckpt, tmp_path):

@@ -131,11 +131,12 @@ class TrainConfig:
     mask_max_run: int = option(MASK_MAX_RUN, help="masking: max run length")
     # Share of training windows whose future inputs are all masked, as a multi-patch forecast
     # feeds them (objective.mask_future; 0 = off). Only windows with a future longer than one
-    # patch are affected.
+    # patch are affected. TiRex only: TiRex-2 forecasts its whole window in one pass and never
+    # sees its own forecasts as inputs, so there is nothing to mask.
     future_mask_prob: float = option(
         0.5,
-        help="share of windows whose future inputs are all masked, as a forecast past one patch "
-        "feeds them (0 = teacher forcing only)",
+        help="TiRex: share of windows whose future inputs are all masked, as a forecast past "
+        "one patch feeds them (0 = teacher forcing only; TiRex-2 has no such inputs)",
     )
     # Share of training windows whose context is cut to a random shorter length (0 = off).
     context_truncation_prob: float = option(
