@@ -424,7 +424,8 @@ def base_saw(model: BaseModel, bset: BenchSet) -> str:
         pattern = rf"\b{label}\b"
     else:
         label = SHARED_SETS[bset.name].folder
-        pattern = rf"data/{re.escape(label)}/"
+        # The shared folder itself, or a copy of its training part (data/filtered/NAME-train.csv).
+        pattern = rf"data/{re.escape(label)}/|/{re.escape(label)}-train\.csv"
     fields = [k for k in ("data", "selected_checkpoint") if re.search(pattern, str(meta.get(k)))]
     if not fields:
         return ""
