@@ -1,12 +1,15 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from rexforge import load_model
+from rexforge.config import TiRexConfig
 from rexforge.errors import InputError
 from rexforge.forecast.engine import mixture_quantiles
-from tests.conftest import make_context
+from tests.conftest import make_context, write_official_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +207,14 @@ def test_the_paths_rollout_mixes_forecasts_from_every_quantile_curve(model):
     np.testing.assert_allclose(alone[0], q[1], rtol=1e-5, atol=1e-5)
     again, _ = model.forecast(ctx, 80, output_type="numpy", rollout="paths")
     np.testing.assert_array_equal(again, q)
+
+
+def test_the_paths_rollout_refuses_unevenly_spaced_levels(tmp_path):
+    # The paths draw the levels as equally likely: 0.1 / 0.5 / 0.9 are not (0.25 / 0.5 / 0.75).
+    config = replace(TiRexConfig.from_name("tirex-test"), quantiles=[0.1, 0.5, 0.9])
+    model = load_model(write_official_checkpoint(tmp_path / "model.ckpt", config))
+    ctx = make_context([100], seed=7)
+    with pytest.raises(InputError, match=r"rollout 'paths' needs quantile levels"):
+        model.forecast(ctx, 64, rollout="paths")
+    q, _ = model.forecast(ctx, 64, output_type="numpy", rollout="median")
+    assert q.shape == (1, 64, 3)

@@ -258,10 +258,9 @@ def _median_rollout(model, context, prediction_length, cache) -> torch.Tensor:
 
 def _paths_rollout(model, context, prediction_length, cache) -> torch.Tensor:
     P, Q = model.config.input_patch_size, model.config.num_quantiles
-    if not _evenly_spaced(model.config.quantiles):
+    if not paths_rollout_applies(model.config.quantiles):
         raise ValueError(
-            "the paths rollout needs quantile levels k / (Q + 1), k = 1..Q (as TiRex's 0.1..0.9); "
-            f"this model has {model.config.quantiles}"
+            f"the paths rollout needs levels k / (Q + 1), not {model.config.quantiles}"
         )
     B = context.shape[0]
     first = forecast_next_patches(model, context, cache, new_patches=1).quantiles  # [B, Q, P]
@@ -274,12 +273,17 @@ def _paths_rollout(model, context, prediction_length, cache) -> torch.Tensor:
         # Every series' Q paths take the Q levels between them: a stratified draw per patch.
         levels = torch.randperm(Q, generator=generator).repeat(B).to(context.device)  # [B*Q]
         paths = torch.cat((paths, patch[rows, levels]), dim=1)
-        patch = forecast_next_patches(model, paths, cache, new_patches=1).quantiles
+        # B rows at a time: the memory of one ordinary forward of this batch, not Q times it.
+        patch = torch.cat(
+            [forecast_next_patches(model, chunk, cache, 1).quantiles for chunk in paths.split(B)]
+        )
         pieces.append(mixture_quantiles(patch.view(B, Q, Q, P), model.config.quantiles))
     return _joined(pieces, prediction_length)
 
 
-def _evenly_spaced(levels: list[float]) -> bool:
+def paths_rollout_applies(levels: list[float]) -> bool:
+    """Whether a model with these quantile levels can roll out along paths: the paths draw the
+    levels as equally likely, so they must be k / (Q + 1), k = 1..Q (TiRex's 0.1..0.9)."""
     Q = len(levels)
     return all(abs(level - (k + 1) / (Q + 1)) < 1e-6 for k, level in enumerate(levels))
 
