@@ -8,7 +8,7 @@ import torch
 from rexforge import load_model
 from rexforge.config import TiRexConfig
 from rexforge.errors import InputError
-from rexforge.forecast.engine import mixture_quantiles
+from rexforge.forecast.mixture import mixture_quantiles
 from tests.conftest import make_context, write_official_checkpoint
 
 

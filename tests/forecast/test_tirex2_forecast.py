@@ -241,9 +241,9 @@ def test_the_forecast_command_reads_a_tirex2_folder(tmp_path, capsys):
     errors = capsys.readouterr().err.strip().splitlines()
     assert errors == [
         "error: this TiRex-2 model forecasts at most 8 steps, got --horizon 9; add --rollout "
-        "median to forecast further",
+        "median or paths to forecast further",
         "error: --rollout exact/stateful and --resample-strategy apply to TiRex models, not "
-        "TiRex-2 (which has --rollout median)",
+        "TiRex-2 (which has --rollout median or paths)",
     ]
     # Past the cap with the median fed back: the first 8 steps are the capped forecast.
     assert main([*args, "--horizon", "12", "--rollout", "median", "--output", str(out)]) == 0

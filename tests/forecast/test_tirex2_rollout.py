@@ -1,6 +1,6 @@
 """TiRex-2 horizons past the model's cap (future_len; 8 steps for the tiny config, 320 for the
 released one): cut with a warning by default, as the reference does, or rolled out with the
-median fed back as context (``rollout="median"``)."""
+median fed back as context (``rollout="median"``) or along paths (``"paths"``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from rexforge.errors import InputError
+from rexforge.forecast.mixture import mixture_quantiles
 from rexforge.forecast.tirex2_inputs import TimeseriesType
 from rexforge.forecast.tirex2_rollout import extended
 from tests.io.test_tirex2_folder import random_forecaster, series
@@ -79,3 +80,23 @@ def test_forecast_df_rolls_out(model):
     frame["target"] = torch.randn(30, generator=torch.Generator().manual_seed(3)).numpy()
     out = model.forecast_df(frame, CAP * 2, rollout="median")
     assert len(out) == 2 * CAP and out["timestamp"].iloc[-1] == pd.Timestamp("2024-02-15")
+
+
+def test_paths_rollout_mixes_the_forecasts_from_every_quantile_curve(model):
+    items = series()  # a 2-variate and a 1-variate target
+    first = model.forecast(items, prediction_length=CAP)
+    rolled = model.forecast(items, prediction_length=2 * CAP + 3, rollout="paths")
+    assert [tuple(f.shape) for f in rolled] == [(2, 9, 19), (1, 9, 19)]
+    for got, want in zip(rolled, first):
+        assert torch.equal(got[..., :CAP], want)
+    # Window 2: the mixture of the forecasts from the context extended by each of window 1's
+    # 9 quantile curves (one per path; which path takes which level does not matter here).
+    levels = model.quantiles
+    for item, got, once in zip(items, rolled, first):
+        fed = [torch.cat([item, once[:, level]], dim=-1) for level in range(9)]
+        per_path = torch.stack(model.forecast(fed, prediction_length=CAP))  # [9, V, Q, CAP]
+        want = mixture_quantiles(per_path.transpose(0, 1), levels)
+        torch.testing.assert_close(got[..., CAP : 2 * CAP], want, rtol=0, atol=1e-5)
+    # A series' forecast does not depend on the rest of its batch.
+    alone = model.forecast(items[1:], prediction_length=2 * CAP + 3, rollout="paths")
+    torch.testing.assert_close(alone[0], rolled[1], rtol=0, atol=1e-5)

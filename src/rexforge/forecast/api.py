@@ -17,13 +17,9 @@ import torch
 
 from rexforge.config import TiRexConfig
 from rexforge.errors import InputError
-from rexforge.forecast.engine import (
-    ROLLOUTS,
-    PadStateCache,
-    forecast_quantiles,
-    paths_rollout_applies,
-)
+from rexforge.forecast.engine import ROLLOUTS, PadStateCache, forecast_quantiles
 from rexforge.forecast.inputs import iter_series, left_pad_batch
+from rexforge.forecast.mixture import paths_rollout_applies
 from rexforge.forecast.resample import DEFAULT_HORIZON as DEFAULT_RESAMPLED_HORIZON
 from rexforge.forecast.resample import downsample_batch, upsample_forecasts
 from rexforge.io.checkpoint import Checkpoint, load_state_dict_strict, read_checkpoint

@@ -83,10 +83,10 @@ def forecast(
             plus each forecast patch, as NXAI's code does; stateful carries the recurrent state
             forward (faster for long horizons, slightly different forecasts); median feeds each
             patch's median back as context; paths feeds back quantile curves along 9 paths
-            and mixes them (wider, better-calibrated later bands; 9x the cost of median).
-            Default: the model's own (`rexforge info`): exact
-            for official checkpoints, median for the bundled starter. TiRex-2: median forecasts
-            past the model's cap (320 steps) the same way
+            and mixes them (later bands that carry the earlier patches' uncertainty; ~10x the
+            cost of median). Default: the model's own (`rexforge info`): exact for official
+            checkpoints, paths for the bundled starter. TiRex-2: median or paths forecast past
+            the model's cap (320 steps) the same way
         past_covariates: TiRex-2, long layout: columns known up to the forecast start only
             (a b, or a,b); --target may then name several targets (a,b)
         future_covariates: TiRex-2, long layout: columns known ahead, with their values over

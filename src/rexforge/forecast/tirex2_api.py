@@ -18,8 +18,9 @@ How one forecast is made (the reference's rules, measured and documented there):
   ``context_len + future_len`` steps (``pad_context=False``: padded only to the longest series
   of its batch);
 * the network forecasts the future_len window in one pass; horizons beyond future_len are cut
-  to future_len with a warning, as the reference does, or with ``rollout="median"`` forecast
-  window by window with the median fed back (``rexforge.forecast.tirex2_rollout``);
+  to future_len with a warning, as the reference does, or forecast window by window with the
+  median fed back (``rollout="median"``) or along Q paths (``"paths"``;
+  ``rexforge.forecast.tirex2_rollout``);
 * the targets' quantiles are post-processed (bands widened, or differences integrated), and
   with ``tta_sign_flip`` averaged with the mirrored forecast of the negated series.
 """
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 from rexforge.config_tirex2 import TiRex2Config
 from rexforge.errors import ConfigError, InputError
 from rexforge.forecast.api import check_prediction_length
+from rexforge.forecast.mixture import paths_rollout_applies
 from rexforge.forecast.tirex2_inputs import TimeseriesType, build_series
 from rexforge.forecast.tirex2_post import (
     complement_order,
@@ -45,7 +47,7 @@ from rexforge.forecast.tirex2_post import (
     target_forecasts,
     trending_rows,
 )
-from rexforge.forecast.tirex2_rollout import ROLLOUTS, median_rollout
+from rexforge.forecast.tirex2_rollout import ROLLOUTS, median_rollout, paths_rollout
 from rexforge.model.tirex2 import TiRex2Model, count_parameters
 
 logger = logging.getLogger(__name__)
@@ -128,7 +130,7 @@ class TiRex2Forecaster:
         tta_sign_flip: bool | None = None,
         tta_diff: bool | None = None,
         pad_context: bool = True,
-        rollout: Literal["cut", "median"] = "cut",
+        rollout: Literal["cut", "median", "paths"] = "cut",
     ):
         """Quantile forecasts, one [V_t, Q, H] per series of ``timeseries``.
 
@@ -143,7 +145,9 @@ class TiRex2Forecaster:
         rollout: ``"cut"`` (default) cuts longer horizons to ``future_len`` with a warning, as
             the reference does; ``"median"`` forecasts further by feeding the median forecast
             back as context (``rexforge.forecast.tirex2_rollout``; its later bands are too
-            narrow). Known-future covariates must then cover the whole horizon.
+            narrow); ``"paths"`` feeds back one quantile curve along each of Q paths and mixes
+            their forecasts (Q times the cost past the first window). Known-future covariates
+            must then cover the whole horizon.
         Returns a list of torch tensors or numpy arrays (``output_type``); with
         ``yield_per_batch`` an iterator of such lists, one per ``batch_size`` series.
         """
@@ -160,7 +164,7 @@ class TiRex2Forecaster:
         def batches():
             for start in range(0, len(series), batch_size):
                 chunk = series[start : start + batch_size]
-                forecasts = self._predict_any_horizon(chunk, horizon, options)
+                forecasts = self._predict_any_horizon(chunk, horizon, options, rollout)
                 yield [f.numpy() for f in forecasts] if output_type == "numpy" else forecasts
 
         if yield_per_batch:
@@ -182,7 +186,7 @@ class TiRex2Forecaster:
         tta_sign_flip: bool | None = None,
         tta_diff: bool | None = None,
         pad_context: bool = True,
-        rollout: Literal["cut", "median"] = "cut",
+        rollout: Literal["cut", "median", "paths"] = "cut",
     ):
         """Forecast every item of a long pandas DataFrame (``rexforge.forecast.tirex2_frames``).
 
@@ -264,7 +268,12 @@ class TiRex2Forecaster:
         if rollout not in ROLLOUTS:
             raise InputError(f"rollout must be one of {', '.join(ROLLOUTS)}, got {rollout!r}")
         horizon = check_prediction_length(prediction_length)
-        if rollout == "median":
+        if rollout == "paths" and not paths_rollout_applies(self.quantiles):
+            raise InputError(
+                "rollout 'paths' needs quantile levels k / (Q + 1), k = 1..Q (as 0.1, ..., 0.9); "
+                f"this model's are {self.quantiles}"
+            )
+        if rollout != "cut":
             return horizon
         if horizon > self.config.future_len:
             logger.warning(
@@ -275,18 +284,21 @@ class TiRex2Forecaster:
             )
         return min(horizon, self.config.future_len)
 
-    def _predict_any_horizon(self, series, horizon: int, options: dict) -> list[torch.Tensor]:
+    def _predict_any_horizon(
+        self, series, horizon: int, options: dict, rollout: str
+    ) -> list[torch.Tensor]:
         """``predict``, rolled out over several windows when ``horizon`` passes the cap."""
         cap = self.config.future_len
         if horizon <= cap:
             return self.predict(series, horizon, **options)
-        return median_rollout(
-            lambda items, steps: self.predict(items, steps, **options),
-            series,
-            horizon,
-            cap,
-            min(range(len(self.quantiles)), key=lambda i: abs(self.quantiles[i] - 0.5)),
-        )
+
+        def predict(items, steps):
+            return self.predict(items, steps, **options)
+
+        if rollout == "paths":
+            return paths_rollout(predict, series, horizon, cap, self.quantiles)
+        median = min(range(len(self.quantiles)), key=lambda i: abs(self.quantiles[i] - 0.5))
+        return median_rollout(predict, series, horizon, cap, median)
 
     def _predict_once(
         self, series: list[TimeseriesType], horizon: int, differencing: bool, pad_context: bool

@@ -55,7 +55,7 @@ def forecast_table_file(
     model: a loaded model whose ``forecast_df`` takes covariates (a ``TiRex2Forecaster``).
     target / past_covariates / future_covariates: column names (a,b, or a list); targets
         default to every numeric column that is not an id, timestamp or covariate.
-    rollout: None cuts nothing and refuses horizons past the model's cap; ``"median"`` rolls
+    rollout: None cuts nothing and refuses horizons past the model's cap; ``"median"`` or ``"paths"`` rolls
         out past it (``rexforge.forecast.tirex2_rollout``).
     unsupported: the command's flags that were given but have no meaning here (an error).
     """
@@ -114,15 +114,15 @@ def _check_request(model, horizon: int, rollout, futures, future_data, unsupport
             f"--future-data need a model that takes covariates (TiRex-2); {model.source or 'this'}"
             f" is a {type(model.model).__name__}"
         )
-    if rollout not in (None, "median"):
+    if rollout not in (None, "median", "paths"):
         raise InputError(
-            f"--rollout {rollout} applies to TiRex models; TiRex-2 has --rollout median"
+            f"--rollout {rollout} applies to TiRex models; TiRex-2 has --rollout median or paths"
         )
     cap = model.config.future_len
     if horizon > cap and rollout is None:
         raise InputError(
             f"this TiRex-2 model forecasts at most {cap} steps per pass, got --horizon {horizon}; "
-            "add --rollout median to forecast further (the median is fed back as context)"
+            "add --rollout median or paths to forecast further (forecasts are fed back as context)"
         )
     if futures and future_data is None:
         raise InputError(

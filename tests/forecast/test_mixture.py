@@ -1,6 +1,6 @@
 import torch
 
-from rexforge.forecast.engine import mixture_quantiles
+from rexforge.forecast.mixture import mixture_quantiles
 
 LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
