@@ -338,7 +338,8 @@ def test_limits_refuse_nonsense():
 
 def test_a_tirex2_model_is_served_through_predict_quantiles():
     """A second family needs no change to the service: its numbers are its
-    ``predict_quantiles``; TiRex's rollout option and horizons past the cap are 422s."""
+    ``predict_quantiles``; TiRex's rollouts and, without one of its own, horizons past the cap
+    are 422s; with ``median`` or ``paths`` it forecasts past the cap."""
     import torch
 
     from rexforge.families.tirex2 import TIREX2
@@ -359,8 +360,18 @@ def test_a_tirex2_model_is_served_through_predict_quantiles():
         np.testing.assert_allclose(body["quantiles"], quantiles.numpy(), rtol=1e-6)
         np.testing.assert_allclose(body["mean"], mean.numpy(), rtol=1e-6)
         status, body = call(f"{url}/forecast", {**payload, "rollout": "exact"})
-        assert status == 422 and "rollout" in body["error"]
+        assert (
+            status == 422
+            and body["error"] == "rollout: this model's rollouts are cut, median, paths"
+        )
         too_far = {**payload, "prediction_length": config.future_len + 1}
-        status, body = call(f"{url}/forecast", too_far)
-        assert status == 422 and "at most" in body["error"], body
+        for rollout in (None, "cut"):
+            request = too_far if rollout is None else {**too_far, "rollout": rollout}
+            status, body = call(f"{url}/forecast", request)
+            assert status == 422 and "at most" in body["error"], body
+        for rollout in ("median", "paths"):
+            status, body = call(f"{url}/forecast", {**too_far, "rollout": rollout})
+            assert status == 200, body
+            quantiles, _ = model.predict_quantiles(series, config.future_len + 1, rollout=rollout)
+            np.testing.assert_allclose(body["quantiles"], quantiles.numpy(), rtol=1e-5, atol=1e-6)
         assert call(f"{url}/health")[0] == 200

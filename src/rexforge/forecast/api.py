@@ -90,10 +90,15 @@ class TiRexForecaster:
         ``default_rollout`` metadata, else ``"exact"`` (the official behaviour). A model
         trained on one-patch futures only, such as the bundled starter, never saw the masked
         patches the exact rollout feeds it, and forecasts later patches better from its own
-        median fed back (benchmarks/long_horizon.py); official checkpoints keep the official
+        forecasts fed back (benchmarks/long_horizon.py); official checkpoints keep the official
         rollout."""
         rollout = self.metadata.get("default_rollout", "exact")
         return rollout if rollout in ROLLOUTS else "exact"
+
+    @property
+    def rollouts(self) -> tuple[str, ...]:
+        """The names ``forecast(..., rollout=)`` takes."""
+        return ROLLOUTS
 
     def fit(self, train_series, **options) -> TiRexForecaster:
         """Fine-tune a copy of this model on ``train_series``; see ``rexforge.fit``. Returns the

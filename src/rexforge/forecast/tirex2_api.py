@@ -96,6 +96,11 @@ class TiRex2Forecaster:
         return list(self.config.quantiles)
 
     @property
+    def rollouts(self) -> tuple[str, ...]:
+        """The names ``forecast(..., rollout=)`` takes: what happens past ``future_len``."""
+        return ROLLOUTS
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 

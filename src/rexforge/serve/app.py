@@ -2,7 +2,7 @@
 
     GET  /health    -> {"status": "ok", "model": ..., "quantile_levels": [...], ...}
     POST /forecast  {"series": [[...], ...], "prediction_length": H,
-                     "quantile_levels": [...] (optional), "rollout": "exact"|"stateful"|"median"|"paths"}
+                     "quantile_levels": [...] (optional), "rollout": one of the model's}
                     -> {"quantiles": [B][H][Q], "mean": [B][H], "quantile_levels": [...]}
 
 The numbers are those of ``forecaster.forecast(series, H, output_type="numpy")`` (missing
@@ -49,8 +49,10 @@ class ForecastRequest(BaseModel):
         description="levels within the model's trained range (interpolated between trained "
         "levels); default: the model's own levels",
     )
-    rollout: Literal["exact", "stateful", "median", "paths"] | None = Field(
-        default=None, description="how horizons over one patch are computed; default: the model's"
+    rollout: Literal["exact", "stateful", "median", "paths", "cut"] | None = Field(
+        default=None,
+        description="how horizons past one pass of the model are computed (TiRex: exact, "
+        "stateful, median, paths; TiRex-2: cut, median, paths); default: the model's",
     )
 
 
@@ -144,12 +146,16 @@ def forecast_function(forecaster) -> ForecastFunction:
     from rexforge.eval.forecasters import ModelView
 
     # TiRex's forecast takes a rollout; another family is served through the verb every
-    # family has (``predict_quantiles``), which refuses a horizon past the model's cap.
+    # family has (``predict_quantiles``): without a rollout (or with "cut") a horizon past the
+    # model's cap is refused, with "median" or "paths" it is rolled out.
     other_family = ModelView(forecaster) if _default_rollout(forecaster) is None else None
 
     def run(series: list[np.ndarray], key: ForecastKey) -> tuple[np.ndarray, np.ndarray]:
-        if other_family is not None:
+        if other_family is not None and key.rollout in (None, "cut"):
             quantiles, mean = other_family.forecast(series, key.prediction_length)
+        elif other_family is not None:  # rolled out past the model's cap
+            q, m = forecaster.predict_quantiles(series, key.prediction_length, rollout=key.rollout)
+            quantiles, mean = q.numpy(), m.numpy()
         else:
             quantiles, mean = forecaster.forecast(
                 series, key.prediction_length, output_type="numpy", rollout=key.rollout
@@ -197,8 +203,10 @@ def parse_forecast_request(
             f"prediction_length must be between 1 and {limits.max_prediction_length}, got {horizon}",
         )
     default_rollout = _default_rollout(forecaster)
-    if request.rollout is not None and default_rollout is None:
-        raise RequestRejected(422, "rollout: this model has no rollout option (TiRex models do)")
+    rollouts = tuple(getattr(forecaster, "rollouts", ()))
+    if request.rollout is not None and request.rollout not in rollouts:
+        offered = ", ".join(rollouts) if rollouts else "none"
+        raise RequestRejected(422, f"rollout: this model's rollouts are {offered}")
     key = ForecastKey(
         prediction_length=horizon,
         rollout=request.rollout or default_rollout,
