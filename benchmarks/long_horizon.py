@@ -1,11 +1,13 @@
 """Long-horizon benchmark: per-patch accuracy and the patch-boundary jump (issue 19, item 2).
 
-    python benchmarks/long_horizon.py [--model starter] [--context 2048]
+    python benchmarks/long_horizon.py [--model starter] [--context 2048] [--origins 1]
 
 Needs ../shared/data (outside the repository) and statsmodels (macrodata, co2). For every set
-the last ``h`` steps of each series are held out (one origin per series); the model forecasts
-them with every rollout (``exact``, the official one; ``stateful``; ``median``, which feeds
-the median forecast back as context). Per patch (steps 1-32,
+the last ``h`` steps of each series are held out (one origin per series; ``--origins K`` also
+holds out the K - 1 windows of ``h`` steps before them, each forecast from the steps before it,
+where at least ``h`` remain); the model forecasts them with every rollout (``exact``, the
+official one; ``stateful``; ``median``, which feeds the median forecast back as context;
+``paths``, which feeds back quantile curves along 9 paths and mixes them). Per patch (steps 1-32,
 33-64, ...) WQL and MASE of the model and of naive, seasonal naive and seasonal naive with
 drift, and the model's ratio to the better of naive and seasonal naive. The patch-boundary
 jump is ``|median[32] - median[31]|`` (0-based forecast steps) over the median ``|step|`` of
@@ -151,14 +153,26 @@ def baselines(ctx: np.ndarray, h: int, season: int) -> dict[str, np.ndarray]:
     return {"naive": naive, "seasonal_naive": snaive, "snaive_drift": sdrift}
 
 
-def run_set(model, spec: dict, context_len: int) -> dict:
+def origins_of(series: list[np.ndarray], h: int, origins: int) -> tuple[list, list]:
+    """(contexts, targets): per series the last ``h`` steps, and with ``origins`` > 1 the
+    windows of ``h`` steps before them, while at least ``h`` steps of context remain."""
+    ctxs, ys = [], []
+    for y in series:
+        for k in range(origins):
+            cut = len(y) - (k + 1) * h
+            if k > 0 and cut < h:
+                break
+            ctxs.append(y[:cut])
+            ys.append(y[cut : cut + h])
+    return ctxs, ys
+
+
+def run_set(model, spec: dict, context_len: int, origins: int = 1) -> dict:
     from rexforge.eval.metrics import evaluate_forecasts, seasonal_scale
 
     h, season = spec["horizon"], spec["season"]
-    ctxs, ys = [], []
-    for y in spec["series"]:
-        ctxs.append(y[:-h][-context_len:])
-        ys.append(y[-h:])
+    ctxs, ys = origins_of(spec["series"], h, origins)
+    ctxs = [c[-context_len:] for c in ctxs]
     Y = np.stack(ys)
     scale = np.array([seasonal_scale(c, season) for c in ctxs])
     levels = list(model.quantiles)
@@ -280,11 +294,21 @@ def _verdict(results: list[dict]) -> list[str]:
     return rows
 
 
+def _origins_text(origins: int) -> str:
+    if origins == 1:
+        return "One origin per series: the last h steps held out"
+    return (
+        f"Up to {origins} origins per series: the last h steps held out, and the {origins - 1} "
+        "windows of h steps before them where h steps of context remain (the series column "
+        "counts forecasts)"
+    )
+
+
 def _md(results: list[dict], args) -> str:
     out = [
         f"# Long-horizon benchmark ({args.model})\n",
-        "One origin per series: the last h steps held out, the model sees at most "
-        f"{args.context} steps before them. Point baselines fill every quantile, so their WQL "
+        f"{_origins_text(args.origins)}, the model sees at most "
+        f"{args.context} steps before each. Point baselines fill every quantile, so their WQL "
         "is their weighted absolute error. Ratio = model / min(naive, seasonal naive), "
         "per patch. Jump = |median[32] - median[31]| / median |step| of the last 32 context "
         "values, per series.\n",
@@ -339,9 +363,14 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=2048)
     parser.add_argument("--cap", type=int, default=30, help="most series per set")
     parser.add_argument(
+        "--origins", type=int, default=1, help="forecast origins per series (windows of h steps)"
+    )
+    parser.add_argument(
         "--name", default=None, help="results name suffix (default: the model folder's name)"
     )
     args = parser.parse_args()
+    if args.origins < 1:
+        parser.error("--origins must be >= 1")
     if not (args.data / "README.md").is_file():
         print(
             f"error: {args.data} not found (this benchmark needs ../shared/data)", file=sys.stderr
@@ -353,7 +382,7 @@ def main() -> None:
     model = load_model(args.model)
     results = []
     for spec in load_sets(args.data, args.cap):
-        r = run_set(model, spec, args.context)
+        r = run_set(model, spec, args.context, args.origins)
         results.append(r)
         print(
             r["set"],
