@@ -251,7 +251,7 @@ class BrokenForecaster:
     default_rollout = "exact"
     broken = True
 
-    def forecast(self, series, prediction_length, output_type, rollout):
+    def predict_quantiles(self, series, prediction_length, rollout):
         if self.broken:
             raise RuntimeError("the model fell over")
         shape = (len(series), prediction_length)
@@ -368,7 +368,7 @@ def test_a_tirex2_model_is_served_through_predict_quantiles():
         for rollout in (None, "cut"):
             request = too_far if rollout is None else {**too_far, "rollout": rollout}
             status, body = call(f"{url}/forecast", request)
-            assert status == 422 and "at most" in body["error"], body
+            assert status == 422 and "rollout (median or paths)" in body["error"], body
         for rollout in ("median", "paths"):
             status, body = call(f"{url}/forecast", {**too_far, "rollout": rollout})
             assert status == 200, body

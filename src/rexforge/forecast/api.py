@@ -240,6 +240,7 @@ class TiRexForecaster:
         prediction_length: int | None = None,
         quantile_levels: Sequence[float] | None = None,
         batch_size: int = 512,
+        rollout: Literal["exact", "stateful", "median", "paths"] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Chronos-style: ``(quantiles [B, H, len(levels)], mean [B, H])`` as torch tensors.
 
@@ -247,9 +248,12 @@ class TiRexForecaster:
         official models): a level between two trained ones is interpolated linearly between
         their forecasts (0.25 is the midpoint of the 0.2 and 0.3 forecasts), so increasing
         trained quantiles give increasing interpolated ones. Levels outside the trained
-        range are not extrapolated: they raise an ``InputError``.
+        range are not extrapolated: they raise an ``InputError``. ``rollout``: as in
+        ``forecast`` (None: the model's default).
         """
-        quantiles, mean = self.forecast(context, prediction_length, batch_size=batch_size)
+        quantiles, mean = self.forecast(
+            context, prediction_length, batch_size=batch_size, rollout=rollout
+        )
         if quantile_levels is None:
             return quantiles, mean
         return interpolate_quantiles(quantiles, self.quantiles, quantile_levels), mean

@@ -5,7 +5,7 @@
                      "quantile_levels": [...] (optional), "rollout": one of the model's}
                     -> {"quantiles": [B][H][Q], "mean": [B][H], "quantile_levels": [...]}
 
-The numbers are those of ``forecaster.forecast(series, H, output_type="numpy")`` (missing
+The numbers are those of ``forecaster.predict_quantiles(series, H)`` (missing
 values are sent as null, and null comes back where a forecast is NaN). Every error, whatever
 its cause, is a JSON body ``{"error": "<one line>"}``: 400 for a body that is not JSON, 413
 for one over the size limit, 422 for a request that is valid JSON but not a valid forecast
@@ -140,25 +140,20 @@ def create_app(
 
 
 def forecast_function(forecaster) -> ForecastFunction:
-    """The batcher's forecast: ``forecaster.forecast``, then the requested levels as
-    ``predict_quantiles`` computes them (linear between the trained levels)."""
-
-    from rexforge.eval.forecasters import ModelView
-
-    # TiRex's forecast takes a rollout; another family is served through the verb every
-    # family has (``predict_quantiles``): without a rollout (or with "cut") a horizon past the
-    # model's cap is refused, with "median" or "paths" it is rolled out.
-    other_family = ModelView(forecaster) if _default_rollout(forecaster) is None else None
+    """The batcher's forecast: ``forecaster.predict_quantiles`` (every family has it) with the
+    request's rollout, then the requested levels as ``predict_quantiles`` computes them
+    (linear between the trained levels). A model that forecasts fewer steps than asked (TiRex-2
+    past its cap, without a rollout that goes further) is an ``InputError``."""
+    further = [r for r in getattr(forecaster, "rollouts", ()) if r in ("median", "paths")]
 
     def run(series: list[np.ndarray], key: ForecastKey) -> tuple[np.ndarray, np.ndarray]:
-        if other_family is not None and key.rollout in (None, "cut"):
-            quantiles, mean = other_family.forecast(series, key.prediction_length)
-        elif other_family is not None:  # rolled out past the model's cap
-            q, m = forecaster.predict_quantiles(series, key.prediction_length, rollout=key.rollout)
-            quantiles, mean = q.numpy(), m.numpy()
-        else:
-            quantiles, mean = forecaster.forecast(
-                series, key.prediction_length, output_type="numpy", rollout=key.rollout
+        options = {} if key.rollout is None else {"rollout": key.rollout}
+        quantiles, mean = forecaster.predict_quantiles(series, key.prediction_length, **options)
+        quantiles, mean = np.asarray(quantiles), np.asarray(mean)
+        if quantiles.shape[1] < key.prediction_length:
+            raise InputError(
+                f"prediction_length: this model forecasts at most {quantiles.shape[1]} steps in "
+                f"one pass; ask for a rollout ({' or '.join(further)}) to forecast further"
             )
         if key.quantile_levels is not None:
             trained = forecaster.quantiles
