@@ -198,6 +198,11 @@ def run_set(model, spec: dict, context_len: int, origins: int = 1) -> dict:
             row[rollout]["wql_ratio"] = row[rollout]["wql"] / best_wql
             row[rollout]["mase_ratio"] = row[rollout]["mase"] / best_mase
         patches.append(row)
+    later_coverage = {}
+    for rollout in ROLLOUTS:
+        q, mean = forecasts[rollout]
+        _, agg = evaluate_forecasts(Y[:, PATCH:], q[:, PATCH:], mean[:, PATCH:], levels, scale)
+        later_coverage[rollout] = float(agg["coverage_80"]) if h > PATCH else float("nan")
     jumps = {}
     for rollout in ROLLOUTS:
         median = forecasts[rollout][0][:, :, levels.index(0.5)]
@@ -231,6 +236,7 @@ def run_set(model, spec: dict, context_len: int, origins: int = 1) -> dict:
         "seconds": seconds,
         "patches": patches,
         "jump": jumps,
+        "later_coverage_80": later_coverage,
         "targets": targets,
     }
 
@@ -289,6 +295,28 @@ def _verdict(results: list[dict]) -> list[str]:
         + ". Both targets (jump and every later patch's WQL ratio <= 1): "
         + ", ".join(f"{name} on {both_met[name]}" for name in ROLLOUTS)
         + ". Patch 1 is identical for every rollout by construction.",
+        "",
+        *_coverage_rows(results),
+    ]
+    return rows
+
+
+def _coverage_rows(results: list[dict]) -> list[str]:
+    """How often the 0.1-0.9 band of patches 2+ holds the truth (0.80 if calibrated)."""
+    rows = [
+        "## 80% band coverage beyond the first patch\n",
+        *_table_head(["set"], [f"coverage ({r})" for r in ROLLOUTS]),
+    ]
+    closest = dict.fromkeys(ROLLOUTS, 0)
+    for r in results:
+        coverage = r["later_coverage_80"]
+        closest[min(ROLLOUTS, key=lambda n: abs(coverage[n] - 0.8))] += 1
+        rows.append(f"| {r['set']} | " + " | ".join(f"{coverage[n]:.2f}" for n in ROLLOUTS) + " |")
+    rows += [
+        "",
+        "Closest to 0.80: "
+        + ", ".join(f"{name} on {closest[name]} of {len(results)} sets" for name in ROLLOUTS)
+        + ".",
         "",
     ]
     return rows
