@@ -183,17 +183,7 @@ class TiRexForecaster:
                 f"output_type must be 'torch', 'numpy' or 'gluonts', got {output_type!r}"
             )
         horizon = self._check_horizon(prediction_length)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if max_accelerated_rollout_steps < 1:
-            raise InputError("max_accelerated_rollout_steps must be >= 1")
-        if rollout not in ROLLOUTS:
-            raise InputError(f"rollout must be one of {', '.join(ROLLOUTS)}, got {rollout!r}")
-        if rollout == "paths" and not paths_rollout_applies(self.quantiles):
-            raise InputError(
-                "rollout 'paths' needs quantile levels k / (Q + 1), k = 1..Q (as 0.1, ..., 0.9); "
-                f"this model's are {self.quantiles}"
-            )
+        self._check_options(batch_size, max_accelerated_rollout_steps, rollout)
         batches = self._iter_batches(
             context, horizon, batch_size, max_accelerated_rollout_steps, rollout, resample_strategy
         )
@@ -206,6 +196,20 @@ class TiRexForecaster:
             return (convert(q, m) for q, m in batches)
         pairs = list(batches)
         return convert(torch.cat([q for q, _ in pairs]), torch.cat([m for _, m in pairs]))
+
+    def _check_options(self, batch_size, max_accelerated_rollout_steps, rollout) -> None:
+        """One ``InputError`` for the first of ``forecast``'s options that cannot be used."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if max_accelerated_rollout_steps < 1:
+            raise InputError("max_accelerated_rollout_steps must be >= 1")
+        if rollout not in ROLLOUTS:
+            raise InputError(f"rollout must be one of {', '.join(ROLLOUTS)}, got {rollout!r}")
+        if rollout == "paths" and not paths_rollout_applies(self.quantiles):
+            raise InputError(
+                "rollout 'paths' needs quantile levels k / (Q + 1), k = 1..Q (as 0.1, ..., 0.9); "
+                f"this model's are {self.quantiles}"
+            )
 
     def forecast_gluon(
         self,
