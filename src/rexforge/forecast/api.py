@@ -19,7 +19,7 @@ from rexforge.config import TiRexConfig
 from rexforge.errors import InputError
 from rexforge.forecast.engine import ROLLOUTS, PadStateCache, forecast_quantiles
 from rexforge.forecast.inputs import iter_series, left_pad_batch
-from rexforge.forecast.mixture import paths_rollout_applies
+from rexforge.forecast.mixture import check_paths_levels
 from rexforge.forecast.resample import DEFAULT_HORIZON as DEFAULT_RESAMPLED_HORIZON
 from rexforge.forecast.resample import downsample_batch, upsample_forecasts
 from rexforge.io.checkpoint import Checkpoint, load_state_dict_strict, read_checkpoint
@@ -205,11 +205,8 @@ class TiRexForecaster:
             raise InputError("max_accelerated_rollout_steps must be >= 1")
         if rollout not in ROLLOUTS:
             raise InputError(f"rollout must be one of {', '.join(ROLLOUTS)}, got {rollout!r}")
-        if rollout == "paths" and not paths_rollout_applies(self.quantiles):
-            raise InputError(
-                "rollout 'paths' needs quantile levels k / (Q + 1), k = 1..Q (as 0.1, ..., 0.9); "
-                f"this model's are {self.quantiles}"
-            )
+        if rollout == "paths":
+            check_paths_levels(self.quantiles)
 
     def forecast_gluon(
         self,

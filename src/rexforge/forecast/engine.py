@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import torch
 
-from rexforge.forecast.mixture import mixture_quantiles, path_levels, paths_rollout_applies
+from rexforge.forecast.mixture import check_paths_levels, mixture_quantiles, path_levels
 from rexforge.model.tirex import TiRexModel
 from rexforge.model.tokenizer import (
     Scale,
@@ -257,10 +257,7 @@ def _median_rollout(model, context, prediction_length, cache) -> torch.Tensor:
 
 def _paths_rollout(model, context, prediction_length, cache) -> torch.Tensor:
     P, Q = model.config.input_patch_size, model.config.num_quantiles
-    if not paths_rollout_applies(model.config.quantiles):
-        raise ValueError(
-            f"the paths rollout needs levels k / (Q + 1), not {model.config.quantiles}"
-        )
+    check_paths_levels(model.config.quantiles)
     B = context.shape[0]
     first = forecast_next_patches(model, context, cache, new_patches=1).quantiles  # [B, Q, P]
     pieces = [first]

@@ -192,16 +192,19 @@ def _forecast_arrays(forecaster, contexts, prediction_length, batch_size, rollou
             rollout=rollout,
             resample_strategy=resample,
         )
-    if rollout not in (None, "median", "paths") or resample is not None:
+    from rexforge.forecast.tirex2_rollout import PAST_CAP
+
+    further = " or ".join(PAST_CAP)
+    if rollout not in (None, *PAST_CAP) or resample is not None:
         raise InputError(
             "--rollout exact/stateful and --resample-strategy apply to TiRex models, not "
-            "TiRex-2 (which has --rollout median or paths)"
+            f"TiRex-2 (which has --rollout {further})"
         )
     longest = forecaster.config.future_len
     if prediction_length > longest and rollout is None:
         raise InputError(
             f"this TiRex-2 model forecasts at most {longest} steps, got --horizon "
-            f"{prediction_length}; add --rollout median or paths to forecast further"
+            f"{prediction_length}; add --rollout {further} to forecast further"
         )
     quantiles, mean = forecaster.predict_quantiles(
         contexts, prediction_length, batch_size=batch_size, rollout=rollout or "cut"

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import torch
 
+from rexforge.errors import InputError
+
 # Fixed, so that a series' forecast never depends on the run or on the rest of its batch.
 PATH_LEVELS_SEED = 0
 
@@ -27,11 +29,16 @@ def path_levels(Q: int) -> Iterator[torch.Tensor]:
         yield torch.randperm(Q, generator=generator)
 
 
-def paths_rollout_applies(levels: list[float]) -> bool:
-    """Whether a model with these quantile levels can roll out along paths: the paths draw the
-    levels as equally likely, so they must be k / (Q + 1), k = 1..Q (TiRex's 0.1..0.9)."""
+def check_paths_levels(levels: list[float]) -> None:
+    """Raise ``InputError`` unless a model with these quantile levels can roll out along paths:
+    the paths draw the levels as equally likely, so they must be k / (Q + 1), k = 1..Q (TiRex's
+    0.1..0.9)."""
     Q = len(levels)
-    return all(abs(level - (k + 1) / (Q + 1)) < 1e-6 for k, level in enumerate(levels))
+    if any(abs(level - (k + 1) / (Q + 1)) >= 1e-6 for k, level in enumerate(levels)):
+        raise InputError(
+            "rollout 'paths' needs quantile levels k / (Q + 1), k = 1..Q (as 0.1, ..., 0.9); "
+            f"this model's are {list(levels)}"
+        )
 
 
 def mixture_quantiles(per_path: torch.Tensor, levels: list[float]) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from rexforge.config_tirex2 import TiRex2Config
 from rexforge.errors import ConfigError, InputError
 from rexforge.forecast.api import check_prediction_length
-from rexforge.forecast.mixture import paths_rollout_applies
+from rexforge.forecast.mixture import check_paths_levels
 from rexforge.forecast.tirex2_inputs import TimeseriesType, build_series
 from rexforge.forecast.tirex2_post import (
     complement_order,
@@ -273,11 +273,8 @@ class TiRex2Forecaster:
         if rollout not in ROLLOUTS:
             raise InputError(f"rollout must be one of {', '.join(ROLLOUTS)}, got {rollout!r}")
         horizon = check_prediction_length(prediction_length)
-        if rollout == "paths" and not paths_rollout_applies(self.quantiles):
-            raise InputError(
-                "rollout 'paths' needs quantile levels k / (Q + 1), k = 1..Q (as 0.1, ..., 0.9); "
-                f"this model's are {self.quantiles}"
-            )
+        if rollout == "paths":
+            check_paths_levels(self.quantiles)
         if rollout != "cut":
             return horizon
         if horizon > self.config.future_len:

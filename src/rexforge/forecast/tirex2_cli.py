@@ -102,6 +102,7 @@ def forecast_table_file(
 def _check_request(model, horizon: int, rollout, futures, future_data, unsupported) -> None:
     """One ``InputError`` for options that cannot go together, before any file is read."""
     from rexforge.forecast.tirex2_api import TiRex2Forecaster
+    from rexforge.forecast.tirex2_rollout import PAST_CAP
 
     if unsupported:
         raise InputError(
@@ -114,15 +115,16 @@ def _check_request(model, horizon: int, rollout, futures, future_data, unsupport
             f"--future-data need a model that takes covariates (TiRex-2); {model.source or 'this'}"
             f" is a {type(model.model).__name__}"
         )
-    if rollout not in (None, "median", "paths"):
+    further = " or ".join(PAST_CAP)
+    if rollout not in (None, *PAST_CAP):
         raise InputError(
-            f"--rollout {rollout} applies to TiRex models; TiRex-2 has --rollout median or paths"
+            f"--rollout {rollout} applies to TiRex models; TiRex-2 has --rollout {further}"
         )
     cap = model.config.future_len
     if horizon > cap and rollout is None:
         raise InputError(
             f"this TiRex-2 model forecasts at most {cap} steps per pass, got --horizon {horizon}; "
-            "add --rollout median or paths to forecast further (forecasts are fed back as context)"
+            f"add --rollout {further} to forecast further (forecasts are fed back as context)"
         )
     if futures and future_data is None:
         raise InputError(

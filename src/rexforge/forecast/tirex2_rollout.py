@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from rexforge.forecast.mixture import mixture_quantiles, path_levels
 from rexforge.forecast.tirex2_inputs import TimeseriesType
 
-ROLLOUTS = ("cut", "median", "paths")
+# The rollouts that forecast past future_len; "cut" (the reference's) stops there.
+PAST_CAP = ("median", "paths")
+ROLLOUTS = ("cut", *PAST_CAP)
 
 
 def median_rollout(
