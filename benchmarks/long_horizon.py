@@ -32,7 +32,7 @@ from benchmarks.results_writer import write_result  # noqa: E402
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 PATCH = 32
 JUMP_TARGET = 3.0
-from rexforge.forecast.engine import ROLLOUTS  # noqa: E402
+from rexforge.forecast.rollouts import ROLLOUTS  # noqa: E402
 
 
 def _long(path: Path, min_length: int, cap: int) -> list[np.ndarray]:

@@ -17,11 +17,12 @@ import torch
 
 from rexforge.config import TiRexConfig
 from rexforge.errors import InputError
-from rexforge.forecast.engine import ROLLOUTS, PadStateCache, forecast_quantiles
+from rexforge.forecast.engine import PadStateCache, forecast_quantiles
 from rexforge.forecast.inputs import iter_series, left_pad_batch
 from rexforge.forecast.mixture import check_paths_levels
 from rexforge.forecast.resample import DEFAULT_HORIZON as DEFAULT_RESAMPLED_HORIZON
 from rexforge.forecast.resample import downsample_batch, upsample_forecasts
+from rexforge.forecast.rollouts import ROLLOUTS, Rollout
 from rexforge.io.checkpoint import Checkpoint, load_state_dict_strict, read_checkpoint
 from rexforge.model.tirex import TiRexModel, count_parameters
 from rexforge.registry import family_of
@@ -129,7 +130,7 @@ class TiRexForecaster:
         max_accelerated_rollout_steps: int = 1,
         output_device: str = "cpu",
         resample_strategy: str | None = None,
-        rollout: Literal["exact", "stateful", "median", "paths"] | None = None,
+        rollout: Rollout | None = None,
     ):
         """Quantile forecasts for each series of ``context``.
 
@@ -241,7 +242,7 @@ class TiRexForecaster:
         prediction_length: int | None = None,
         quantile_levels: Sequence[float] | None = None,
         batch_size: int = 512,
-        rollout: Literal["exact", "stateful", "median", "paths"] | None = None,
+        rollout: Rollout | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Chronos-style: ``(quantiles [B, H, len(levels)], mean [B, H])`` as torch tensors.
 

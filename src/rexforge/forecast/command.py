@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Literal
 
 from rexforge.errors import InputError
+from rexforge.forecast.rollouts import Rollout
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def forecast(
     stream: bool = False,
     batch_size: int = 512,
     context_length: int | None = None,
-    rollout: Literal["exact", "stateful", "median", "paths"] | None = None,
+    rollout: Rollout | None = None,
     past_covariates: list[str] | None = None,
     future_covariates: list[str] | None = None,
     future_data: Path | None = None,

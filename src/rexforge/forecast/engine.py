@@ -19,6 +19,7 @@ from typing import NamedTuple
 import torch
 
 from rexforge.forecast.mixture import check_paths_levels, mixture_quantiles, path_levels
+from rexforge.forecast.rollouts import ROLLOUTS
 from rexforge.model.tirex import TiRexModel
 from rexforge.model.tokenizer import (
     Scale,
@@ -160,9 +161,6 @@ def _next_patches_whole_window(model: TiRexModel, window: torch.Tensor, new_patc
     out = result.quantiles[:, -new_patches:]  # [B, n, Q, P]
     flat = out.permute(0, 2, 1, 3).reshape(B, out.shape[2], new_patches * P)
     return PatchForecast(unscale(flat, scale), result.states, scale)
-
-
-ROLLOUTS = ("exact", "stateful", "median", "paths")
 
 
 @torch.no_grad()
